@@ -1,0 +1,59 @@
+// error.cpp: thread-local error state and its formatting.
+#include "error.hpp"
+
+#include <cerrno>
+#include <cstdarg>
+#include <cstdio>
+#include <string>
+
+namespace nbd {
+namespace {
+
+struct ThreadError {
+  const char* call = nullptr;  // static string of the public call in progress
+  std::string message;
+  int errnum = 0;
+  bool set = false;
+};
+
+thread_local ThreadError t_error;
+
+}  // namespace
+
+int set_error(int errnum, const char* fmt, ...) {
+  ThreadError& e = t_error;
+  e.message.clear();
+  if (e.call != nullptr) {
+    e.message += e.call;
+    e.message += ": ";
+  }
+  const size_t prefix = e.message.size();
+  va_list ap;
+  va_start(ap, fmt);
+  va_list ap2;
+  va_copy(ap2, ap);
+  const int n = std::vsnprintf(nullptr, 0, fmt, ap);
+  va_end(ap);
+  if (n > 0) {
+    e.message.resize(prefix + static_cast<size_t>(n) + 1);
+    std::vsnprintf(e.message.data() + prefix, static_cast<size_t>(n) + 1, fmt, ap2);
+    e.message.resize(prefix + static_cast<size_t>(n));
+  }
+  va_end(ap2);
+  e.errnum = errnum;
+  e.set = true;
+  errno = errnum;
+  return -1;
+}
+
+const char* last_error() { return t_error.set ? t_error.message.c_str() : nullptr; }
+
+int last_errno() { return t_error.errnum; }
+
+const char* current_call() { return t_error.call; }
+
+ApiScope::ApiScope(const char* name) : saved_(t_error.call) { t_error.call = name; }
+
+ApiScope::~ApiScope() { t_error.call = saved_; }
+
+}  // namespace nbd

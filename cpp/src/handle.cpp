@@ -1,0 +1,47 @@
+// handle.cpp: creating and closing handles, and the calls that need no handle.
+#include "handle.hpp"
+
+#include <cstdlib>
+#include <cstring>
+
+#include "debug.hpp"
+#include "error.hpp"
+#include "unlocked.hpp"
+
+namespace {
+
+std::atomic<unsigned> g_handle_count{0};
+
+}  // namespace
+
+nbd_handle::nbd_handle() : name("nbd" + std::to_string(++g_handle_count)) {
+  const char* env = std::getenv("LIBNBD_DEBUG");
+  debug = env != nullptr && std::strcmp(env, "1") == 0;
+}
+
+nbd_handle::~nbd_handle() = default;
+
+namespace nbd {
+
+nbd_handle* unlocked_create() {
+  auto* h = new nbd_handle;
+  if (h->debug_enabled())
+    debug(*h, "opening handle");
+  return h;
+}
+
+void unlocked_close(nbd_handle* h) {
+  if (h == nullptr)
+    return;
+  ApiScope scope{"nbd_close"};
+  if (h->debug_enabled())
+    debug(*h, "closing handle");
+  // Destruction frees every closure the handle still owns, each exactly once.
+  delete h;
+}
+
+const char* unlocked_get_error() { return last_error(); }
+
+int unlocked_get_errno() { return last_errno(); }
+
+}  // namespace nbd

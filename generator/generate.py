@@ -1,0 +1,101 @@
+#!/usr/bin/env python3
+# generate.py: api.yaml -> every generated surface of nbdpp.  Usage:
+#   generate.py SPEC OUTDIR [--only TARGET ...]     render (TARGETS: see OUTPUTS below)
+#   generate.py SPEC --check                         validate only
+# Writes a file only when its content changes, and makes generated files read-only.
+import argparse
+import os
+import stat
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import jinja2  # noqa: E402
+
+from nbdgen import lang_c, lang_cpp, lang_man  # noqa: E402
+from nbdgen.load import SpecError, load  # noqa: E402
+from nbdgen.validate import validate  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+BANNER = "GENERATED from api.yaml by generator/generate.py: DO NOT EDIT."
+
+
+def environment():
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(os.path.join(HERE, "templates")),
+                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
+                             trim_blocks=True, lstrip_blocks=True)
+    for module in (lang_c, lang_cpp, lang_man):
+        for name in getattr(module, "EXPORTS", None) or [n for n in dir(module) if not n.startswith("_")]:
+            obj = getattr(module, name)
+            if callable(obj):
+                env.globals[name] = obj
+    env.filters["roff"] = lang_man.roff_escape
+    return env
+
+
+def write_if_changed(path, text):
+    """Returns True when the file was (re)written."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            if f.read() == text:
+                return False
+    except FileNotFoundError:
+        pass
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.chmod(tmp, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+    os.replace(tmp, path)
+    return True
+
+
+def outputs(api):
+    """(target, relative path, template, extra context) for every generated file."""
+    common = {
+        "no_handle_calls": [c for c in api.calls if c.handle != "required"],
+        "handle_calls": [c for c in api.calls if c.handle == "required"],
+        "optional_closures": sorted({a.closure for c in api.calls for a in c.closures if a.optional}),
+    }
+    yield "c", "include/libnbd.h", "libnbd.h.j2", common
+    yield "c", "src/api.cpp", "api.cpp.j2", common
+    yield "c", "src/unlocked.hpp", "unlocked.hpp.j2", common
+    yield "c", "libnbd.syms", "libnbd.syms.j2", common
+    yield "cpp", "include/nbd/nbd.hpp", "nbd.hpp.j2", common
+    for call in api.calls:
+        yield "man", f"man/man3/{call.c_name}.3", "man3.j2", {"call": call}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("spec")
+    ap.add_argument("outdir", nargs="?")
+    ap.add_argument("--check", action="store_true", help="validate the spec and exit")
+    ap.add_argument("--only", action="append", help="render only these targets (c, cpp, man)")
+    ap.add_argument("--stamp", help="touch this file after a successful run")
+    args = ap.parse_args(argv)
+    try:
+        api = validate(load(args.spec), args.spec)
+    except SpecError as e:
+        print(e, file=sys.stderr)
+        return 1
+    if args.check:
+        return 0
+    if not args.outdir:
+        ap.error("OUTDIR is required unless --check is given")
+    env = environment()
+    written = 0
+    for target, rel, template, extra in outputs(api):
+        if args.only and target not in args.only:
+            continue
+        text = env.get_template(template).render(api=api, banner=BANNER, **extra)
+        written += write_if_changed(os.path.join(args.outdir, rel), text)
+    if args.stamp:
+        with open(args.stamp, "w", encoding="utf-8") as f:
+            f.write("ok\n")
+    print(f"generate.py: {written} file(s) updated in {args.outdir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

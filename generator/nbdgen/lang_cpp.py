@@ -1,0 +1,2 @@
+# Type maps for the header-only C++ wrapper nbd/nbd.hpp.
+EXPORTS = []
