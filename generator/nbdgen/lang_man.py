@@ -1,7 +1,380 @@
-# Roff rendering for the man pages.
-EXPORTS = ["roff_escape"]
+# Roff rendering for the section 3 man pages: escaping, wrapping, link markup, and the wording
+# tables (return values, errors, states, versions) derived from the model.
+#
+# Every piece of prose reaches the template as ready roff lines, grouped into blocks:
+#   ("para", [line, ...])                 a filled paragraph
+#   ("list", [[line, ...], ...])          bulleted items
+#   ("tags", [(tag, [line, ...]), ...])   tagged items (.TP); always follows a "para" block
+#   ("code", [line, ...])                 verbatim lines (.nf)
+# so man3.j2 only loops over blocks and picks the macro by kind.
+import re
+import textwrap
+
+from . import lang_c
+from .model import LINK_RE, POINTER_KINDS, doc_blocks
+
+EXPORTS = ["roff_escape", "man_th", "man_name", "man_prototype", "man_typedefs", "man_description",
+           "man_return", "man_errors", "man_state", "man_version", "man_see_also"]
+
+# .TH date: fixed so that pages are reproducible; bump it when the page format or the docs change
+# in a release.
+MAN_DATE = "2026-11-28"
+WIDTH = 72          # fill text and verbatim declarations; man indents by 7 of 80 columns
+LONG_WORD = 40      # longer words get explicit break points so narrow terminals can wrap them
+
+# Inline markup inside generated sentences, turned into font escapes after escaping.  Private use
+# code points, so they cannot collide with roff syntax; stripped from spec text first.
+_I, _B, _R = "\ue000", "\ue001", "\ue002"
+_FONTS = {_I: "\\fI", _B: "\\fB", _R: "\\fR"}
+_LINK_SUFFIX = re.compile(r"\(\)|\(3\)")
 
 
 def roff_escape(text):
-    out = str(text).replace("\\", "\\e").replace("-", "\\-")
-    return "\n".join("\\&" + l if l.startswith((".", "'")) else l for l in out.split("\n"))
+    r"""Escapes plain text for roff: \ -> \e, - -> \-, non-ASCII -> \[uXXXX], and \& before a
+    line that would otherwise start with a control character."""
+    out = []
+    for ch in str(text):
+        if ch == "\\":
+            out.append("\\e")
+        elif ch == "-":
+            out.append("\\-")
+        elif ch in _FONTS or ch in "\n\t":
+            out.append(ch)
+        elif ord(ch) < 32 or ord(ch) == 127:
+            continue
+        elif ord(ch) > 126:
+            out.append(f"\\[u{ord(ch):04X}]")
+        else:
+            out.append(ch)
+    return "\n".join("\\&" + l if l.startswith((".", "'")) else l for l in "".join(out).split("\n"))
+
+
+def _escape_word(word):
+    """Escapes one word; a long one (a URL, a path) gets break points after each '/' and every
+    LONG_WORD characters, and no hyphenation."""
+    if len(word) <= LONG_WORD:
+        return roff_escape(word)
+    pieces = []
+    for part in re.findall(r"[^/]*/|[^/]+", word):
+        pieces += [part[i:i + LONG_WORD] for i in range(0, len(part), LONG_WORD)]
+    return "\\%" + "\\:".join(roff_escape(p) for p in pieces)
+
+
+def _link(api, self_name):
+    """A re.sub callback: calls with a page become '\\fBnbd_x\\fR(3)', other names bold."""
+    def sub(m):
+        name = m.group(1)
+        page = name.startswith("nbd_") and name[4:] in api.call_map and name != self_name
+        return f"\\fB{name}\\fR(3)" if page else f"\\fB{name}\\fR"
+    return sub
+
+
+def _markup(line, api, self_name):
+    line = re.sub(LINK_RE.pattern + r"(?:" + _LINK_SUFFIX.pattern + r")?", _link(api, self_name), line)
+    for mark, esc in _FONTS.items():
+        line = line.replace(mark, esc)
+    return line
+
+
+def _fill(text, api, self_name, width=WIDTH):
+    """Wraps prose, then escapes it and marks up names: a list of roff text lines."""
+    text = " ".join(str(text).split())
+    if not text:
+        return []
+    lines = textwrap.wrap(text, width, break_long_words=False, break_on_hyphens=False)
+    out = []
+    for line in lines:
+        rendered = " ".join(_escape_word(w) for w in line.split(" "))
+        if rendered.startswith(("\\&.", "\\&'")):
+            pass
+        elif rendered.startswith((".", "'")):
+            rendered = "\\&" + rendered
+        out.append(_markup(rendered, api, self_name))
+    return out
+
+
+def _code(lines):
+    return [roff_escape(l.expandtabs(8).rstrip()) for l in lines]
+
+
+def _clean(text):
+    """Spec text with our private markup characters removed."""
+    return "".join(ch for ch in str(text) if ch not in _FONTS)
+
+
+def _doc(text, api, self_name):
+    """doc_blocks() of spec text, rendered.  Consecutive verbatim chunks (split by the blank
+    line between them) are joined back with that blank line."""
+    out = []
+    for kind, body in doc_blocks(_clean(text)) if str(text).strip() else []:
+        if kind == "para":
+            lines = _fill(body, api, self_name)
+            if lines:
+                out.append(("para", lines))
+        elif kind == "list":
+            out.append(("list", [_fill(item, api, self_name) or ["\\&"] for item in body]))
+        elif out and out[-1][0] == "code":
+            out[-1] = ("code", out[-1][1] + [""] + _code(body))
+        else:
+            out.append(("code", _code(body)))
+    return out
+
+
+def _arg(name):
+    return f"{_I}{name}{_R}"
+
+
+def _bold(name):
+    return f"{_B}{name}{_R}"
+
+
+def _join(words, conj="or"):
+    words = list(words)
+    if len(words) <= 1:
+        return "".join(words)
+    return ", ".join(words[:-1]) + f" {conj} " + words[-1]
+
+
+def _const(vs, value):
+    return f"LIBNBD_{vs.prefix}_{value.name}"
+
+
+def _tags(vs, values, api, self_name):
+    return ("tags", [(_const(vs, v), _fill(v.doc, api, self_name)) for v in values])
+
+
+# ---- header and synopsis --------------------------------------------------------------------
+
+def man_th(call, api):
+    package = api.package or "nbdpp"
+    return f'.TH {call.c_name.upper()} 3 "{MAN_DATE}" "{package}" "{package} C API"'
+
+
+def man_name(call):
+    return f"{call.c_name} \\- {roff_escape(' '.join(call.short.split()))}"
+
+
+def man_prototype(call):
+    """The C declaration, wrapped for the synopsis, with the function name in bold."""
+    rt = lang_c.ret_type(call)
+    head = f"{rt}{'' if rt.endswith('*') else ' '}{call.c_name}"
+    lines = roff_escape(lang_c.wrap_decl(head, lang_c.params(call), width=WIDTH - 1) + ";").split("\n")
+    lines[0] = lines[0].replace(f"{call.c_name} (", f"\\fB{call.c_name}\\fR (", 1)
+    return lines
+
+
+def man_typedefs(call, api):
+    """The typedef of every closure type the call takes, each as a list of lines."""
+    out, seen = [], set()
+    for a in call.closures:
+        if a.closure in seen:
+            continue
+        seen.add(a.closure)
+        cl = api.closure_map[a.closure]
+        decl = lang_c.wrap_decl("  int (*callback)", lang_c.closure_params(cl), width=WIDTH - 1)
+        text = f"typedef struct {{\n{decl};\n  void *user_data;\n  void (*free) (void *user_data);\n}} {cl.c_type};"
+        out.append(roff_escape(text).split("\n"))
+    return out
+
+
+# ---- description ----------------------------------------------------------------------------
+
+_LIFETIME = {
+    "call": "The library uses {a} only while this call runs.  Its {free} function, if not NULL, "
+            "is called exactly once, before this call returns.",
+    "command": "The library keeps {a} until the command it starts has completed and retired, then "
+               "calls its {free} function, if not NULL, exactly once.  If this call fails, {free} is "
+               "called before it returns.",
+    "persistent": "The handle keeps {a} until it is replaced, cleared or the handle is closed with "
+                  "nbd_close, then calls its {free} function, if not NULL, exactly once.  If this "
+                  "call fails, {free} is called before it returns.",
+}
+
+
+def _closure_blocks(call, a, api):
+    cl = api.closure_map[a.closure]
+    text = f"{_arg(a.name)} is a {cl.c_type} closure. "
+    text += _LIFETIME[a.lifetime].format(a=_arg(a.name), free=_bold("free"))
+    if a.optional:
+        text += (f" It is optional: if its {_bold('callback')} member is NULL (for example "
+                 f"{_bold('NBD_NULL_' + a.closure.upper())}) no callback is made, and {_bold('free')} "
+                 f"is still called.")
+    else:
+        text += f" Its {_bold('callback')} member must not be NULL."
+    return [("para", _fill(text, api, call.c_name))] + _doc(cl.doc, api, call.c_name)
+
+
+def _flags_blocks(call, a, api):
+    vs = api.value_sets[a.type]
+    mask = f"LIBNBD_{vs.prefix}_MASK"
+    strict = ("nbd_set_strict_mode" if "set_strict_mode" in api.call_map else "strict mode")
+    if a.allowed is None:
+        intro = (f"{_arg(a.name)} is a bitwise OR of zero or more of the following flags "
+                 f"({mask} is all of them):")
+        return [("para", _fill(intro, api, call.c_name)), _tags(vs, vs.values, api, call.c_name)]
+    if not a.allowed:
+        text = (f"This call accepts no flags: pass 0 as {_arg(a.name)}.  Other values are refused "
+                f"unless LIBNBD_STRICT_FLAGS is cleared with {strict}, in which case values that "
+                f"fit in 16 bits are sent to the server unchecked.")
+        return [("para", _fill(text, api, call.c_name))]
+    intro = f"{_arg(a.name)} is a bitwise OR of zero or more of the following flags:"
+    after = (f"Other flags are refused unless LIBNBD_STRICT_FLAGS is cleared with {strict}, in "
+             f"which case flags that fit in 16 bits are sent to the server unchecked.")
+    return [("para", _fill(intro, api, call.c_name)),
+            _tags(vs, [vs.value_named(f) for f in a.allowed], api, call.c_name),
+            ("para", _fill(after, api, call.c_name))]
+
+
+def _enum_blocks(call, a, api):
+    vs = api.value_sets[a.type]
+    return [("para", _fill(f"{_arg(a.name)} must be one of:", api, call.c_name)),
+            _tags(vs, vs.values, api, call.c_name)]
+
+
+def _persist_blocks(call, a, api):
+    use = "writes the reply into" if a.kind == "bytes_out" else "may read"
+    text = (f"The library {use} {_arg(a.name)} after this call has returned, so the buffer must "
+            f"stay valid, and must not be used for anything else, until the command has completed.")
+    return [("para", _fill(text, api, call.c_name))]
+
+
+def man_description(call, api):
+    blocks = _doc(call.doc, api, call.c_name)
+    for a in call.all_args:
+        if a.kind == "closure":
+            blocks += _closure_blocks(call, a, api)
+        elif a.kind == "flags":
+            blocks += _flags_blocks(call, a, api)
+        elif a.kind == "enum":
+            blocks += _enum_blocks(call, a, api)
+        if a.persist:
+            blocks += _persist_blocks(call, a, api)
+    if not blocks:
+        short = " ".join(call.short.split())
+        blocks = [("para", _fill(f"{call.c_name}: {short}.", api, call.c_name))]
+    return blocks
+
+
+# ---- return value, errors, state, version, see also -----------------------------------------
+
+# (on success, on error) wording per return kind; the error half is used only when may_fail.
+_RETURN = {
+    "err": ("returns 0 on success", "-1 on error"),
+    "bool": ("returns 1 for true or 0 for false", "-1 on error"),
+    "int": ("returns a non-negative integer on success", "-1 on error"),
+    "int64": ("returns a non-negative 64-bit integer on success", "-1 on error"),
+    "cookie": ("returns a positive cookie that identifies the command, for use with "
+               "nbd_aio_command_completed", "-1 on error"),
+    "size": ("returns a non-negative count on success", "-1 on error"),
+    "fd": ("returns a file descriptor on success", "-1 on error"),
+    "uint": ("returns an unsigned integer", None),
+    "uintptr": ("returns a uintptr_t value", None),
+    "enum": ("returns one of the values below", "-1 on error"),
+    "flags": ("returns a bitwise OR of the flags below", None),
+    "string": ("returns a newly allocated, NUL-terminated string, which the caller must free with "
+               "free(3)", "NULL on error"),
+    "static_string": ("returns a pointer to a NUL-terminated string owned by the library, which the "
+                      "caller must neither free nor modify", "NULL on error"),
+    "void": ("returns no value", None),
+    "handle": ("returns a new handle, which the caller must close with nbd_close", "NULL on error"),
+}
+_ALWAYS = {"err": "always returns 0"}
+
+
+def man_return(call, api):
+    ok, err = _RETURN[call.ret]
+    if call.may_fail and err:
+        text = f"This call {ok}, or {err}."
+    elif not call.may_fail and call.ret in _ALWAYS:
+        text = f"This call {_ALWAYS[call.ret]}: it cannot fail."
+    elif call.ret in ("void",):
+        text = f"This call {ok}."
+    else:
+        text = f"This call {ok}.  It cannot fail."
+    # free(3) is a link too, but LINK_RE only knows our names.
+    lines = [l.replace("free(3)", "\\fBfree\\fR(3)") for l in _fill(text, api, call.c_name)]
+    blocks = [("para", lines)]
+    if call.ret in ("enum", "flags"):
+        vs = api.value_sets[call.ret_type]
+        blocks.append(_tags(vs, vs.values, api, call.c_name))
+    return blocks
+
+
+def man_errors(call, api):
+    """Blocks for ERRORS, or [] for a call that cannot fail."""
+    if not call.may_fail:
+        return []
+    me = call.c_name
+    intro = ("On error the reason is kept per thread: nbd_get_error returns a message and "
+             "nbd_get_errno an errno value.  The errno values this call sets include:")
+    reasons = {}
+    nulls = [_arg("h")] if call.handle == "required" else []
+    nulls += [_arg(a.name) for a in call.all_args if a.kind in POINTER_KINDS]
+    nulls += [f"the {_bold('callback')} member of {_arg(a.name)}"
+              for a in call.closures if not a.optional]
+    if nulls:
+        reasons.setdefault("EFAULT", []).append(f"{_join(nulls)} is NULL.")
+    if call.states:
+        words = _join([api.states[s] for s in call.states])
+        if "created" not in call.states:
+            reasons.setdefault("ENOTCONN", []).append(
+                f"The handle is {api.states['created']}, but it must be {words}.")
+            reasons.setdefault("EINVAL", []).append(
+                f"The handle has moved on to a state in which this call is not permitted (it must be "
+                f"{words}).")
+        else:
+            reasons.setdefault("EINVAL", []).append(f"The handle is not {words}.")
+    for a in call.all_args:
+        if a.kind == "enum":
+            reasons.setdefault("EINVAL", []).append(f"{_arg(a.name)} is not one of the values listed "
+                                                    f"above.")
+        elif a.kind == "flags":
+            reasons.setdefault("EINVAL", []).append(f"{_arg(a.name)} has a flag set that this call "
+                                                    f"does not accept.")
+    reasons.setdefault("ENOMEM", []).append("The library ran out of memory.")
+    tags = [(errno, _fill(" ".join(texts), api, me)) for errno, texts in reasons.items()]
+    return [("para", _fill(intro, api, me)), ("tags", tags)]
+
+
+def man_state(call, api):
+    me = call.c_name
+    if call.handle == "none":
+        text = "This call does not take a handle."
+    elif not call.states:
+        text = "This call may be made with the handle in any state."
+    else:
+        text = f"The handle must be {_join([api.states[s] for s in call.states])}."
+    if call.handle == "nullable":
+        text += f"  {_arg('h')} may be NULL."
+    if not call.locked:
+        text += ("  This call takes no lock: it is safe to call from any thread at any time, even "
+                 "while another thread is inside a call on the same handle.")
+    elif call.handle != "none":
+        text += ("  The call holds the handle's lock while it runs, so calls made on one handle "
+                 "from several threads are serialised.")
+    return [("para", _fill(text, api, me))]
+
+
+def man_version(call, api):
+    prefix, _, number = call.since.partition("_")
+    if prefix == "LIBNBD":
+        text = f"This function first appeared in libnbd {number} (symbol version {call.since})."
+    elif prefix.lower() == api.package:
+        text = (f"This function is an {api.package} extension that libnbd does not have (symbol "
+                f"version {call.since}).")
+    else:
+        text = f"This function has the symbol version {call.since}."
+    text += "  To test for it at compile time:"
+    macro = f"LIBNBD_HAVE_{call.c_name.upper()}"
+    return [("para", _fill(text, api, call.c_name)),
+            ("code", _code([f"#ifdef {macro}", "...", "#endif"]))]
+
+
+def man_see_also(call, api):
+    """SEE ALSO entries as .BR arguments, the last one without a comma."""
+    names = []
+    for other in call.see_also:
+        if other != call.name and f"nbd_{other}" not in names:
+            names.append(f"nbd_{other}")
+    names.append("libnbd")
+    return [f"{n} (3){',' if i + 1 < len(names) else ''}" for i, n in enumerate(names)]

@@ -1,4 +1,6 @@
 # Loads api.yaml, remembering the line of every mapping and key so errors can name it.
+import os
+
 import yaml
 
 
@@ -34,7 +36,8 @@ def _construct_mapping(loader, node):
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
         if key in result:
-            raise SpecError(f"{loader.name}:{key_node.start_mark.line + 1}: duplicate key {key!r}")
+            raise SpecError(f"{os.path.basename(loader.name)}:{key_node.start_mark.line + 1}: "
+                           f"duplicate key {key!r}")
         result[key] = loader.construct_object(value_node, deep=True)
         result.key_lines[key] = key_node.start_mark.line + 1
     return result

@@ -189,6 +189,9 @@ def _call(ck, name, c, api_sets, closures, versions, states):
     status = c.get("status", "done")
     if status not in ("done", "pending"):
         ck.err(c.line_of("status"), f"{what}: status must be done or pending")
+    elif status == "pending" and not may_fail:
+        ck.err(c.line_of("status"), f"{what}: a pending call fails with ENOTSUP, so it must be "
+                                    f"able to fail")
     short = c.get("short", "")
     if not isinstance(short, str) or not short or short[0].isupper() or short.endswith("."):
         ck.err(c.line_of("short") if "short" in c else c.line,
@@ -278,6 +281,9 @@ def validate(raw, path):
     api_sets = {vs.key: vs for vs in enums + flags if vs}
     closure_map = {c.name: c for c in closures}
     raw_calls = raw.get("calls") or Node()
+    for name, c in raw_calls.items():
+        if isinstance(c, Node):
+            c.line = raw_calls.line_of(name)  # report calls at their name, not their first key
     calls = [_call(ck, name, c, api_sets, closure_map, versions, states)
              for name, c in raw_calls.items()]
     api = Api(package=str(raw.get("package", "")), versions=versions, frozen=frozen, states=states,

@@ -1,0 +1,118 @@
+# test_validate.py: each validator rule rejects one broken variant of fixtures/mini.yaml, naming
+# the right line.
+import os
+import tempfile
+import unittest
+
+from nbdgen.load import SpecError, load
+from nbdgen.validate import validate
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+MINI = os.path.join(HERE, "fixtures", "mini.yaml")
+
+# (rule, text to replace in mini.yaml, replacement, expected message, text on the reported line)
+CASES = [
+    ("unknown key", "    short: choose the mode\n", "    short: choose the mode\n    colour: red\n",
+     "call set_mode: unknown key 'colour'", "colour: red"),
+    ("duplicate key", "    short: read the mode\n", "    short: read the mode\n    short: again\n",
+     "duplicate key 'short'", "short: again"),
+    ("snake_case call name", "  get_mode:\n", "  getMode:\n",
+     "call getMode: name must be snake_case", "getMode:"),
+    ("since names a node", "  get_name:\n    since: TEST_1.1\n", "  get_name:\n    since: TEST_9.9\n",
+     "call get_name: since 'TEST_9.9' is not a symbol version", "since: TEST_9.9"),
+    ("frozen node membership", "  pread:\n    since: TEST_1.0\n", "  pread:\n    since: TEST_1.1\n",
+     "call pread: must be in frozen node TEST_1.0, not TEST_1.1", "  pread:"),
+    ("frozen node gains no member", "  get_name:\n    since: TEST_1.1\n",
+     "  get_name:\n    since: TEST_1.0\n",
+     "call get_name: frozen node TEST_1.0 does not contain nbd_get_name", "  get_name:"),
+    ("cannot fail means no states", "    ret_type: mode\n    may_fail: false\n",
+     "    ret_type: mode\n    may_fail: false\n    states: [created]\n",
+     "call get_mode: a call that cannot fail may have no states", ("get_mode:", "may_fail: false")),
+    ("return without an error value", "    ret_type: mode\n    may_fail: false\n",
+     "    ret_type: mode\n    may_fail: false\n    args: [{name: p, kind: string}]\n",
+     "call get_mode: a call that cannot fail may have no states or pointer",
+     ("get_mode:", "may_fail: false")),
+    ("uint return cannot fail", "    ret: string\n    locked: false\n", "    ret: uint\n    locked: false\n",
+     "call get_name: ret uint has no error value, so may_fail must be false", "ret: uint"),
+    ("pending must be able to fail", "    ret_type: mode\n    may_fail: false\n",
+     "    ret_type: mode\n    may_fail: false\n    status: pending\n",
+     "call get_mode: a pending call fails with ENOTSUP", "status: pending"),
+    ("persistent buffer needs completion",
+     "    optargs: [{name: completion_callback, kind: closure, closure: completion, lifetime: command},\n"
+     "              {name: flags, kind: flags, type: cmd}]\n",
+     "    optargs: [{name: flags, kind: flags, type: cmd}]\n",
+     "call aio_pread: a persistent buffer needs a completion closure", "  aio_pread:"),
+    ("one persistent buffer", "{name: offset, kind: uint64},\n           {name: chunk_callback",
+     "{name: b2, kind: bytes_out, len: c2, persist: true},\n           {name: chunk_callback",
+     "call aio_pread: at most one persistent buffer per call", "  aio_pread:"),
+    ("see_also resolves", "    see_also: [get_mode]\n", "    see_also: [get_mood]\n",
+     "call set_mode: see_also names unknown call 'get_mood'", "see_also: [get_mood]"),
+    ("doc links resolve", "      Returns the mode.\n", "      Returns the mode, see nbd_get_mood.\n",
+     "call get_mode: doc mentions unknown 'nbd_get_mood'", ("get_mode:", "    doc: |")),
+    ("flags do not overlap", "values: {FUA: 0x01, DF: 0x04}", "values: {FUA: 0x01, DF: 0x01}",
+     "flags cmd: DF = 0x1 overlaps another flag", "values: {FUA: 0x01, DF: 0x01}"),
+    ("flags are single bits", "values: {FUA: 0x01, DF: 0x04}", "values: {FUA: 0x01, DF: 0x06}",
+     "flags cmd: DF = 0x6 must be a single bit of a uint32", "values: {FUA: 0x01, DF: 0x06}"),
+    ("enum values fit an int", "values: {IDLE: 0, BUSY: 1}", "values: {IDLE: 0, BUSY: 2147483648}",
+     "enum mode: BUSY = 2147483648 does not fit in an int", "values: {IDLE: 0, BUSY"),
+    ("known argument kinds", "{name: offset, kind: uint64}]\n    optargs: [{name: flags",
+     "{name: offset, kind: uint128}]\n    optargs: [{name: flags",
+     "call pread: argument 'offset' has unknown kind 'uint128'", "kind: uint128"),
+    ("allowed flags exist", "allowed: [DF]", "allowed: [NO_HOLE]",
+     "call pread: argument 'flags': 'NO_HOLE' is not a cmd flag", "allowed: [NO_HOLE]"),
+    ("known states", "    states: [created]\n", "    states: [sleeping]\n",
+     "call set_mode: unknown state 'sleeping'", "states: [sleeping]"),
+    ("known closures", "closure: debug, lifetime: persistent", "closure: trace, lifetime: persistent",
+     "call set_debug_callback: argument 'debug_callback': unknown closure 'trace'", "closure: trace"),
+    ("closure lifetimes", "closure: debug, lifetime: persistent", "closure: debug, lifetime: forever",
+     "call set_debug_callback: argument 'debug_callback': lifetime must be one of", "lifetime: forever"),
+    ("short is a phrase", "    short: read data\n", "    short: Read data.\n",
+     "call pread: 'short' must be a lowercase phrase", "short: Read data."),
+    ("argument names unique", "{name: offset, kind: uint64}]\n    optargs: [{name: flags",
+     "{name: buf, kind: uint64}]\n    optargs: [{name: flags",
+     "call pread: argument name 'buf' is used twice", "  pread:"),
+]
+
+
+def line_of(text, marker):
+    """Line number of the first line holding the marker; (anchor, needle) looks after anchor."""
+    anchor, needle = marker if isinstance(marker, tuple) else ("", marker)
+    lines = text.split("\n")
+    start = next(i for i, line in enumerate(lines) if anchor in line)
+    for number, line in enumerate(lines[start:], start + 1):
+        if needle in line:
+            return number
+    raise AssertionError(f"{needle!r} not in the fixture")
+
+
+class ValidatorRules(unittest.TestCase):
+    def test_mini_is_valid(self):
+        api = validate(load(MINI), MINI)
+        self.assertEqual([c.name for c in api.calls][:3], ["close", "set_mode", "get_mode"])
+
+    def test_each_rule_rejects_its_fixture(self):
+        with open(MINI, encoding="utf-8") as f:
+            original = f.read()
+        for rule, old, new, message, marker in CASES:
+            with self.subTest(rule=rule):
+                self.assertEqual(original.count(old), 1, f"fixture text for {rule!r} not unique")
+                text = original.replace(old, new)
+                with tempfile.TemporaryDirectory() as tmp:
+                    path = os.path.join(tmp, "mini.yaml")
+                    with open(path, "w", encoding="utf-8") as f:
+                        f.write(text)
+                    with open(os.path.join(HERE, "fixtures", "mini-abi.txt"), encoding="utf-8") as src, \
+                            open(os.path.join(tmp, "mini-abi.txt"), "w", encoding="utf-8") as dst:
+                        dst.write(src.read())
+                    with self.assertRaises(SpecError) as ctx:
+                        validate(load(path), path)
+                expected = f"mini.yaml:{line_of(text, marker)}: {message}"
+                self.assertTrue(any(l.startswith(expected) for l in str(ctx.exception).split("\n")),
+                                f"{rule}: wanted {expected!r} in:\n{ctx.exception}")
+
+    def test_every_rule_has_a_case(self):
+        self.assertEqual(len({c[0] for c in CASES}), len(CASES))
+
+
+if __name__ == "__main__":
+    unittest.main()
