@@ -1,2 +1,254 @@
-# Type maps for the header-only C++ wrapper nbd/nbd.hpp.
-EXPORTS = []
+# Type maps and code fragments for the header-only C++ wrapper nbd/nbd.hpp.
+#
+# Every name is prefixed cpp_ because generate.py puts the exports of all lang_* modules into one
+# Jinja namespace.  Generated method bodies use the locals `r` (the C result) and `scope` (the
+# callback exception relay) and `<arg>_c` (converted strings); cpp_check() refuses a spec whose
+# argument names would collide with them or with the Handle's own members.
+from .lang_c import closure_params, err_value
+
+EXPORTS = [
+    "cpp_check", "cpp_pascal", "cpp_value_type", "cpp_flags_type", "cpp_underlying", "cpp_literal",
+    "cpp_macro", "cpp_constant", "cpp_meta_constants", "cpp_callback_type", "cpp_callback_args",
+    "cpp_callback_signature", "cpp_trampoline_params", "cpp_trampoline_args", "cpp_error_slot",
+    "cpp_wrapped", "cpp_params", "cpp_prelude", "cpp_call_statement", "cpp_error_test",
+    "cpp_ret_type", "cpp_return", "cpp_notes",
+]
+
+# Members of nbd::Handle that are not calls; a call of the same name would clash.
+_HANDLE_MEMBERS = {"get", "release", "destroy", "h_"}
+_LOCALS = {"r", "scope"}
+
+# No-handle calls whose C++ form is not a free function: the Handle's constructor and destructor
+# own nbd_create/nbd_close, and nbd::Error carries what nbd_get_error/nbd_get_errno report.
+_NOT_FREE_FUNCTIONS = {"create", "close", "get_error", "get_errno"}
+
+_SCALAR = {
+    "bool": "bool", "int": "int", "uint32": "uint32_t", "uint64": "uint64_t", "size": "size_t",
+    "uintptr": "uintptr_t", "fd": "int", "string": "std::string_view", "path": "std::string_view",
+    "string_list": "const std::vector<std::string>&", "bytes_in": "std::span<const std::byte>",
+    "bytes_out": "std::span<std::byte>",
+}
+_RET = {
+    "err": "void", "bool": "bool", "int": "int", "int64": "int64_t", "cookie": "int64_t",
+    "size": "size_t", "fd": "int", "uint": "unsigned", "uintptr": "uintptr_t", "string": "std::string",
+    "static_string": "std::string_view", "void": "void",
+}
+_RET_EXPR = {
+    "bool": "r != 0", "int": "r", "int64": "r", "cookie": "r", "fd": "r", "uint": "r",
+    "uintptr": "r", "size": "static_cast<size_t>(r)", "string": "std::string{r.get()}",
+    "static_string": "detail::view(r)",
+}
+# Callable parameter types for each closure argument kind (the C form is in lang_c).
+_CALLBACK_ARG = {
+    "string": "std::string_view", "uint64": "uint64_t", "uint": "unsigned", "mutable_int": "int*",
+    "bytes_in": "std::span<const std::byte>", "uint32_array": "std::span<uint32_t>",
+}
+
+
+def cpp_pascal(snake):
+    """block_size -> BlockSize, FAST_ZERO -> FastZero, allocation-depth -> AllocationDepth."""
+    words = snake.replace("-", "_").replace(":", "_").lower().split("_")
+    return "".join(w[:1].upper() + w[1:] for w in words if w)
+
+
+def cpp_check(api):
+    """Raises ValueError when a name in the spec cannot be used as is in C++; renders nothing."""
+    for call in api.calls:
+        if call.handle == "required" and call.name in _HANDLE_MEMBERS:
+            raise ValueError(f"call {call.name}: clashes with a member of nbd::Handle")
+        for a in call.all_args:
+            if a.name in _LOCALS or a.name.endswith("_c") or a.name in _HANDLE_MEMBERS:
+                raise ValueError(f"call {call.name}: argument {a.name} clashes with a local of nbd.hpp")
+        if call.handle == "none" and call.name not in _NOT_FREE_FUNCTIONS and call.ret == "handle":
+            raise ValueError(f"call {call.name}: a second constructor call has no C++ form")
+    return ""
+
+
+def cpp_value_type(vs):
+    """The enum class of an enum (Tls) or the bit type of a flag set (CmdFlag)."""
+    return cpp_pascal(vs.key) + ("Flag" if vs.kind == "flags" else "")
+
+
+def cpp_flags_type(vs):
+    """The set type of a flag set: CmdFlags = Flags<CmdFlag>."""
+    return cpp_pascal(vs.key) + "Flags"
+
+
+def cpp_underlying(vs):
+    # The C header passes enums as int and flag sets as uint32_t.
+    return "uint32_t" if vs.kind == "flags" else "int"
+
+
+def cpp_literal(vs, value):
+    return f"{value:#x}U" if vs.kind == "flags" else str(value)
+
+
+def cpp_macro(vs, name):
+    return f"LIBNBD_{vs.prefix}_{name}"
+
+
+def cpp_constant(vs, v):
+    """(C++ name, C macro) of a plain constant: LIBNBD_READ_DATA -> kReadData."""
+    return "k" + cpp_pascal(f"{vs.prefix}_{v.name}"), cpp_macro(vs, v.name)
+
+
+def cpp_meta_constants(ns):
+    """(C++ declaration, C macro) for the names the C header defines for one namespace."""
+    out = [(f'std::string_view k{cpp_pascal("namespace_" + ns.name)} = "{ns.name}:"',
+            f"LIBNBD_NAMESPACE_{ns.name.upper()}")]
+    for ctx, _ in ns.contexts:
+        out.append((f'std::string_view k{cpp_pascal(f"context_{ns.name}_{ctx}")} = "{ns.name}:{ctx}"',
+                    f"LIBNBD_CONTEXT_{ns.name.upper()}_{ctx.upper()}"))
+    for _, values in ns.constants:
+        for v in values:
+            out.append((f"uint32_t k{cpp_pascal(v.name)} = {v.value}", f"LIBNBD_{v.name}"))
+    return out
+
+
+def cpp_callback_type(closure_name):
+    return cpp_pascal(closure_name) + "Callback"
+
+
+def cpp_callback_args(closure):
+    return [_CALLBACK_ARG[a.kind] for a in closure.args]
+
+
+def cpp_callback_signature(closure):
+    """For comments: int(std::string_view context, std::string_view msg)."""
+    return "int(" + ", ".join(f"{_CALLBACK_ARG[a.kind]} {a.name}" for a in closure.args) + ")"
+
+
+def cpp_trampoline_params(closure):
+    return closure_params(closure)
+
+
+def cpp_trampoline_args(closure):
+    """Expressions turning the trampoline's C parameters into the callable's arguments."""
+    out = []
+    for a in closure.args:
+        n = a.name
+        if a.kind == "string":
+            out.append(f"detail::view({n})")
+        elif a.kind == "bytes_in":
+            out.append(f"std::span<const std::byte>{{static_cast<const std::byte*>({n}), {a.len}}}")
+        elif a.kind == "uint32_array":
+            out.append(f"std::span<uint32_t>{{{n}, {a.len}}}")
+        else:
+            out.append(n)
+    return out
+
+
+def cpp_error_slot(closure):
+    """The int* through which a failing callback reports its errno, or nullptr."""
+    return next((a.name for a in closure.args if a.kind == "mutable_int"), "nullptr")
+
+
+def cpp_wrapped(call):
+    """Whether a call without a handle becomes a free function nbd::NAME."""
+    return call.name not in _NOT_FREE_FUNCTIONS and call.ret != "handle" and call.handle == "none"
+
+
+def _arg_type(arg, api):
+    if arg.kind == "enum":
+        return cpp_value_type(api.value_sets[arg.type])
+    if arg.kind == "flags":
+        return cpp_flags_type(api.value_sets[arg.type])
+    if arg.kind == "closure":
+        return cpp_callback_type(arg.closure)
+    return _SCALAR[arg.kind]
+
+
+def _has_default(arg):
+    # Flags default to none; an optional callback defaults to "no callback" (NBD_NULL_*).
+    return arg.kind == "flags" or (arg.kind == "closure" and arg.optional)
+
+
+def cpp_params(call, api):
+    """The C++ parameter list; the trailing optargs that have a default get `= {}`."""
+    defaulted = set()
+    for a in reversed(call.optargs):
+        if not _has_default(a):
+            break
+        defaulted.add(a.name)
+    out = []
+    for a in call.all_args:
+        if a.kind == "sockaddr":
+            out += [f"const struct sockaddr* {a.name}", f"socklen_t {a.len}"]
+            continue
+        out.append(f"{_arg_type(a, api)} {a.name}" + (" = {}" if a.name in defaulted else ""))
+    return out
+
+
+def cpp_prelude(call):
+    """Statements that convert arguments before the C call (they may throw; nothing is owned yet
+    by the C library at that point)."""
+    out = []
+    for a in call.all_args:
+        if a.kind in ("string", "path"):
+            out.append(f'const detail::CString {a.name}_c{{{a.name}, "{call.c_name}", "{a.name}"}};')
+        elif a.kind == "string_list":
+            out.append(f'const detail::CStringList {a.name}_c{{{a.name}, "{call.c_name}", "{a.name}"}};')
+    return out
+
+
+def _c_args(call, handle_expr):
+    out = [handle_expr] if call.handle != "none" else []
+    for a in call.all_args:
+        n, k = a.name, a.kind
+        if k in ("string", "path", "string_list"):
+            out.append(f"{n}_c.get()")
+        elif k == "enum":
+            out.append(f"static_cast<int>({n})")
+        elif k == "flags":
+            out.append(f"{n}.value()")
+        elif k == "closure":
+            # Evaluated last among noexcept argument expressions: from here the C library owns
+            # the box and frees it on every path.
+            out.append(f"std::move({n}).release()")
+        elif k in ("bytes_in", "bytes_out"):
+            out += [f"{n}.data()", f"{n}.size()"]
+        elif k == "sockaddr":
+            out += [n, a.len]
+        else:
+            out.append(n)
+    return out
+
+
+def cpp_call_statement(call, handle_expr):
+    """The C call, keeping its result in `r` (a malloc'd string is owned at once)."""
+    expr = f"::{call.c_name}({', '.join(_c_args(call, handle_expr))})"
+    if call.ret == "void":
+        return f"{expr};"
+    if call.ret == "string":
+        return f"const detail::MallocedString r{{{expr}}};"
+    return f"const auto r = {expr};"
+
+
+def cpp_error_test(call):
+    return f"r == {err_value(call)}"
+
+
+def cpp_ret_type(call, api):
+    if call.ret == "enum":
+        return cpp_value_type(api.value_sets[call.ret_type])
+    if call.ret == "flags":
+        return cpp_flags_type(api.value_sets[call.ret_type])
+    return _RET[call.ret]
+
+
+def cpp_return(call, api):
+    """The returned expression, or None for calls that return nothing."""
+    if call.ret == "enum":
+        return f"static_cast<{cpp_ret_type(call, api)}>(r)"
+    if call.ret == "flags":
+        return f"{cpp_ret_type(call, api)}{{r}}"
+    return _RET_EXPR.get(call.ret)
+
+
+def cpp_notes(call):
+    """Comment lines the model implies beyond the call's short description."""
+    out = []
+    for a in call.all_args:
+        if a.persist:
+            out.append(f"{a.name} must stay valid until the command completes.")
+    return out

@@ -64,6 +64,8 @@ def _link(api, self_name):
     """A re.sub callback: calls with a page become '\\fBnbd_x\\fR(3)', other names bold."""
     def sub(m):
         name = m.group(1)
+        if re.match(r"\.[0-9]", m.string[m.end(1):]):
+            return m.group(0)          # a symbol version such as LIBNBD_1.4, not a name
         page = name.startswith("nbd_") and name[4:] in api.call_map and name != self_name
         return f"\\fB{name}\\fR(3)" if page else f"\\fB{name}\\fR"
     return sub
@@ -84,11 +86,8 @@ def _fill(text, api, self_name, width=WIDTH):
     lines = textwrap.wrap(text, width, break_long_words=False, break_on_hyphens=False)
     out = []
     for line in lines:
+        # roff_escape puts \& before a word starting with . or ', so no line starts with one.
         rendered = " ".join(_escape_word(w) for w in line.split(" "))
-        if rendered.startswith(("\\&.", "\\&'")):
-            pass
-        elif rendered.startswith((".", "'")):
-            rendered = "\\&" + rendered
         out.append(_markup(rendered, api, self_name))
     return out
 
@@ -193,7 +192,7 @@ _LIFETIME = {
 
 def _closure_blocks(call, a, api):
     cl = api.closure_map[a.closure]
-    text = f"{_arg(a.name)} is a {cl.c_type} closure. "
+    text = f"{_arg(a.name)} is an {cl.c_type} closure. "
     text += _LIFETIME[a.lifetime].format(a=_arg(a.name), free=_bold("free"))
     if a.optional:
         text += (f" It is optional: if its {_bold('callback')} member is NULL (for example "
@@ -257,7 +256,8 @@ def man_description(call, api):
 
 # ---- return value, errors, state, version, see also -----------------------------------------
 
-# (on success, on error) wording per return kind; the error half is used only when may_fail.
+# Wording per return kind: what a successful call returns, and what a failed one returns (used
+# only when the call may fail).
 _RETURN = {
     "err": ("returns 0 on success", "-1 on error"),
     "bool": ("returns 1 for true or 0 for false", "-1 on error"),
@@ -267,31 +267,37 @@ _RETURN = {
                "nbd_aio_command_completed", "-1 on error"),
     "size": ("returns a non-negative count on success", "-1 on error"),
     "fd": ("returns a file descriptor on success", "-1 on error"),
-    "uint": ("returns an unsigned integer", None),
-    "uintptr": ("returns a uintptr_t value", None),
     "enum": ("returns one of the values below", "-1 on error"),
-    "flags": ("returns a bitwise OR of the flags below", None),
     "string": ("returns a newly allocated, NUL-terminated string, which the caller must free with "
                "free(3)", "NULL on error"),
     "static_string": ("returns a pointer to a NUL-terminated string owned by the library, which the "
                       "caller must neither free nor modify", "NULL on error"),
-    "void": ("returns no value", None),
     "handle": ("returns a new handle, which the caller must close with nbd_close", "NULL on error"),
 }
-_ALWAYS = {"err": "always returns 0"}
+# Wording for calls that cannot fail (may_fail: false), where it differs from the above.
+_RETURN_INFALLIBLE = {
+    "err": "always returns 0",
+    "int": "returns an integer",
+    "int64": "returns a 64-bit integer",
+    "uint": "returns an unsigned integer",
+    "uintptr": "returns a uintptr_t value",
+    "flags": "returns a bitwise OR of the flags below",
+    "static_string": "returns a pointer to a string owned by the library, which the caller must "
+                     "neither free nor modify",
+    "void": "returns no value",
+}
 
 
 def man_return(call, api):
-    ok, err = _RETURN[call.ret]
-    if call.may_fail and err:
+    if call.may_fail:
+        ok, err = _RETURN[call.ret]
         text = f"This call {ok}, or {err}."
-    elif not call.may_fail and call.ret in _ALWAYS:
-        text = f"This call {_ALWAYS[call.ret]}: it cannot fail."
-    elif call.ret in ("void",):
-        text = f"This call {ok}."
+    elif call.ret == "void":
+        text = f"This call {_RETURN_INFALLIBLE['void']}."
     else:
+        ok = _RETURN_INFALLIBLE.get(call.ret) or _RETURN[call.ret][0]
         text = f"This call {ok}.  It cannot fail."
-    # free(3) is a link too, but LINK_RE only knows our names.
+    # free(3) is a link too, but LINK_RE only knows our own names.
     lines = [l.replace("free(3)", "\\fBfree\\fR(3)") for l in _fill(text, api, call.c_name)]
     blocks = [("para", lines)]
     if call.ret in ("enum", "flags"):
