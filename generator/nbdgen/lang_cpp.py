@@ -187,7 +187,7 @@ def cpp_prelude(call):
         if a.kind in ("string", "path"):
             out.append(f'const detail::CString {a.name}_c{{{a.name}, "{call.c_name}", "{a.name}"}};')
         elif a.kind == "string_list":
-            out.append(f'const detail::CStringList {a.name}_c{{{a.name}, "{call.c_name}", "{a.name}"}};')
+            out.append(f'detail::CStringList {a.name}_c{{{a.name}, "{call.c_name}", "{a.name}"}};')
     return out
 
 

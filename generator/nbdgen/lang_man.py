@@ -27,6 +27,8 @@ LONG_WORD = 40      # longer words get explicit break points so narrow terminals
 _I, _B, _R = "\ue000", "\ue001", "\ue002"
 _FONTS = {_I: "\\fI", _B: "\\fB", _R: "\\fR"}
 _LINK_SUFFIX = re.compile(r"\(\)|\(3\)")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z])")
+_ABBREVIATIONS = ("e.g.", "i.e.", "vs.", "cf.")
 
 
 def roff_escape(text):
@@ -79,16 +81,16 @@ def _markup(line, api, self_name):
 
 
 def _fill(text, api, self_name, width=WIDTH):
-    """Wraps prose, then escapes it and marks up names: a list of roff text lines."""
-    text = " ".join(str(text).split())
-    if not text:
-        return []
-    lines = textwrap.wrap(text, width, break_long_words=False, break_on_hyphens=False)
+    """Wraps prose, then escapes it and marks up names: a list of roff text lines.  Each sentence
+    starts a new line, so roff spaces sentence ends the same way wherever they fall."""
     out = []
-    for line in lines:
-        # roff_escape puts \& before a word starting with . or ', so no line starts with one.
-        rendered = " ".join(_escape_word(w) for w in line.split(" "))
-        out.append(_markup(rendered, api, self_name))
+    for sentence in _SENTENCE_END.split(" ".join(str(text).split())):
+        for line in textwrap.wrap(sentence, width, break_long_words=False, break_on_hyphens=False):
+            # roff_escape puts \& before a word starting with . or ', so no line starts with one.
+            rendered = " ".join(_escape_word(w) for w in line.split(" "))
+            if rendered.endswith(_ABBREVIATIONS):
+                rendered += "\\&"     # not the end of a sentence: no extra space after it
+            out.append(_markup(rendered, api, self_name))
     return out
 
 

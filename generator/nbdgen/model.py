@@ -124,6 +124,7 @@ class Api:
     versions: list
     frozen: list
     states: dict            # state -> words
+    environment: dict       # environment variable -> what it does
     enums: list
     flags: list
     constants: list

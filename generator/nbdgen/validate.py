@@ -10,8 +10,8 @@ from .model import (ARG_KINDS, CLOSURE_ARG_KINDS, LIFETIMES, LINK_RE, POINTER_KI
 
 SNAKE = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
 UPPER = re.compile(r"^[A-Z][A-Z0-9_]*$")
-TOP_KEYS = {"schema", "package", "symbol_versions", "frozen", "frozen_abi", "states", "enums", "flags",
-            "constants", "meta_contexts", "closures", "calls"}
+TOP_KEYS = {"schema", "package", "symbol_versions", "frozen", "frozen_abi", "environment", "states",
+            "enums", "flags", "constants", "meta_contexts", "closures", "calls"}
 CALL_KEYS = {"since", "args", "optargs", "ret", "ret_type", "states", "locked", "may_fail", "handle",
              "status", "short", "doc", "see_also"}
 ARG_KEYS = {"name", "kind", "type", "closure", "lifetime", "len", "persist", "allowed"}
@@ -207,7 +207,7 @@ def _call(ck, name, c, api_sets, closures, versions, states):
 
 def _check_links(ck, api, raw_calls):
     names = {c.c_name for c in api.calls} | {c.c_type for c in api.closures} | {"nbd_handle"}
-    consts = set()
+    consts = set(api.environment)
     for vs in api.enums + api.flags + api.constants:
         consts |= {f"LIBNBD_{vs.prefix}_{v.name}" for v in vs.values}
         if vs.kind == "flags":
@@ -287,6 +287,7 @@ def validate(raw, path):
     calls = [_call(ck, name, c, api_sets, closure_map, versions, states)
              for name, c in raw_calls.items()]
     api = Api(package=str(raw.get("package", "")), versions=versions, frozen=frozen, states=states,
+              environment=dict(raw.get("environment") or {}),
               enums=[e for e in enums if e], flags=[f for f in flags if f],
               constants=[c for c in consts if c], meta=meta, closures=closures, calls=calls,
               value_sets=api_sets, closure_map=closure_map, call_map={c.name: c for c in calls})

@@ -52,7 +52,7 @@ class CStringList {
   }
   CStringList(const CStringList&) = delete;
   CStringList& operator=(const CStringList&) = delete;
-  char** get() const noexcept { return const_cast<char**>(pointers_.data()); }
+  char** get() noexcept { return pointers_.data(); }
 
  private:
   std::vector<std::string> strings_;
