@@ -8,23 +8,15 @@
 
 #include "error.hpp"
 #include "handle.hpp"
+#include "util.hpp"
 
 namespace nbd {
 
 void debug(nbd_handle& h, const char* fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  va_list ap2;
-  va_copy(ap2, ap);
-  const int n = std::vsnprintf(nullptr, 0, fmt, ap);
+  const std::string msg = vformat(fmt, ap);
   va_end(ap);
-  std::string msg;
-  if (n > 0) {
-    msg.resize(static_cast<size_t>(n) + 1);
-    std::vsnprintf(msg.data(), msg.size(), fmt, ap2);
-    msg.resize(static_cast<size_t>(n));
-  }
-  va_end(ap2);
 
   const char* context = current_call();
   if (context == nullptr)

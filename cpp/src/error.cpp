@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <string>
 
+#include "util.hpp"
+
 namespace nbd {
 namespace {
 
@@ -27,19 +29,10 @@ int set_error(int errnum, const char* fmt, ...) {
     e.message += e.call;
     e.message += ": ";
   }
-  const size_t prefix = e.message.size();
   va_list ap;
   va_start(ap, fmt);
-  va_list ap2;
-  va_copy(ap2, ap);
-  const int n = std::vsnprintf(nullptr, 0, fmt, ap);
+  e.message += vformat(fmt, ap);
   va_end(ap);
-  if (n > 0) {
-    e.message.resize(prefix + static_cast<size_t>(n) + 1);
-    std::vsnprintf(e.message.data() + prefix, static_cast<size_t>(n) + 1, fmt, ap2);
-    e.message.resize(prefix + static_cast<size_t>(n));
-  }
-  va_end(ap2);
   e.errnum = errnum;
   e.set = true;
   errno = errnum;

@@ -2,6 +2,7 @@
 #include "util.hpp"
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 #include "error.hpp"
@@ -13,6 +14,20 @@ char* dup_string(const std::string& s) {
   if (copy == nullptr)
     set_error(ENOMEM, "strdup");
   return copy;
+}
+
+std::string vformat(const char* fmt, va_list ap) {
+  va_list ap2;
+  va_copy(ap2, ap);
+  const int n = std::vsnprintf(nullptr, 0, fmt, ap);
+  std::string out;
+  if (n > 0) {
+    out.resize(static_cast<size_t>(n) + 1);
+    std::vsnprintf(out.data(), out.size(), fmt, ap2);
+    out.resize(static_cast<size_t>(n));
+  }
+  va_end(ap2);
+  return out;
 }
 
 }  // namespace nbd

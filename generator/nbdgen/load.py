@@ -67,3 +67,14 @@ def load(path):
     if not isinstance(data, Node):
         raise SpecError(f"{path}:1: the spec must be a mapping")
     return data
+
+
+def load_abi(path):
+    """{symbol: version node} from an ABI reference file of 'SYMBOL NODE' lines (# comments)."""
+    out = {}
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if line.strip() and not line.startswith("#"):
+                sym, node = line.split()
+                out[sym] = node
+    return out

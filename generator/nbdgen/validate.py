@@ -3,7 +3,7 @@
 import os
 import re
 
-from .load import Node, SpecError
+from .load import Node, SpecError, load_abi
 from .model import (ARG_KINDS, CLOSURE_ARG_KINDS, LIFETIMES, LINK_RE, POINTER_KINDS, RET_KINDS,
                     RET_WITHOUT_ERROR, STATE_BITS, Api, Arg, Call, Closure, ClosureArg,
                     MetaNamespace, Value, ValueSet, doc_blocks)
@@ -232,13 +232,7 @@ def _check_frozen(ck, api, spec, frozen_abi):
     """Frozen nodes must hold exactly the members listed in the reference ABI file."""
     if not frozen_abi:
         return
-    path = os.path.join(os.path.dirname(spec), frozen_abi)
-    expected = {}
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            if line.strip() and not line.startswith("#"):
-                sym, node = line.split()
-                expected[sym] = node
+    expected = load_abi(os.path.join(os.path.dirname(spec), frozen_abi))
     for c in api.calls:
         if c.since in api.frozen and expected.get(c.c_name) != c.since:
             ck.err(c.line, f"call {c.name}: frozen node {c.since} does not contain {c.c_name} "

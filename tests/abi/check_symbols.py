@@ -9,6 +9,9 @@ import sys
 
 import yaml
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "generator"))
+from nbdgen.load import load_abi  # noqa: E402
+
 
 def exported(lib):
     """{symbol: version} of the defined dynamic symbols, and the version chain {node: parent}."""
@@ -37,12 +40,7 @@ def exported(lib):
 
 
 def main(lib, reference, api_yaml, debian_lib=None):
-    expected = {}
-    with open(reference, encoding="utf-8") as f:
-        for line in f:
-            if line.strip() and not line.startswith("#"):
-                sym, node = line.split()
-                expected[sym] = node
+    expected = load_abi(reference)
     with open(api_yaml, encoding="utf-8") as f:
         api = yaml.safe_load(f)
     frozen = set(api["frozen"])
