@@ -48,7 +48,8 @@ def c_params(arg, core=False):
         return [f"void *{n}", f"size_t {arg.len}"]
     if k == "sockaddr":
         return [f"const struct sockaddr *{n}", f"socklen_t {arg.len}"]
-    return [f"{_SCALAR[k]} {n}"]
+    t = _SCALAR[k]
+    return [f"{t}{n}" if t.endswith("*") else f"{t} {n}"]
 
 
 def c_names(arg):

@@ -16,18 +16,18 @@ from .model import LINK_RE, POINTER_KINDS, doc_blocks
 EXPORTS = ["roff_escape", "man_th", "man_name", "man_prototype", "man_typedefs", "man_description",
            "man_return", "man_errors", "man_state", "man_version", "man_see_also"]
 
-# .TH date: fixed so that pages are reproducible; bump it when the page format or the docs change
-# in a release.
+# .TH date: fixed, never the build date, so that pages are reproducible; bump it for a release.
 MAN_DATE = "2026-11-28"
 WIDTH = 72          # fill text and verbatim declarations; man indents by 7 of 80 columns
-LONG_WORD = 40      # longer words get explicit break points so narrow terminals can wrap them
+LONG_WORD = 20      # longer words get explicit break points, so roff never has to overfill a line
 
 # Inline markup inside generated sentences, turned into font escapes after escaping.  Private use
 # code points, so they cannot collide with roff syntax; stripped from spec text first.
 _I, _B, _R = "\ue000", "\ue001", "\ue002"
 _FONTS = {_I: "\\fI", _B: "\\fB", _R: "\\fR"}
-_LINK_SUFFIX = re.compile(r"\(\)|\(3\)")
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z])")
+# A name the generator marks up, with the "()" or "(3)" a writer may have put after it.
+_NAME_RE = re.compile(LINK_RE.pattern + r"(?:\(\)|\(3\))?")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\ue000\ue001])")
 _ABBREVIATIONS = ("e.g.", "i.e.", "vs.", "cf.")
 
 
@@ -52,14 +52,19 @@ def roff_escape(text):
 
 
 def _escape_word(word):
-    """Escapes one word; a long one (a URL, a path) gets break points after each '/' and every
-    LONG_WORD characters, and no hyphenation."""
+    """Escapes one word.  A long one (a URL, a path) gets break points after each '/' and every
+    LONG_WORD characters, but never inside one of our names.  (Pages turn hyphenation off.)"""
     if len(word) <= LONG_WORD:
         return roff_escape(word)
-    pieces = []
-    for part in re.findall(r"[^/]*/|[^/]+", word):
-        pieces += [part[i:i + LONG_WORD] for i in range(0, len(part), LONG_WORD)]
-    return "\\%" + "\\:".join(roff_escape(p) for p in pieces)
+    pieces, pos = [], 0
+    for m in list(_NAME_RE.finditer(word)) + [None]:
+        end = m.start() if m else len(word)
+        for part in re.findall(r"[^/]*/+|[^/]+", word[pos:end]):
+            pieces += [part[i:i + LONG_WORD] for i in range(0, len(part), LONG_WORD)]
+        if m:
+            pieces.append(m.group(0))
+            pos = m.end()
+    return "\\:".join(roff_escape(p) for p in pieces)
 
 
 def _link(api, self_name):
@@ -74,7 +79,7 @@ def _link(api, self_name):
 
 
 def _markup(line, api, self_name):
-    line = re.sub(LINK_RE.pattern + r"(?:" + _LINK_SUFFIX.pattern + r")?", _link(api, self_name), line)
+    line = _NAME_RE.sub(_link(api, self_name), line)
     for mark, esc in _FONTS.items():
         line = line.replace(mark, esc)
     return line
@@ -107,7 +112,9 @@ def _doc(text, api, self_name):
     """doc_blocks() of spec text, rendered.  Consecutive verbatim chunks (split by the blank
     line between them) are joined back with that blank line."""
     out = []
-    for kind, body in doc_blocks(_clean(text)) if str(text).strip() else []:
+    if not str(text).strip():
+        return out
+    for kind, body in doc_blocks(_clean(text)):
         if kind == "para":
             lines = _fill(body, api, self_name)
             if lines:
@@ -159,7 +166,11 @@ def man_prototype(call):
     """The C declaration, wrapped for the synopsis, with the function name in bold."""
     rt = lang_c.ret_type(call)
     head = f"{rt}{'' if rt.endswith('*') else ' '}{call.c_name}"
-    lines = roff_escape(lang_c.wrap_decl(head, lang_c.params(call), width=WIDTH - 1) + ";").split("\n")
+    decl = lang_c.wrap_decl(head, lang_c.params(call), width=WIDTH - 1)
+    if max(len(l) for l in decl.split("\n")) > WIDTH - 1:
+        # A long name leaves too little room after the parenthesis: indent by four instead.
+        decl = lang_c.wrap_decl(head, lang_c.params(call), indent_to_paren=False, width=WIDTH - 1)
+    lines = roff_escape(decl + ";").split("\n")
     lines[0] = lines[0].replace(f"{call.c_name} (", f"\\fB{call.c_name}\\fR (", 1)
     return lines
 
@@ -173,36 +184,33 @@ def man_typedefs(call, api):
         seen.add(a.closure)
         cl = api.closure_map[a.closure]
         decl = lang_c.wrap_decl("  int (*callback)", lang_c.closure_params(cl), width=WIDTH - 1)
-        text = f"typedef struct {{\n{decl};\n  void *user_data;\n  void (*free) (void *user_data);\n}} {cl.c_type};"
-        out.append(roff_escape(text).split("\n"))
+        lines = ["typedef struct {", *f"{decl};".split("\n"), "  void *user_data;",
+                 "  void (*free) (void *user_data);", f"}} {cl.c_type};"]
+        out.append([roff_escape(l) for l in lines])
     return out
 
 
 # ---- description ----------------------------------------------------------------------------
 
+# How long the library keeps a closure, by Arg.lifetime.
 _LIFETIME = {
-    "call": "The library uses {a} only while this call runs.  Its {free} function, if not NULL, "
-            "is called exactly once, before this call returns.",
-    "command": "The library keeps {a} until the command it starts has completed and retired, then "
-               "calls its {free} function, if not NULL, exactly once.  If this call fails, {free} is "
-               "called before it returns.",
-    "persistent": "The handle keeps {a} until it is replaced, cleared or the handle is closed with "
-                  "nbd_close, then calls its {free} function, if not NULL, exactly once.  If this "
-                  "call fails, {free} is called before it returns.",
+    "call": "used only while this call runs",
+    "command": "kept until the command it starts has completed and retired",
+    "persistent": "kept by the handle until it is replaced or cleared, or the handle is closed",
 }
 
 
 def _closure_blocks(call, a, api):
     cl = api.closure_map[a.closure]
-    text = f"{_arg(a.name)} is an {cl.c_type} closure. "
-    text += _LIFETIME[a.lifetime].format(a=_arg(a.name), free=_bold("free"))
+    text = (f"The {_arg(a.name)} argument is an {cl.c_type} closure, {_LIFETIME[a.lifetime]}.  "
+            f"Its {_bold('free')} function, if set, is called exactly once when the library is "
+            f"done with it, also when this call fails.")
     if a.optional:
-        text += (f" It is optional: if its {_bold('callback')} member is NULL (for example "
-                 f"{_bold('NBD_NULL_' + a.closure.upper())}) no callback is made, and {_bold('free')} "
-                 f"is still called.")
+        text += (f"  Pass {_bold('NBD_NULL_' + a.closure.upper())}, or any closure whose "
+                 f"{_bold('callback')} is NULL, if no callback is wanted.")
     else:
-        text += f" Its {_bold('callback')} member must not be NULL."
-    return [("para", _fill(text, api, call.c_name))] + _doc(cl.doc, api, call.c_name)
+        text += f"  Its {_bold('callback')} member must not be NULL."
+    return [("para", _fill(text, api, call.c_name))]
 
 
 def _flags_blocks(call, a, api):
@@ -210,7 +218,7 @@ def _flags_blocks(call, a, api):
     mask = f"LIBNBD_{vs.prefix}_MASK"
     strict = ("nbd_set_strict_mode" if "set_strict_mode" in api.call_map else "strict mode")
     if a.allowed is None:
-        intro = (f"{_arg(a.name)} is a bitwise OR of zero or more of the following flags "
+        intro = (f"The {_arg(a.name)} argument is a bitwise OR of zero or more of these flags "
                  f"({mask} is all of them):")
         return [("para", _fill(intro, api, call.c_name)), _tags(vs, vs.values, api, call.c_name)]
     if not a.allowed:
@@ -218,7 +226,7 @@ def _flags_blocks(call, a, api):
                 f"unless LIBNBD_STRICT_FLAGS is cleared with {strict}, in which case values that "
                 f"fit in 16 bits are sent to the server unchecked.")
         return [("para", _fill(text, api, call.c_name))]
-    intro = f"{_arg(a.name)} is a bitwise OR of zero or more of the following flags:"
+    intro = f"The {_arg(a.name)} argument is a bitwise OR of zero or more of these flags:"
     after = (f"Other flags are refused unless LIBNBD_STRICT_FLAGS is cleared with {strict}, in "
              f"which case flags that fit in 16 bits are sent to the server unchecked.")
     return [("para", _fill(intro, api, call.c_name)),
@@ -228,18 +236,13 @@ def _flags_blocks(call, a, api):
 
 def _enum_blocks(call, a, api):
     vs = api.value_sets[a.type]
-    return [("para", _fill(f"{_arg(a.name)} must be one of:", api, call.c_name)),
+    return [("para", _fill(f"The {_arg(a.name)} argument must be one of:", api, call.c_name)),
             _tags(vs, vs.values, api, call.c_name)]
 
 
-def _persist_blocks(call, a, api):
-    use = "writes the reply into" if a.kind == "bytes_out" else "may read"
-    text = (f"The library {use} {_arg(a.name)} after this call has returned, so the buffer must "
-            f"stay valid, and must not be used for anything else, until the command has completed.")
-    return [("para", _fill(text, api, call.c_name))]
-
-
 def man_description(call, api):
+    """[(subsection heading or None, blocks)]: the call's doc with a paragraph per closure, flags
+    and enum argument, then the doc of each closure type the call takes."""
     blocks = _doc(call.doc, api, call.c_name)
     for a in call.all_args:
         if a.kind == "closure":
@@ -248,12 +251,16 @@ def man_description(call, api):
             blocks += _flags_blocks(call, a, api)
         elif a.kind == "enum":
             blocks += _enum_blocks(call, a, api)
-        if a.persist:
-            blocks += _persist_blocks(call, a, api)
     if not blocks:
         short = " ".join(call.short.split())
         blocks = [("para", _fill(f"{call.c_name}: {short}.", api, call.c_name))]
-    return blocks
+    out = [(None, blocks)]
+    for name in dict.fromkeys(a.closure for a in call.closures):
+        cl = api.closure_map[name]
+        doc = _doc(cl.doc, api, call.c_name)
+        if doc:
+            out.append((cl.c_type, doc))
+    return out
 
 
 # ---- return value, errors, state, version, see also -----------------------------------------
@@ -272,8 +279,8 @@ _RETURN = {
     "enum": ("returns one of the values below", "-1 on error"),
     "string": ("returns a newly allocated, NUL-terminated string, which the caller must free with "
                "free(3)", "NULL on error"),
-    "static_string": ("returns a pointer to a NUL-terminated string owned by the library, which the "
-                      "caller must neither free nor modify", "NULL on error"),
+    "static_string": ("returns a pointer to a NUL-terminated string owned by the library, which "
+                      "the caller must neither free nor modify", "NULL on error"),
     "handle": ("returns a new handle, which the caller must close with nbd_close", "NULL on error"),
 }
 # Wording for calls that cannot fail (may_fail: false), where it differs from the above.
@@ -328,18 +335,21 @@ def man_errors(call, api):
             reasons.setdefault("ENOTCONN", []).append(
                 f"The handle is {api.states['created']}, but it must be {words}.")
             reasons.setdefault("EINVAL", []).append(
-                f"The handle has moved on to a state in which this call is not permitted (it must be "
-                f"{words}).")
+                f"The handle has moved on to a state in which this call is not permitted (it must "
+                f"be {words}).")
         else:
             reasons.setdefault("EINVAL", []).append(f"The handle is not {words}.")
     for a in call.all_args:
         if a.kind == "enum":
-            reasons.setdefault("EINVAL", []).append(f"{_arg(a.name)} is not one of the values listed "
-                                                    f"above.")
+            reasons.setdefault("EINVAL", []).append(
+                f"{_arg(a.name)} is not one of the values listed above.")
         elif a.kind == "flags":
-            reasons.setdefault("EINVAL", []).append(f"{_arg(a.name)} has a flag set that this call "
-                                                    f"does not accept.")
-    reasons.setdefault("ENOMEM", []).append("The library ran out of memory.")
+            reasons.setdefault("EINVAL", []).append(
+                f"{_arg(a.name)} has a flag set that this call does not accept.")
+    if call.locked:     # calls without the lock touch atomics only and allocate nothing
+        reasons.setdefault("ENOMEM", []).append("The library ran out of memory.")
+    if not reasons:
+        return [("para", _fill(intro.rpartition(".")[0] + ".", api, me))]
     tags = [(errno, _fill(" ".join(texts), api, me)) for errno, texts in reasons.items()]
     return [("para", _fill(intro, api, me)), ("tags", tags)]
 
@@ -353,8 +363,10 @@ def man_state(call, api):
     else:
         text = f"The handle must be {_join([api.states[s] for s in call.states])}."
     if call.handle == "nullable":
-        text += f"  {_arg('h')} may be NULL."
-    if not call.locked:
+        text += f"  Passing NULL as {_arg('h')} is allowed."
+    if not call.locked and call.handle == "none":
+        text += "  It takes no lock and is safe to call from any thread at any time."
+    elif not call.locked:
         text += ("  This call takes no lock: it is safe to call from any thread at any time, even "
                  "while another thread is inside a call on the same handle.")
     elif call.handle != "none":
