@@ -4,6 +4,8 @@
 # Jinja namespace.  Generated method bodies use the locals `r` (the C result) and `scope` (the
 # callback exception relay) and `<arg>_c` (converted strings); cpp_check() refuses a spec whose
 # argument names would collide with them or with the Handle's own members.
+import textwrap
+
 from .lang_c import closure_params, err_value
 
 EXPORTS = [
@@ -11,7 +13,7 @@ EXPORTS = [
     "cpp_macro", "cpp_constant", "cpp_meta_constants", "cpp_callback_type", "cpp_callback_args",
     "cpp_callback_signature", "cpp_trampoline_params", "cpp_trampoline_args", "cpp_error_slot",
     "cpp_wrapped", "cpp_params", "cpp_prelude", "cpp_call_statement", "cpp_error_test",
-    "cpp_ret_type", "cpp_return", "cpp_notes",
+    "cpp_ret_type", "cpp_return", "cpp_notes", "cpp_wrap", "cpp_comment", "cpp_static_assert",
 ]
 
 # Members of nbd::Handle that are not calls; a call of the same name would clash.
@@ -30,7 +32,8 @@ _SCALAR = {
 }
 _RET = {
     "err": "void", "bool": "bool", "int": "int", "int64": "int64_t", "cookie": "int64_t",
-    "size": "size_t", "fd": "int", "uint": "unsigned", "uintptr": "uintptr_t", "string": "std::string",
+    "size": "size_t", "fd": "int", "uint": "unsigned", "uintptr": "uintptr_t",
+    "string": "std::string",
     "static_string": "std::string_view", "void": "void",
 }
 _RET_EXPR = {
@@ -58,10 +61,42 @@ def cpp_check(api):
             raise ValueError(f"call {call.name}: clashes with a member of nbd::Handle")
         for a in call.all_args:
             if a.name in _LOCALS or a.name.endswith("_c") or a.name in _HANDLE_MEMBERS:
-                raise ValueError(f"call {call.name}: argument {a.name} clashes with a local of nbd.hpp")
+                raise ValueError(f"call {call.name}: argument {a.name} clashes with a local "
+                                 "of nbd.hpp")
         if call.handle == "none" and call.name not in _NOT_FREE_FUNCTIONS and call.ret == "handle":
             raise ValueError(f"call {call.name}: a second constructor call has no C++ form")
     return ""
+
+
+def cpp_wrap(head, params, indent=0, tail="", width=99, brackets="()"):
+    """`head(p1, p2, ...)tail`, indented, with the parameters wrapped under the bracket when the
+    line would pass width."""
+    first = " " * indent + head + brackets[0]
+    one_line = first + ", ".join(params) + brackets[1] + tail
+    if len(one_line) <= width or not params:
+        return one_line
+    pad = " " * len(first)
+    lines, cur = [], first
+    for i, p in enumerate(params):
+        piece = p + (", " if i + 1 < len(params) else brackets[1] + tail)
+        if len(cur) + len(piece.rstrip()) > width and cur != first:
+            lines.append(cur.rstrip())
+            cur = pad
+        cur += piece
+    lines.append(cur.rstrip())
+    return "\n".join(lines)
+
+
+def cpp_comment(text, indent=0, width=99):
+    """`// text`, word-wrapped."""
+    prefix = " " * indent + "// "
+    return "\n".join(textwrap.wrap(text, width=width, initial_indent=prefix,
+                                   subsequent_indent=prefix, break_on_hyphens=False))
+
+
+def cpp_static_assert(lhs, rhs, width=99):
+    line = f"static_assert({lhs} == {rhs});"
+    return line if len(line) <= width else f"static_assert({lhs} ==\n              {rhs});"
 
 
 def cpp_value_type(vs):
@@ -93,15 +128,15 @@ def cpp_constant(vs, v):
 
 
 def cpp_meta_constants(ns):
-    """(C++ declaration, C macro) for the names the C header defines for one namespace."""
-    out = [(f'std::string_view k{cpp_pascal("namespace_" + ns.name)} = "{ns.name}:"',
+    """(type, C++ name, value, C macro) for each name the C header defines for one namespace."""
+    out = [("std::string_view", f"k{cpp_pascal('namespace_' + ns.name)}", f'"{ns.name}:"',
             f"LIBNBD_NAMESPACE_{ns.name.upper()}")]
     for ctx, _ in ns.contexts:
-        out.append((f'std::string_view k{cpp_pascal(f"context_{ns.name}_{ctx}")} = "{ns.name}:{ctx}"',
-                    f"LIBNBD_CONTEXT_{ns.name.upper()}_{ctx.upper()}"))
+        out.append(("std::string_view", f"k{cpp_pascal(f'context_{ns.name}_{ctx}')}",
+                    f'"{ns.name}:{ctx}"', f"LIBNBD_CONTEXT_{ns.name.upper()}_{ctx.upper()}"))
     for _, values in ns.constants:
         for v in values:
-            out.append((f"uint32_t k{cpp_pascal(v.name)} = {v.value}", f"LIBNBD_{v.name}"))
+            out.append(("uint32_t", f"k{cpp_pascal(v.name)}", str(v.value), f"LIBNBD_{v.name}"))
     return out
 
 
@@ -130,7 +165,8 @@ def cpp_trampoline_args(closure):
         if a.kind == "string":
             out.append(f"detail::view({n})")
         elif a.kind == "bytes_in":
-            out.append(f"std::span<const std::byte>{{static_cast<const std::byte*>({n}), {a.len}}}")
+            out.append("std::span<const std::byte>"
+                       f"{{static_cast<const std::byte*>({n}), {a.len}}}")
         elif a.kind == "uint32_array":
             out.append(f"std::span<uint32_t>{{{n}, {a.len}}}")
         else:
@@ -184,10 +220,11 @@ def cpp_prelude(call):
     by the C library at that point)."""
     out = []
     for a in call.all_args:
+        init = f'{a.name}_c{{{a.name}, "{call.c_name}", "{a.name}"}};'
         if a.kind in ("string", "path"):
-            out.append(f'const detail::CString {a.name}_c{{{a.name}, "{call.c_name}", "{a.name}"}};')
+            out.append(f"const detail::CString {init}")
         elif a.kind == "string_list":
-            out.append(f'detail::CStringList {a.name}_c{{{a.name}, "{call.c_name}", "{a.name}"}};')
+            out.append(f"detail::CStringList {init}")
     return out
 
 
@@ -215,13 +252,14 @@ def _c_args(call, handle_expr):
 
 
 def cpp_call_statement(call, handle_expr):
-    """The C call, keeping its result in `r` (a malloc'd string is owned at once)."""
-    expr = f"::{call.c_name}({', '.join(_c_args(call, handle_expr))})"
-    if call.ret == "void":
-        return f"{expr};"
+    """The C call, keeping its result in `r` (a malloc'd string is owned at once).  Wrapped for
+    a statement indented by 4 (in a method); the caller supplies the first line's indentation."""
+    head, tail = f"::{call.c_name}", ";"
     if call.ret == "string":
-        return f"const detail::MallocedString r{{{expr}}};"
-    return f"const auto r = {expr};"
+        head, tail = f"const detail::MallocedString r{{{head}", "};"
+    elif call.ret != "void":
+        head = f"const auto r = {head}"
+    return cpp_wrap(head, _c_args(call, handle_expr), 2, tail, width=97)[2:]
 
 
 def cpp_error_test(call):

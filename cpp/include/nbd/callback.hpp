@@ -104,8 +104,9 @@ class Callable final : public CallableBase<Args...> {
 };
 
 // Owns a boxed callable until release() hands it to the C library, which then frees it exactly
-// once through .free on every path (the call failing included).  C is the C closure struct; nbd.hpp
-// derives one class per closure kind that adds the trampoline converting C arguments to Args.
+// once through .free on every path (the call failing included).  C is the C closure struct;
+// nbd.hpp derives one class per closure kind that adds the trampoline converting C arguments to
+// Args.
 template <class C, class... Args>
 class Callback {
  public:

@@ -1,0 +1,121 @@
+/* libnbd.h: the C interface of mini, a client library for the Network Block Device
+ * protocol, compatible with libnbd 1.14.  See libnbd(3).
+ *
+ * GENERATED from api.yaml by generator/generate.py: DO NOT EDIT.
+ */
+
+#ifndef LIBNBD_H
+#define LIBNBD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define LIBNBD_GCC_VERSION \
+    (__GNUC__ * 10000 + __GNUC_MINOR__ * 100 + __GNUC_PATCHLEVEL__)
+#endif
+
+#ifndef LIBNBD_ATTRIBUTE_NONNULL
+#if defined(__GNUC__) && LIBNBD_GCC_VERSION >= 120000 /* gcc >= 12.0 */
+#define LIBNBD_ATTRIBUTE_NONNULL(...) __attribute__((__nonnull__(__VA_ARGS__)))
+#else
+#define LIBNBD_ATTRIBUTE_NONNULL(...)
+#endif
+#endif /* ! defined LIBNBD_ATTRIBUTE_NONNULL */
+
+#if defined(__GNUC__) && LIBNBD_GCC_VERSION >= 120000 /* gcc >= 12.0 */
+#define LIBNBD_ATTRIBUTE_ALLOC_DEALLOC(fn) \
+  __attribute__((__malloc__, __malloc__(fn, 1)))
+#else
+#define LIBNBD_ATTRIBUTE_ALLOC_DEALLOC(fn)
+#endif
+
+struct nbd_handle;
+#define LIBNBD_MODE_IDLE                         0
+#define LIBNBD_MODE_BUSY                         1
+#define LIBNBD_CMD_FLAG_FUA                      0x01U
+#define LIBNBD_CMD_FLAG_DF                       0x04U
+#define LIBNBD_CMD_FLAG_MASK                     0x05U
+#define LIBNBD_READ_DATA                         1
+#define LIBNBD_READ_HOLE                         2
+
+extern void nbd_close (struct nbd_handle *h);
+#define LIBNBD_HAVE_NBD_CLOSE 1
+
+/* Callback arguments are passed by value: {callback, user_data, free}.  free, if set, is
+ * called exactly once when the library no longer needs user_data.
+ */
+typedef struct {
+  int (*callback) (void *user_data, int *error);
+  void *user_data;
+  void (*free) (void *user_data);
+} nbd_completion_callback;
+#define LIBNBD_HAVE_NBD_COMPLETION_CALLBACK 1
+
+typedef struct {
+  int (*callback) (void *user_data, const void *subbuf, size_t count,
+                   uint64_t offset, int *error);
+  void *user_data;
+  void (*free) (void *user_data);
+} nbd_chunk_callback;
+#define LIBNBD_HAVE_NBD_CHUNK_CALLBACK 1
+
+typedef struct {
+  int (*callback) (void *user_data, const char *context, const char *msg);
+  void *user_data;
+  void (*free) (void *user_data);
+} nbd_debug_callback;
+#define LIBNBD_HAVE_NBD_DEBUG_CALLBACK 1
+
+/* NBD_NULL_* stand for "no callback" where a callback argument is optional. */
+#define NBD_NULL_COMPLETION ((nbd_completion_callback) { .callback = NULL })
+
+extern int nbd_set_mode (struct nbd_handle *h, int mode)
+    LIBNBD_ATTRIBUTE_NONNULL(1);
+#define LIBNBD_HAVE_NBD_SET_MODE 1
+
+extern int nbd_get_mode (struct nbd_handle *h)
+    LIBNBD_ATTRIBUTE_NONNULL(1);
+#define LIBNBD_HAVE_NBD_GET_MODE 1
+
+extern int nbd_pread (struct nbd_handle *h, void *buf, size_t count,
+                      uint64_t offset, uint32_t flags)
+    LIBNBD_ATTRIBUTE_NONNULL(1,2);
+#define LIBNBD_HAVE_NBD_PREAD 1
+
+extern int64_t nbd_aio_pread (struct nbd_handle *h, void *buf, size_t count,
+                              uint64_t offset,
+                              nbd_chunk_callback chunk_callback,
+                              nbd_completion_callback completion_callback,
+                              uint32_t flags)
+    LIBNBD_ATTRIBUTE_NONNULL(1,2);
+#define LIBNBD_HAVE_NBD_AIO_PREAD 1
+
+extern int nbd_set_debug_callback (struct nbd_handle *h,
+                                   nbd_debug_callback debug_callback)
+    LIBNBD_ATTRIBUTE_NONNULL(1);
+#define LIBNBD_HAVE_NBD_SET_DEBUG_CALLBACK 1
+
+extern char *nbd_get_name (struct nbd_handle *h)
+    LIBNBD_ATTRIBUTE_ALLOC_DEALLOC(__builtin_free)
+    LIBNBD_ATTRIBUTE_NONNULL(1);
+#define LIBNBD_HAVE_NBD_GET_NAME 1
+
+/* The "base" metadata namespace and its contexts. */
+#define LIBNBD_NAMESPACE_BASE "base:"
+#define LIBNBD_CONTEXT_BASE_ALLOCATION "base:allocation"
+/* Extent flags of "base:allocation". */
+#define LIBNBD_STATE_HOLE                     1
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* LIBNBD_H */

@@ -1,0 +1,218 @@
+// nbd.hpp: header-only C++20 wrapper of libnbd.h (nbd::Handle, enums, flags, callables).
+// GENERATED from api.yaml by generator/generate.py: DO NOT EDIT.
+//
+// Every call of api.yaml with a handle is a method of nbd::Handle with the same name; see its man
+// page, nbd_NAME(3).  Failures throw nbd::Error; a callback's exception is rethrown by the method
+// during which the callback ran (nbd/callback.hpp says how).  Calls that cannot fail are noexcept.
+#pragma once
+
+#include <libnbd.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <nbd/callback.hpp>
+#include <nbd/convert.hpp>
+#include <nbd/error.hpp>
+#include <nbd/flags.hpp>
+
+namespace nbd {
+
+enum class Mode : int {
+  // do nothing
+  Idle = 0,
+  // do something
+  Busy = 1,
+};
+static_assert(static_cast<int>(Mode::Idle) == LIBNBD_MODE_IDLE);
+static_assert(static_cast<int>(Mode::Busy) == LIBNBD_MODE_BUSY);
+
+enum class CmdFlag : uint32_t {
+  // force unit access
+  Fua = 0x1U,
+  // do not fragment
+  Df = 0x4U,
+};
+template <>
+struct FlagTraits<CmdFlag> {
+  static constexpr uint32_t kMask = 0x5U;
+};
+using CmdFlags = Flags<CmdFlag>;
+static_assert(static_cast<uint32_t>(CmdFlag::Fua) == LIBNBD_CMD_FLAG_FUA);
+static_assert(static_cast<uint32_t>(CmdFlag::Df) == LIBNBD_CMD_FLAG_DF);
+static_assert(CmdFlags::all().value() == LIBNBD_CMD_FLAG_MASK);
+
+// Plain constants: values of unsigned results and callback arguments.
+inline constexpr unsigned kReadData = 1;
+static_assert(kReadData == LIBNBD_READ_DATA);
+inline constexpr unsigned kReadHole = 2;
+static_assert(kReadHole == LIBNBD_READ_HOLE);
+
+// The "base" metadata namespace.
+inline constexpr std::string_view kNamespaceBase = "base:";
+static_assert(kNamespaceBase == LIBNBD_NAMESPACE_BASE);
+inline constexpr std::string_view kContextBaseAllocation = "base:allocation";
+static_assert(kContextBaseAllocation == LIBNBD_CONTEXT_BASE_ALLOCATION);
+inline constexpr uint32_t kStateHole = 1;
+static_assert(kStateHole == LIBNBD_STATE_HOLE);
+
+// One callback type per closure kind: each accepts any callable with the signature shown (or
+// returning void, meaning 0), boxes it on the heap and gives it to the C library, which frees the
+// box exactly once.  An exception the callable throws is caught before it reaches C: the callback
+// then returns -1 (setting *error to ECANCELED if it has one and it was 0) and the exception is
+// rethrown by the Handle method during which it ran.
+
+// nbd_completion_callback: callables of the form
+//   int(int* error)
+class CompletionCallback
+    : public detail::Callback<nbd_completion_callback, int*> {
+ public:
+  using Callback::Callback;
+
+  // Hands the callable to the C library; this object is left empty.
+  nbd_completion_callback release() && noexcept { return std::move(*this).to_c(&trampoline); }
+
+ private:
+  static int trampoline(void *user_data, int *error) noexcept {
+    return invoke(user_data, error, error);
+  }
+};
+
+// nbd_chunk_callback: callables of the form
+//   int(std::span<const std::byte> subbuf, uint64_t offset, int* error)
+class ChunkCallback
+    : public detail::Callback<nbd_chunk_callback, std::span<const std::byte>, uint64_t, int*> {
+ public:
+  using Callback::Callback;
+
+  // Hands the callable to the C library; this object is left empty.
+  nbd_chunk_callback release() && noexcept { return std::move(*this).to_c(&trampoline); }
+
+ private:
+  static int trampoline(void *user_data, const void *subbuf, size_t count, uint64_t offset,
+                        int *error) noexcept {
+    return invoke(user_data, error,
+                  std::span<const std::byte>{static_cast<const std::byte*>(subbuf), count}, offset,
+                  error);
+  }
+};
+
+// nbd_debug_callback: callables of the form
+//   int(std::string_view context, std::string_view msg)
+class DebugCallback
+    : public detail::Callback<nbd_debug_callback, std::string_view, std::string_view> {
+ public:
+  using Callback::Callback;
+
+  // Hands the callable to the C library; this object is left empty.
+  nbd_debug_callback release() && noexcept { return std::move(*this).to_c(&trampoline); }
+
+ private:
+  static int trampoline(void *user_data, const char *context, const char *msg) noexcept {
+    return invoke(user_data, nullptr, detail::view(context), detail::view(msg));
+  }
+};
+
+// An open libnbd handle.  Move-only; the destructor closes it (nbd_close), which also frees every
+// callback the handle still holds.  A moved-from or release()d Handle may only be destroyed or
+// assigned to.
+class Handle {
+ public:
+  // nbd_create(3); throws nbd::Error if it fails.
+  Handle() : h_(::nbd_create()) {
+    if (h_ == nullptr)
+      detail::throw_last_error(nullptr);
+  }
+  // Takes ownership of h (from nbd_create or another Handle's release()).
+  explicit Handle(nbd_handle* h) noexcept : h_(h) {}
+
+  Handle(Handle&& other) noexcept : h_(std::exchange(other.h_, nullptr)) {}
+  Handle& operator=(Handle&& other) noexcept {
+    if (this != &other) {
+      destroy();
+      h_ = std::exchange(other.h_, nullptr);
+    }
+    return *this;
+  }
+  Handle(const Handle&) = delete;
+  Handle& operator=(const Handle&) = delete;
+  ~Handle() { destroy(); }
+
+  nbd_handle* get() const noexcept { return h_; }
+  // Gives up ownership without closing; the caller must nbd_close the result.
+  nbd_handle* release() noexcept { return std::exchange(h_, nullptr); }
+
+  // nbd_set_mode(3): choose the mode
+  void set_mode(Mode mode) {
+    detail::CallbackScope scope;
+    const auto r = ::nbd_set_mode(h_, static_cast<int>(mode));
+    scope.rethrow();
+    if (r == -1)
+      detail::throw_last_error(h_);
+  }
+
+  // nbd_get_mode(3): read the mode
+  Mode get_mode() noexcept {
+    const auto r = ::nbd_get_mode(h_);
+    return static_cast<Mode>(r);
+  }
+
+  // nbd_pread(3): read data
+  void pread(std::span<std::byte> buf, uint64_t offset, CmdFlags flags = {}) {
+    detail::CallbackScope scope;
+    const auto r = ::nbd_pread(h_, buf.data(), buf.size(), offset, flags.value());
+    scope.rethrow();
+    if (r == -1)
+      detail::throw_last_error(h_);
+  }
+
+  // nbd_aio_pread(3): start reading data
+  // buf must stay valid until the command completes.
+  int64_t aio_pread(std::span<std::byte> buf, uint64_t offset, ChunkCallback chunk_callback,
+                    CompletionCallback completion_callback = {}, CmdFlags flags = {}) {
+    detail::CallbackScope scope;
+    const auto r = ::nbd_aio_pread(h_, buf.data(), buf.size(), offset,
+                                   std::move(chunk_callback).release(),
+                                   std::move(completion_callback).release(), flags.value());
+    scope.rethrow();
+    if (r == -1)
+      detail::throw_last_error(h_);
+    return r;
+  }
+
+  // nbd_set_debug_callback(3): set the debug callback
+  void set_debug_callback(DebugCallback debug_callback) {
+    detail::CallbackScope scope;
+    const auto r = ::nbd_set_debug_callback(h_, std::move(debug_callback).release());
+    scope.rethrow();
+    if (r == -1)
+      detail::throw_last_error(h_);
+  }
+
+  // nbd_get_name(3): get the handle name
+  std::string get_name() {
+    detail::CallbackScope scope;
+    const detail::MallocedString r{::nbd_get_name(h_)};
+    scope.rethrow();
+    if (r == nullptr)
+      detail::throw_last_error(h_);
+    return std::string{r.get()};
+  }
+
+ private:
+  // A callback may run while the handle closes (a debug message); a destructor must not throw,
+  // so its exception is dropped with the scope.
+  void destroy() noexcept {
+    detail::CallbackScope scope;
+    ::nbd_close(std::exchange(h_, nullptr));
+  }
+
+  nbd_handle* h_;
+};
+
+}  // namespace nbd
