@@ -50,6 +50,16 @@ def write_if_changed(path, text):
     return True
 
 
+def remove_stale_pages(outdir, rendered):
+    """Deletes man pages of calls that left the spec, so the build tree mirrors api.yaml."""
+    mandir = os.path.join(outdir, "man", "man3")
+    if not os.path.isdir(mandir):
+        return
+    for name in os.listdir(mandir):
+        if os.path.join("man", "man3", name) not in rendered:
+            os.remove(os.path.join(mandir, name))
+
+
 def outputs(api):
     """(target, relative path, template, extra context) for every generated file."""
     common = {
@@ -84,12 +94,15 @@ def main(argv=None):
     if not args.outdir:
         ap.error("OUTDIR is required unless --check is given")
     env = environment()
-    written = 0
+    written, rendered = 0, set()
     for target, rel, template, extra in outputs(api):
         if args.only and target not in args.only:
             continue
         text = env.get_template(template).render(api=api, banner=BANNER, **extra)
         written += write_if_changed(os.path.join(args.outdir, rel), text)
+        rendered.add(rel)
+    if not args.only or "man" in args.only:
+        remove_stale_pages(args.outdir, rendered)
     if args.stamp:
         with open(args.stamp, "w", encoding="utf-8") as f:
             f.write("ok\n")
