@@ -70,6 +70,7 @@ def outputs(api):
     yield "c", "include/libnbd.h", "libnbd.h.j2", common
     yield "c", "src/api.cpp", "api.cpp.j2", common
     yield "c", "src/unlocked.hpp", "unlocked.hpp.j2", common
+    yield "c", "src/settings.cpp", "settings.cpp.j2", common
     yield "c", "libnbd.syms", "libnbd.syms.j2", common
     yield "cpp", "include/nbd/nbd.hpp", "nbd.hpp.j2", common
     for call in api.calls:

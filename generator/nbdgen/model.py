@@ -97,6 +97,7 @@ class Call:
     may_fail: bool
     handle: str             # "required" | "nullable" | "none"
     pending: bool
+    setting: str            # handle field a generated body stores or reads; "" for core bodies
     short: str
     doc: str
     see_also: list

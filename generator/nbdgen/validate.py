@@ -13,7 +13,9 @@ UPPER = re.compile(r"^[A-Z][A-Z0-9_]*$")
 TOP_KEYS = {"schema", "package", "symbol_versions", "frozen", "frozen_abi", "environment", "states",
             "enums", "flags", "constants", "meta_contexts", "closures", "calls"}
 CALL_KEYS = {"since", "args", "optargs", "ret", "ret_type", "states", "locked", "may_fail", "handle",
-             "status", "short", "doc", "see_also"}
+             "status", "setting", "short", "doc", "see_also"}
+# Return kinds a generated getter (setting: FIELD) can produce from a handle field.
+SETTING_GETTER_RETS = {"bool", "enum", "flags", "string"}
 ARG_KEYS = {"name", "kind", "type", "closure", "lifetime", "len", "persist", "allowed"}
 
 
@@ -192,6 +194,14 @@ def _call(ck, name, c, api_sets, closures, versions, states):
     elif status == "pending" and not may_fail:
         ck.err(c.line_of("status"), f"{what}: a pending call fails with ENOTSUP, so it must be "
                                     f"able to fail")
+    setting = c.get("setting", "")
+    if setting:
+        setter = ret == "err" and len(args) == 1 and not optargs and args[0].kind != "closure"
+        getter = ret in SETTING_GETTER_RETS and not args and not optargs
+        if not SNAKE.match(str(setting)) or not (setter or getter) or status == "pending":
+            ck.err(c.line_of("setting"), f"{what}: 'setting' needs a setter (one argument, ret err) "
+                                         f"or a getter (no arguments, ret bool, enum, flags or "
+                                         f"string) that is not pending")
     short = c.get("short", "")
     if not isinstance(short, str) or not short or short[0].isupper() or short.endswith("."):
         ck.err(c.line_of("short") if "short" in c else c.line,
@@ -202,6 +212,7 @@ def _call(ck, name, c, api_sets, closures, versions, states):
     return Call(name=name, line=c.line, since=since, args=args, optargs=optargs, ret=ret,
                 ret_type=ret_type, states=call_states, locked=bool(c.get("locked", True)),
                 may_fail=bool(may_fail), handle=handle, pending=status == "pending",
+                setting=str(setting or ""),
                 short=short or "", doc=doc or "", see_also=list(c.get("see_also") or []))
 
 
