@@ -2,7 +2,8 @@
 // GENERATED from api.yaml by generator/generate.py: DO NOT EDIT.
 // Each entry point is the single checkpoint in front of the core: error context, lock, debug trace,
 // read buffers zeroed, state check, pointer/enum/flag checks, core call, leftover closures freed,
-// public state published, unlock.  No exception crosses it.
+// public state published, unlock.  No exception crosses it.  Calls that take no lock (locked:
+// false) print no trace: the debug settings they would read belong to the lock holder.
 
 // The header's nonnull attributes would let the compiler delete our NULL checks.
 #define LIBNBD_ATTRIBUTE_NONNULL(...)
@@ -34,8 +35,7 @@ NBD_API int nbd_set_mode (struct nbd_handle *h, int mode)
   try {
     if (h->debug_enabled())
       nbd::debug(*h, "enter: mode=%d", mode);
-    bool ok = true;
-    ok = nbd::check_state(*h, 1, "newly created");
+    bool ok = nbd::check_state(*h, 1, "newly created");
     if (ok && mode != 0 && mode != 1)
       ok = nbd::fail_enum("mode", mode);
     if (ok)
@@ -71,8 +71,7 @@ NBD_API int nbd_pread (struct nbd_handle *h, void *buf, size_t count, uint64_t o
       nbd::debug(*h, "enter: buf=<buf> count=%zu offset=%" PRIu64 " flags=0x%" PRIx32 "", count, offset, flags);
     if (h->pread_initialize && buf != nullptr)
       std::memset(buf, 0, count);
-    bool ok = true;
-    ok = nbd::check_state(*h, 8, "connected with the server");
+    bool ok = nbd::check_state(*h, 8, "connected with the server");
     if (ok && buf == nullptr)
       ok = nbd::fail_null("buf");
     if (ok && (flags & ~0x4U) != 0 && ((h->strict & LIBNBD_STRICT_FLAGS) != 0 || flags > 0xffffU))
@@ -108,8 +107,7 @@ NBD_API int64_t nbd_aio_pread (struct nbd_handle *h, void *buf, size_t count, ui
       nbd::debug(*h, "enter: buf=<buf> count=%zu offset=%" PRIu64 " chunk_callback=<fun> completion_callback=<fun> flags=0x%" PRIx32 "", count, offset, flags);
     if (h->pread_initialize && buf != nullptr)
       std::memset(buf, 0, count);
-    bool ok = true;
-    ok = nbd::check_state(*h, 8, "connected with the server");
+    bool ok = nbd::check_state(*h, 8, "connected with the server");
     if (ok && buf == nullptr)
       ok = nbd::fail_null("buf");
     if (ok && !chunk_callback_owned.has_callback())
@@ -170,17 +168,9 @@ NBD_API char * nbd_get_name (struct nbd_handle *h)
     return nbd::fail_null_handle(), nullptr;
   char * ret = nullptr;
   try {
-    if (h->debug_enabled())
-      nbd::debug(*h, "enter: ");
     bool ok = true;
     if (ok)
       ret = nbd::unlocked_get_name(*h);
-    if (h->debug_enabled()) {
-      if (ret != nullptr)
-        nbd::debug(*h, "leave: ret=\"%s\"", nbd::printable(ret));
-      else
-        nbd::debug_leave_error(*h);
-    }
   } catch (const std::bad_alloc&) {
     nbd::set_error(ENOMEM, "out of memory");
     ret = nullptr;
