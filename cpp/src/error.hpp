@@ -11,6 +11,9 @@ int set_error(int errnum, const char* fmt, ...) __attribute__((format(printf, 2,
 const char* last_error();
 int last_errno();
 
+// e if it is non-zero, otherwise fallback.
+inline int errno_or(int e, int fallback) { return e != 0 ? e : fallback; }
+
 // The public call in progress on this thread, or nullptr.
 const char* current_call();
 

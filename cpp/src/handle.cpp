@@ -1,12 +1,15 @@
 // handle.cpp: creating and closing handles, and the calls that need no handle.
 #include "handle.hpp"
 
+#include <unistd.h>
+
 #include <cstdlib>
 #include <cstring>
 
 #include "debug.hpp"
 #include "error.hpp"
 #include "unlocked.hpp"
+#include "util.hpp"
 
 namespace {
 
@@ -19,7 +22,18 @@ nbd_handle::nbd_handle() : name("nbd" + std::to_string(++g_handle_count)) {
   debug = env != nullptr && std::strcmp(env, "1") == 0;
 }
 
-nbd_handle::~nbd_handle() = default;
+nbd_handle::~nbd_handle() {
+  // Commands still in flight are dropped: their closures are freed (never called).
+  cmds.clear();
+  cmds_done.clear();
+  sock.reset();  // closing the socket tells a server we started to exit
+  if (pid > 0)
+    nbd::reap_child(pid);
+  if (!sa_dir.empty()) {
+    unlink((sa_dir + "/sock").c_str());
+    rmdir(sa_dir.c_str());
+  }
+}
 
 namespace nbd {
 

@@ -1,16 +1,26 @@
 // handle.hpp: struct nbd_handle, the state behind every public call.
 #pragma once
 
+#include <sys/socket.h>
+#include <sys/types.h>
+
 #include <atomic>
 #include <cstdint>
+#include <deque>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "closure.hpp"
+#include "cmd/command.hpp"
+#include "io.hpp"
 #include "libnbd.h"
 #include "state.hpp"
+#include "transport/transport.hpp"
+#include "uri.hpp"
 
 // Field groups follow the life of a connection: settings chosen before connecting, then what
 // the handshake and commands produce.  Fields are guarded by `lock` unless marked atomic.
@@ -67,5 +77,70 @@ struct nbd_handle {
   std::atomic<nbd::State> public_state{nbd::State::Created};
   std::atomic<unsigned> public_direction{0};
 
-  void publish_state() { public_state.store(state, std::memory_order_release); }
+  void publish_state();
+
+  // ---- The connection ----
+  std::unique_ptr<nbd::Transport> sock;
+  pid_t pid = -1;            // server started by nbd_connect_command & co., reaped at close
+  std::string sa_dir;        // socket activation: temporary directory holding the socket
+  std::optional<nbd::ParsedUri> uri_info;  // what nbd_get_uri reports (export name added then)
+  std::vector<sockaddr_storage> addrs;  // TCP: resolved addresses still to try
+  std::vector<socklen_t> addrlens;
+  size_t addr_next = 0;
+  int connect_errno = 0;     // why the last address failed
+
+  // Receiving: rbuf/rlen is the current target of recv_into_rbuf; inbuf holds bytes read ahead.
+  unsigned char* rbuf = nullptr;
+  size_t rlen = 0;
+  std::vector<unsigned char> inbuf;
+  size_t in_pos = 0;
+  size_t in_end = 0;
+  unsigned char scratch[256];     // fixed-size headers are received here
+  std::vector<unsigned char> payload;  // variable-length replies and option payloads
+
+  // Sending.
+  nbd::OutQueue out;
+
+  // ---- What the handshake learnt ----
+  const char* protocol = nullptr;  // "oldstyle", "newstyle", "newstyle-fixed"
+  uint16_t gflags = 0;
+  bool have_info = false;          // size and eflags are known
+  uint64_t exportsize = 0;
+  uint16_t eflags = 0;
+  bool structured_replies = false;
+  bool tls_negotiated = false;
+  uint32_t block_minimum = 0, block_preferred = 0, block_maximum = 0;
+  std::optional<std::string> canonical_name;
+  std::optional<std::string> description;
+  struct MetaContext {
+    uint32_t id;
+    std::string name;
+  };
+  std::vector<MetaContext> meta_contexts;  // negotiated by NBD_OPT_SET_META_CONTEXT
+  bool meta_valid = false;                 // meta_contexts belongs to the current export
+
+  // ---- The option in progress (handshake and opt mode) ----
+  std::deque<uint32_t> opt_todo;   // options to send, in order
+  uint32_t opt_current = 0;        // the option awaiting its reply
+  bool opt_user = false;           // started by an opt_* call (else by the automatic handshake)
+  int opt_error = 0;               // errno of the last option's failure (0: it succeeded)
+  int opt_count = 0;               // replies seen by nbd_opt_list / nbd_opt_list_meta_context
+  bool opt_go_after_info = false;
+  nbd::Closure<nbd_completion_callback> opt_completion;
+  nbd::Closure<nbd_list_callback> opt_list_cb;
+  nbd::Closure<nbd_context_callback> opt_context_cb;
+  uint32_t reply_type = 0;         // option reply header fields
+  uint32_t reply_len = 0;
+
+  // ---- Commands ----
+  uint64_t next_cookie = 1;
+  std::unordered_map<uint64_t, std::unique_ptr<nbd::Command>> cmds;  // issued, not yet complete
+  std::deque<std::unique_ptr<nbd::Command>> cmds_done;              // complete, not retired
+  bool disconnect_sent = false;
+  // Reader side of the connected state: the reply being received.
+  nbd::ReplyState rstate = nbd::ReplyState::Header;
+  nbd::Command* rcmd = nullptr;  // the command the current reply belongs to
+  uint16_t rflags = 0, rtype = 0;
+  uint32_t rlength = 0;
+  uint64_t roffset = 0;          // offset of the current data chunk
 };

@@ -10,10 +10,18 @@ struct StateInfo {
   const char* summary;  // "NAME: description", as nbd_connection_state returns it
 };
 
+// In the order of enum class State.
 constexpr StateInfo kStates[] = {
     {kCreated, "CREATED", "CREATED: the handle is new and not connected"},
-    {kConnecting, "CONNECTING", "CONNECTING: connecting to the server"},
-    {kNegotiating, "NEGOTIATING", "NEGOTIATING: negotiating options with the server"},
+    {kConnecting, "CONNECT", "CONNECT: connecting to the server"},
+    {kConnecting, "RECV_GREETING", "RECV_GREETING: receiving the server's greeting"},
+    {kConnecting, "RECV_OLDSTYLE", "RECV_OLDSTYLE: receiving an oldstyle handshake"},
+    {kConnecting, "RECV_HANDSHAKE_FLAGS", "RECV_HANDSHAKE_FLAGS: receiving the newstyle flags"},
+    {kConnecting, "OPT_SEND", "OPT_SEND: sending a handshake option"},
+    {kConnecting, "OPT_RECV_HEADER", "OPT_RECV_HEADER: receiving an option reply"},
+    {kConnecting, "OPT_RECV_PAYLOAD", "OPT_RECV_PAYLOAD: receiving an option reply's payload"},
+    {kConnecting, "EXPORT_NAME_REPLY", "EXPORT_NAME_REPLY: receiving the export's size and flags"},
+    {kNegotiating, "NEGOTIATING", "NEGOTIATING: waiting for the next option (opt mode)"},
     {kConnected, "READY", "READY: connected and idle, ready for commands"},
     {kConnected, "PROCESSING", "PROCESSING: connected, with commands in flight"},
     {kClosed, "CLOSED", "CLOSED: the connection was shut down"},

@@ -15,16 +15,36 @@ enum StateBit : uint32_t {
   kDead = 32,
 };
 
-// Where the state machine is.  The protocol core (cpp/src/state/) refines the middle of this
-// list; every state belongs to exactly one public group.
+// Where the state machine is.  Each state belongs to one public group; the handlers live in
+// state/ grouped by protocol phase (connect.cpp, handshake.cpp, and reply.cpp for the reader
+// side of the connected states).
 enum class State : uint8_t {
   Created,
-  Connecting,
+  // Connecting: the socket, then the handshake up to the end of option haggling.
+  ConnectWait,         // non-blocking connect() in progress
+  RecvGreeting,        // "NBDMAGIC" and the next 8 bytes
+  RecvOldstyle,        // rest of an oldstyle greeting
+  RecvHandshakeFlags,  // newstyle: the server's 16-bit flags
+  OptSend,             // an option request (or the client flags) is being sent
+  OptRecvHeader,       // the 20-byte option reply header
+  OptRecvPayload,      // the option reply's payload
+  ExportNameReply,     // the reply to NBD_OPT_EXPORT_NAME
+  // Opt mode: waiting for the caller's next nbd_opt_* call.
   Negotiating,
-  Ready,
-  Processing,
+  // Transmission.
+  Ready,       // no command in flight
+  Processing,  // commands in flight
   Closed,
   Dead,
+};
+
+// The reader side of the connected states: where in a reply we are.
+enum class ReplyState : uint8_t {
+  Header,       // the 4-byte magic of the next reply
+  SimpleRest,   // rest of a simple reply header
+  Structured,   // rest of a structured reply header
+  ReadData,     // payload straight into the caller's read buffer
+  Payload,      // a chunk payload into h.payload
 };
 
 uint32_t state_group(State s);

@@ -112,9 +112,3 @@ TEST_F(ApiTest, ConcurrentWriterErrorMustBeNonZero) {
   EXPECT_EQ(nbd_concurrent_writer_error(h, EPIPE), 0);
   EXPECT_EQ(nbd_concurrent_writer_error(h, ENOSPC), 0);
 }
-
-TEST_F(ApiTest, PendingCallsSayNotImplemented) {
-  // Passes every check of the entry point, then meets a body the core has not written yet.
-  EXPECT_EQ(nbd_connect_uri(h, "nbd://localhost"), -1);
-  EXPECT_TRUE(last_error_is(ENOTSUP, "nbd_connect_uri: not implemented yet"));
-}

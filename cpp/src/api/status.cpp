@@ -12,7 +12,7 @@ State published(const nbd_handle& h) { return h.public_state.load(std::memory_or
 }  // namespace
 
 int unlocked_aio_is_created(nbd_handle& h) { return published(h) == State::Created; }
-int unlocked_aio_is_connecting(nbd_handle& h) { return published(h) == State::Connecting; }
+int unlocked_aio_is_connecting(nbd_handle& h) { return state_group(published(h)) == kConnecting; }
 int unlocked_aio_is_negotiating(nbd_handle& h) { return published(h) == State::Negotiating; }
 int unlocked_aio_is_ready(nbd_handle& h) { return published(h) == State::Ready; }
 int unlocked_aio_is_processing(nbd_handle& h) { return published(h) == State::Processing; }

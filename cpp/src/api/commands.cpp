@@ -1,0 +1,155 @@
+// commands.cpp: the transmission calls.  Each sync call is its aio form plus a wait; the wire
+// flags equal the LIBNBD_CMD_FLAG_* values (proto.md "Command flags").
+#include <cerrno>
+#include <cinttypes>
+#include <cstring>
+
+#include "cmd/issue.hpp"
+#include "error.hpp"
+#include "protocol.hpp"
+#include "state/machine.hpp"
+#include "unlocked.hpp"
+
+namespace nbd {
+namespace {
+
+using namespace nbd::proto;
+using Completion = Closure<nbd_completion_callback>;
+
+int64_t aio(nbd_handle& h, uint16_t type, uint64_t offset, uint64_t count, void* data, uint32_t flags,
+            Completion* completion, Closure<nbd_chunk_callback>* chunk = nullptr,
+            Closure<nbd_extent_callback>* extent = nullptr) {
+  return issue_command(h, CommandSpec{type, flags, offset, count, data}, completion, chunk, extent);
+}
+
+int sync(nbd_handle& h, int64_t cookie, const char* what) {
+  return cookie == -1 ? -1 : wait_for_command(h, cookie, what);
+}
+
+}  // namespace
+
+int unlocked_pread(nbd_handle& h, void* buf, size_t count, uint64_t offset, uint32_t flags) {
+  return sync(h, aio(h, kCmdRead, offset, count, buf, flags, nullptr), "read");
+}
+
+int unlocked_pread_structured(nbd_handle& h, void* buf, size_t count, uint64_t offset,
+                              Closure<nbd_chunk_callback>& chunk_callback, uint32_t flags) {
+  return sync(h, aio(h, kCmdRead, offset, count, buf, flags, nullptr, &chunk_callback), "read");
+}
+
+int unlocked_pwrite(nbd_handle& h, const void* buf, size_t count, uint64_t offset, uint32_t flags) {
+  return sync(h, aio(h, kCmdWrite, offset, count, const_cast<void*>(buf), flags, nullptr), "write");
+}
+
+int unlocked_flush(nbd_handle& h, uint32_t flags) {
+  return sync(h, aio(h, kCmdFlush, 0, 0, nullptr, flags, nullptr), "flush");
+}
+
+int unlocked_trim(nbd_handle& h, uint64_t count, uint64_t offset, uint32_t flags) {
+  return sync(h, aio(h, kCmdTrim, offset, count, nullptr, flags, nullptr), "trim");
+}
+
+int unlocked_cache(nbd_handle& h, uint64_t count, uint64_t offset, uint32_t flags) {
+  return sync(h, aio(h, kCmdCache, offset, count, nullptr, flags, nullptr), "cache");
+}
+
+int unlocked_zero(nbd_handle& h, uint64_t count, uint64_t offset, uint32_t flags) {
+  return sync(h, aio(h, kCmdWriteZeroes, offset, count, nullptr, flags, nullptr), "zero");
+}
+
+int unlocked_block_status(nbd_handle& h, uint64_t count, uint64_t offset,
+                          Closure<nbd_extent_callback>& extent_callback, uint32_t flags) {
+  return sync(h, aio(h, kCmdBlockStatus, offset, count, nullptr, flags, nullptr, nullptr, &extent_callback),
+              "block status");
+}
+
+int64_t unlocked_aio_pread(nbd_handle& h, void* buf, size_t count, uint64_t offset,
+                           Completion& completion_callback, uint32_t flags) {
+  return aio(h, kCmdRead, offset, count, buf, flags, &completion_callback);
+}
+
+int64_t unlocked_aio_pread_structured(nbd_handle& h, void* buf, size_t count, uint64_t offset,
+                                      Closure<nbd_chunk_callback>& chunk_callback,
+                                      Completion& completion_callback, uint32_t flags) {
+  return aio(h, kCmdRead, offset, count, buf, flags, &completion_callback, &chunk_callback);
+}
+
+int64_t unlocked_aio_pwrite(nbd_handle& h, const void* buf, size_t count, uint64_t offset,
+                            Completion& completion_callback, uint32_t flags) {
+  return aio(h, kCmdWrite, offset, count, const_cast<void*>(buf), flags, &completion_callback);
+}
+
+int64_t unlocked_aio_flush(nbd_handle& h, Completion& completion_callback, uint32_t flags) {
+  return aio(h, kCmdFlush, 0, 0, nullptr, flags, &completion_callback);
+}
+
+int64_t unlocked_aio_trim(nbd_handle& h, uint64_t count, uint64_t offset, Completion& completion_callback,
+                          uint32_t flags) {
+  return aio(h, kCmdTrim, offset, count, nullptr, flags, &completion_callback);
+}
+
+int64_t unlocked_aio_cache(nbd_handle& h, uint64_t count, uint64_t offset, Completion& completion_callback,
+                           uint32_t flags) {
+  return aio(h, kCmdCache, offset, count, nullptr, flags, &completion_callback);
+}
+
+int64_t unlocked_aio_zero(nbd_handle& h, uint64_t count, uint64_t offset, Completion& completion_callback,
+                          uint32_t flags) {
+  return aio(h, kCmdWriteZeroes, offset, count, nullptr, flags, &completion_callback);
+}
+
+int64_t unlocked_aio_block_status(nbd_handle& h, uint64_t count, uint64_t offset,
+                                  Closure<nbd_extent_callback>& extent_callback,
+                                  Completion& completion_callback, uint32_t flags) {
+  return aio(h, kCmdBlockStatus, offset, count, nullptr, flags, &completion_callback, nullptr,
+             &extent_callback);
+}
+
+int unlocked_aio_disconnect(nbd_handle& h, uint32_t flags) {
+  if (h.disconnect_sent)
+    return 0;
+  unsigned char req[kRequestSize] = {};
+  put32(req, kRequestMagic);
+  put16(req + 4, static_cast<uint16_t>(flags));
+  put16(req + 6, kCmdDisc);
+  put64(req + 8, h.next_cookie++);
+  h.out.append_copy(req, sizeof req);
+  h.disconnect_sent = true;  // NBD_CMD_DISC has no reply; the server hangs up after it
+  return run(h);
+}
+
+int unlocked_shutdown(nbd_handle& h, uint32_t flags) {
+  // Every command is handed to the socket as soon as it is issued, so there is never a queue
+  // of unsent commands for LIBNBD_SHUTDOWN_ABANDON_PENDING to drop.
+  (void)flags;
+  if (unlocked_aio_disconnect(h, 0) == -1)
+    return -1;
+  return wait_until(h, [](nbd_handle& hh) { return (state_group(hh.state) & (kClosed | kDead)) != 0; });
+}
+
+int unlocked_aio_command_completed(nbd_handle& h, uint64_t cookie) {
+  for (auto it = h.cmds_done.begin(); it != h.cmds_done.end(); ++it) {
+    if ((*it)->cookie != cookie)
+      continue;
+    const int err = (*it)->error;
+    h.cmds_done.erase(it);
+    if (err != 0)
+      return set_error(err, "command failed: %s", std::strerror(err));
+    return 1;
+  }
+  if (h.cmds.count(cookie) == 0 && state_group(h.state) != kCreated)
+    return set_error(EINVAL, "invalid command cookie %" PRIu64, cookie);
+  return 0;
+}
+
+int64_t unlocked_aio_peek_command_completed(nbd_handle& h) {
+  if (!h.cmds_done.empty())
+    return static_cast<int64_t>(h.cmds_done.front()->cookie);
+  if (!h.cmds.empty())
+    return 0;
+  return set_error(EINVAL, "no commands are in flight");
+}
+
+int unlocked_aio_in_flight(nbd_handle& h) { return static_cast<int>(h.cmds.size()); }
+
+}  // namespace nbd

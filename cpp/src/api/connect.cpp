@@ -1,0 +1,329 @@
+// connect.cpp: the connect calls.  Each sync call is its aio form plus a wait for the handshake.
+#include <fcntl.h>
+#include <linux/vm_sockets.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstddef>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "error.hpp"
+#include "state/machine.hpp"
+#include "unlocked.hpp"
+#include "uri.hpp"
+#include "util.hpp"
+
+extern char** environ;
+
+namespace nbd {
+namespace {
+
+constexpr const char kListenPid[] = "LISTEN_PID=";
+constexpr size_t kPidDigits = 20;
+
+// Waits for the handshake: done once the handle leaves the connecting states.
+int wait_connected(nbd_handle& h) {
+  if (wait_until(h, [](nbd_handle& hh) { return state_group(hh.state) != kConnecting; }) == -1)
+    return -1;
+  if ((state_group(h.state) & (kConnected | kNegotiating)) != 0)
+    return 0;
+  return set_error(ENOTCONN, "the connection was closed during the handshake");
+}
+
+// Runs the machine for a connection that was just started by t.
+int started(nbd_handle& h, Transition t) {
+  if (t == Transition::Fail) {
+    kill_connection(h, errno_or(last_errno(), ENOTCONN));
+    return -1;
+  }
+  return run(h);
+}
+
+// The connection failed before it started: the handle is dead, like any failed connection.
+int failed(nbd_handle& h) {
+  kill_connection(h, errno_or(last_errno(), ENOTCONN));
+  return -1;
+}
+
+int unix_address(const char* path, struct sockaddr_un& sun, socklen_t& len) {
+  const size_t n = std::strlen(path);
+  if (n >= sizeof sun.sun_path)
+    return set_error(ENAMETOOLONG, "socket path too long: %s", path);
+  std::memset(&sun, 0, sizeof sun);
+  sun.sun_family = AF_UNIX;
+  std::memcpy(sun.sun_path, path, n);
+  len = static_cast<socklen_t>(offsetof(struct sockaddr_un, sun_path) + n + 1);
+  return 0;
+}
+
+// Forks and execs argv.  child_fd becomes stdin and stdout (nbd_connect_command); listen_fd
+// becomes fd 3 with LISTEN_PID set in env (socket activation).  Between fork and exec only
+// async-signal-safe calls run, so env is prepared beforehand with room for the pid.
+pid_t spawn(char** argv, int child_fd, int listen_fd, std::vector<std::string>* env) {
+  std::vector<char*> envp;
+  if (env != nullptr) {
+    for (std::string& e : *env)
+      envp.push_back(e.data());
+    envp.push_back(nullptr);
+  }
+  const pid_t pid = fork();
+  if (pid != 0)
+    return pid;
+  if (child_fd >= 0) {
+    dup2(child_fd, 0);
+    dup2(child_fd, 1);
+  }
+  if (listen_fd >= 0) {
+    if (listen_fd != 3)
+      dup2(listen_fd, 3);
+    fcntl(3, F_SETFD, 0);
+    char* p = envp[0] + sizeof kListenPid - 1;
+    char digits[kPidDigits];
+    int n = 0;
+    for (pid_t v = getpid(); v > 0; v /= 10)
+      digits[n++] = static_cast<char>('0' + v % 10);
+    while (n > 0)
+      *p++ = digits[--n];
+    *p = '\0';
+  }
+  signal(SIGPIPE, SIG_DFL);
+  if (env != nullptr)
+    execvpe(argv[0], argv, envp.data());
+  else
+    execvp(argv[0], argv);
+  _exit(127);
+}
+
+int check_argv(char** argv) {
+  if (argv[0] == nullptr)
+    return set_error(EINVAL, "argv must not be empty");
+  return 0;
+}
+
+void remember_uri(nbd_handle& h, ParsedUri u) { h.uri_info = std::move(u); }
+
+}  // namespace
+
+int unlocked_aio_connect(nbd_handle& h, const struct sockaddr* addr, socklen_t addrlen) {
+  return started(h, connect_to(h, addr, addrlen));
+}
+
+int unlocked_aio_connect_unix(nbd_handle& h, const char* unixsocket) {
+  struct sockaddr_un sun;
+  socklen_t len;
+  if (unix_address(unixsocket, sun, len) == -1)
+    return failed(h);
+  ParsedUri u;
+  u.transport = ParsedUri::Transport::Unix;
+  u.socket = unixsocket;
+  remember_uri(h, std::move(u));
+  return started(h, connect_to(h, reinterpret_cast<struct sockaddr*>(&sun), len));
+}
+
+int unlocked_aio_connect_tcp(nbd_handle& h, const char* hostname, const char* port) {
+  struct addrinfo hints {};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  struct addrinfo* res = nullptr;
+  const int r = getaddrinfo(hostname, port, &hints, &res);
+  if (r != 0) {
+    set_error(r == EAI_SYSTEM ? errno : ENXIO, "getaddrinfo: %s:%s: %s", hostname, port,
+              gai_strerror(r));
+    return failed(h);
+  }
+  h.addrs.clear();
+  h.addrlens.clear();
+  h.addr_next = 0;
+  for (struct addrinfo* a = res; a != nullptr; a = a->ai_next) {
+    sockaddr_storage ss{};
+    std::memcpy(&ss, a->ai_addr, a->ai_addrlen);
+    h.addrs.push_back(ss);
+    h.addrlens.push_back(a->ai_addrlen);
+  }
+  freeaddrinfo(res);
+  ParsedUri u;
+  u.transport = ParsedUri::Transport::Tcp;
+  u.host = hostname;
+  u.port = port;
+  remember_uri(h, std::move(u));
+  return started(h, connect_next_address(h));
+}
+
+int unlocked_aio_connect_vsock(nbd_handle& h, uint32_t cid, uint32_t port) {
+  struct sockaddr_vm svm {};
+  svm.svm_family = AF_VSOCK;
+  svm.svm_cid = cid;
+  svm.svm_port = port;
+  ParsedUri u;
+  u.transport = ParsedUri::Transport::Vsock;
+  u.vsock_cid = cid;
+  u.vsock_port = port;
+  remember_uri(h, std::move(u));
+  return started(h, connect_to(h, reinterpret_cast<struct sockaddr*>(&svm), sizeof svm));
+}
+
+int unlocked_aio_connect_socket(nbd_handle& h, int sock) {
+  h.sock = make_socket_transport(sock);
+  return started(h, start_handshake(h));
+}
+
+int unlocked_aio_connect_command(nbd_handle& h, char** argv) {
+  if (check_argv(argv) == -1)
+    return failed(h);
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1) {
+    set_error(errno, "socketpair: %s", std::strerror(errno));
+    return failed(h);
+  }
+  UniqueFd ours{sv[0]}, theirs{sv[1]};
+  const pid_t pid = spawn(argv, theirs.get(), -1, nullptr);
+  if (pid == -1) {
+    set_error(errno, "fork: %s", std::strerror(errno));
+    return failed(h);
+  }
+  h.pid = pid;
+  h.sock = make_socket_transport(ours.release());
+  return started(h, start_handshake(h));
+}
+
+int unlocked_aio_connect_systemd_socket_activation(nbd_handle& h, char** argv) {
+  if (check_argv(argv) == -1)
+    return failed(h);
+  char tmpl[] = "/tmp/nbdppXXXXXX";
+  if (mkdtemp(tmpl) == nullptr) {
+    set_error(errno, "mkdtemp: %s", std::strerror(errno));
+    return failed(h);
+  }
+  h.sa_dir = tmpl;
+  const std::string path = h.sa_dir + "/sock";
+  struct sockaddr_un sun;
+  socklen_t len;
+  if (unix_address(path.c_str(), sun, len) == -1)
+    return failed(h);
+  UniqueFd lfd{::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)};
+  if (!lfd || bind(lfd.get(), reinterpret_cast<struct sockaddr*>(&sun), len) == -1 ||
+      listen(lfd.get(), SOMAXCONN) == -1) {
+    set_error(errno, "socket activation: %s", std::strerror(errno));
+    return failed(h);
+  }
+  // The environment of sd_listen_fds(3): LISTEN_PID first, filled in by the child.
+  std::vector<std::string> env{std::string(kListenPid) + std::string(kPidDigits, '0'), "LISTEN_FDS=1",
+                               "LISTEN_FDNAMES=nbd"};
+  for (char** e = environ; *e != nullptr; ++e)
+    if (std::strncmp(*e, "LISTEN_", 7) != 0)
+      env.emplace_back(*e);
+  const pid_t pid = spawn(argv, -1, lfd.get(), &env);
+  if (pid == -1) {
+    set_error(errno, "fork: %s", std::strerror(errno));
+    return failed(h);
+  }
+  h.pid = pid;
+  ParsedUri u;
+  u.transport = ParsedUri::Transport::Unix;
+  u.socket = path;
+  remember_uri(h, std::move(u));
+  // The socket already listens (we made it), so connecting cannot race the server's start.
+  return started(h, connect_to(h, reinterpret_cast<struct sockaddr*>(&sun), len));
+}
+
+int unlocked_aio_connect_uri(nbd_handle& h, const char* uri) {
+  std::optional<ParsedUri> u = parse_uri(uri);
+  if (!u)
+    return -1;
+  const uint32_t need = u->transport == ParsedUri::Transport::Tcp    ? LIBNBD_ALLOW_TRANSPORT_TCP
+                        : u->transport == ParsedUri::Transport::Unix ? LIBNBD_ALLOW_TRANSPORT_UNIX
+                                                                     : LIBNBD_ALLOW_TRANSPORT_VSOCK;
+  if ((h.uri_allow_transports & need) == 0)
+    return set_error(EPERM, "URI transport is not permitted by nbd_set_uri_allow_transports");
+  if ((u->tls && h.uri_allow_tls == LIBNBD_TLS_DISABLE) ||
+      (!u->tls && h.uri_allow_tls == LIBNBD_TLS_REQUIRE))
+    return set_error(EPERM, "URI %s TLS, which nbd_set_uri_allow_tls does not permit",
+                     u->tls ? "requires" : "does not use");
+  if ((u->tls_certificates || u->tls_psk_file) && !h.uri_allow_local_file)
+    return set_error(EPERM, "URI names a local file, which nbd_set_uri_allow_local_file does not permit");
+  if (unlocked_set_export_name(h, u->export_name.c_str()) == -1)
+    return -1;
+  // An nbds URI means TLS or nothing: never fall back to plaintext.
+  h.tls = u->tls ? LIBNBD_TLS_REQUIRE : h.tls;
+  if (u->tls_certificates)
+    h.tls_certificates = *u->tls_certificates;
+  if (u->tls_psk_file)
+    h.tls_psk_file = *u->tls_psk_file;
+  if (u->tls_verify_peer)
+    h.tls_verify_peer = *u->tls_verify_peer;
+  if (u->username)
+    h.tls_username = *u->username;
+  int r;
+  switch (u->transport) {
+    case ParsedUri::Transport::Unix:
+      r = unlocked_aio_connect_unix(h, u->socket.c_str());
+      break;
+    case ParsedUri::Transport::Vsock:
+      r = unlocked_aio_connect_vsock(h, u->vsock_cid, u->vsock_port);
+      break;
+    default:
+      r = unlocked_aio_connect_tcp(h, u->host.c_str(), u->port.c_str());
+      break;
+  }
+  h.uri_info = std::move(*u);
+  return r;
+}
+
+int unlocked_connect_uri(nbd_handle& h, const char* uri) {
+  return unlocked_aio_connect_uri(h, uri) == -1 ? -1 : wait_connected(h);
+}
+
+int unlocked_connect_unix(nbd_handle& h, const char* unixsocket) {
+  return unlocked_aio_connect_unix(h, unixsocket) == -1 ? -1 : wait_connected(h);
+}
+
+int unlocked_connect_tcp(nbd_handle& h, const char* hostname, const char* port) {
+  return unlocked_aio_connect_tcp(h, hostname, port) == -1 ? -1 : wait_connected(h);
+}
+
+int unlocked_connect_vsock(nbd_handle& h, uint32_t cid, uint32_t port) {
+  return unlocked_aio_connect_vsock(h, cid, port) == -1 ? -1 : wait_connected(h);
+}
+
+int unlocked_connect_socket(nbd_handle& h, int sock) {
+  return unlocked_aio_connect_socket(h, sock) == -1 ? -1 : wait_connected(h);
+}
+
+int unlocked_connect_command(nbd_handle& h, char** argv) {
+  return unlocked_aio_connect_command(h, argv) == -1 ? -1 : wait_connected(h);
+}
+
+int unlocked_connect_systemd_socket_activation(nbd_handle& h, char** argv) {
+  return unlocked_aio_connect_systemd_socket_activation(h, argv) == -1 ? -1 : wait_connected(h);
+}
+
+char* unlocked_get_uri(nbd_handle& h) {
+  if (!h.uri_info) {
+    set_error(ENOTSUP, "no URI describes this connection (a socket or a command)");
+    return nullptr;
+  }
+  ParsedUri u = *h.uri_info;
+  u.export_name = h.export_name;
+  u.tls_verify_peer.reset();  // a local choice, not part of where the server is
+  u.tls = h.tls == LIBNBD_TLS_REQUIRE || h.tls_negotiated;
+  return dup_string(format_uri(u));
+}
+
+int unlocked_kill_subprocess(nbd_handle& h, int signum) {
+  if (h.pid <= 0)
+    return set_error(ESRCH, "no subprocess exists");
+  if (signum < 0)
+    return set_error(EINVAL, "invalid signal number: %d", signum);
+  if (kill(h.pid, signum == 0 ? SIGTERM : signum) == -1)
+    return set_error(errno, "kill: %s", std::strerror(errno));
+  return 0;
+}
+
+}  // namespace nbd

@@ -1,0 +1,190 @@
+// issue.cpp: creating, completing and retiring commands (proto.md "Request message").
+#include "cmd/issue.hpp"
+
+#include <cerrno>
+#include <cinttypes>
+#include <cstring>
+
+#include "debug.hpp"
+#include "error.hpp"
+#include "protocol.hpp"
+#include "state/machine.hpp"
+
+namespace nbd {
+namespace {
+
+using namespace nbd::proto;
+
+// No request may move more data than this (a limit every server honours; libnbd's too).
+constexpr uint64_t kMaxRequest = 64 * 1024 * 1024;
+
+const char* command_name(uint16_t type) {
+  switch (type) {
+    case kCmdRead:
+      return "read";
+    case kCmdWrite:
+      return "write";
+    case kCmdFlush:
+      return "flush";
+    case kCmdTrim:
+      return "trim";
+    case kCmdCache:
+      return "cache";
+    case kCmdWriteZeroes:
+      return "zero";
+    case kCmdBlockStatus:
+      return "block status";
+    default:
+      return "command";
+  }
+}
+
+// The server flag a command type needs, or 0.
+uint16_t needed_flag(uint16_t type) {
+  switch (type) {
+    case kCmdFlush:
+      return kFlagSendFlush;
+    case kCmdTrim:
+      return kFlagSendTrim;
+    case kCmdCache:
+      return kFlagSendCache;
+    case kCmdWriteZeroes:
+      return kFlagSendWriteZeroes;
+    default:
+      return 0;
+  }
+}
+
+// Strict-mode checks of a request against what the server said it supports.
+int check_request(nbd_handle& h, const CommandSpec& s) {
+  const char* name = command_name(s.type);
+  const bool data = s.type == kCmdRead || s.type == kCmdWrite;
+  if (data && s.count > kMaxRequest)
+    return set_error(ERANGE, "request too large: maximum request size is %" PRIu64, kMaxRequest);
+  if (s.count > UINT32_MAX)
+    return set_error(ERANGE, "request too large: %s requests are limited to 32 bits", name);
+  if (h.disconnect_sent)
+    return set_error(ESHUTDOWN, "cannot issue commands after requesting a disconnect");
+  const uint32_t strict = h.strict;
+  if ((strict & LIBNBD_STRICT_COMMANDS) != 0) {
+    if ((s.type == kCmdWrite || s.type == kCmdTrim || s.type == kCmdWriteZeroes) &&
+        (h.eflags & kFlagReadOnly) != 0)
+      return set_error(EPERM, "server does not support %s operations: the export is read-only", name);
+    const uint16_t need = needed_flag(s.type);
+    if (need != 0 && (h.eflags & need) == 0)
+      return set_error(EINVAL, "server does not support %s operations", name);
+    if (s.type == kCmdBlockStatus && h.meta_contexts.empty())
+      return set_error(ENOTSUP, "did not negotiate any metadata contexts, "
+                                "either you did not call nbd_add_meta_context before connecting "
+                                "or the server does not support it");
+  }
+  if ((strict & LIBNBD_STRICT_FLAGS) != 0) {
+    if ((s.flags & LIBNBD_CMD_FLAG_FUA) != 0 && (h.eflags & kFlagSendFua) == 0)
+      return set_error(EINVAL, "server does not support the FUA flag");
+    if ((s.flags & LIBNBD_CMD_FLAG_DF) != 0 &&
+        ((h.eflags & kFlagSendDf) == 0 || !h.structured_replies))
+      return set_error(EINVAL, "server does not support the DF flag");
+    if ((s.flags & LIBNBD_CMD_FLAG_FAST_ZERO) != 0 && (h.eflags & kFlagSendFastZero) == 0)
+      return set_error(EINVAL, "server does not support the FAST_ZERO flag");
+  }
+  if ((strict & LIBNBD_STRICT_ZERO_SIZE) != 0 && s.count == 0 && s.type != kCmdFlush)
+    return set_error(EINVAL, "count cannot be 0");
+  if ((strict & LIBNBD_STRICT_BOUNDS) != 0 && s.type != kCmdFlush &&
+      (s.offset > h.exportsize || s.count > h.exportsize - s.offset))
+    return set_error(EINVAL, "request out of bounds");
+  if ((strict & LIBNBD_STRICT_ALIGN) != 0 && h.block_minimum > 1 && s.type != kCmdFlush &&
+      (s.offset % h.block_minimum != 0 || s.count % h.block_minimum != 0))
+    return set_error(EINVAL, "request is unaligned");
+  return 0;
+}
+
+}  // namespace
+
+void update_connected_state(nbd_handle& h) {
+  if (state_group(h.state) == kConnected)
+    h.state = h.cmds.empty() ? State::Ready : State::Processing;
+}
+
+int64_t issue_command(nbd_handle& h, const CommandSpec& spec, Closure<nbd_completion_callback>* completion,
+                      Closure<nbd_chunk_callback>* chunk, Closure<nbd_extent_callback>* extent) {
+  if (check_request(h, spec) == -1)
+    return -1;
+  auto cmd = std::make_unique<Command>();
+  Command& c = *cmd;
+  c.cookie = h.next_cookie++;
+  c.type = spec.type;
+  c.flags = static_cast<uint16_t>(spec.flags);
+  c.offset = spec.offset;
+  c.count = spec.count;
+  c.data = spec.data;
+  if (completion != nullptr)
+    c.completion = std::move(*completion);
+  if (chunk != nullptr)
+    c.chunk = std::move(*chunk);
+  if (extent != nullptr)
+    c.extent = std::move(*extent);
+
+  unsigned char req[kRequestSize];
+  put32(req, kRequestMagic);
+  put16(req + 4, c.flags);
+  put16(req + 6, c.type);
+  put64(req + 8, c.cookie);
+  put64(req + 16, c.offset);
+  put32(req + 24, static_cast<uint32_t>(c.count));
+  h.out.append_copy(req, sizeof req);
+  if (c.type == kCmdWrite)
+    h.out.append_ref(spec.data, spec.count);
+  const auto cookie = static_cast<int64_t>(c.cookie);
+  h.cmds.emplace(c.cookie, std::move(cmd));  // c may be retired (and freed) from here on
+  update_connected_state(h);
+  // Send now; replies that are already waiting are read too.  A connection that dies here
+  // completes the command with the error, which the caller collects through the cookie.
+  run(h);
+  return cookie;
+}
+
+void complete_command(nbd_handle& h, uint64_t cookie) {
+  auto it = h.cmds.find(cookie);
+  if (it == h.cmds.end())
+    return;
+  std::unique_ptr<Command> cmd = std::move(it->second);
+  h.cmds.erase(it);
+  if (h.rcmd == cmd.get())
+    h.rcmd = nullptr;
+  update_connected_state(h);
+  if (h.debug_enabled())
+    debug(h, "command %" PRIu64 " (%s) complete: %s", cookie, command_name(cmd->type),
+          cmd->error != 0 ? std::strerror(cmd->error) : "success");
+  // The command's other callbacks are done; release them before the completion runs.
+  cmd->chunk.reset();
+  cmd->extent.reset();
+  if (cmd->completion.has_callback()) {
+    int err = cmd->error;
+    const int r = cmd->completion(&err);
+    if (r == -1 && err != 0 && cmd->error == 0)
+      cmd->error = err;
+    if (r == 1)
+      return;  // retired by its callback: the command (and its completion) is freed here
+  }
+  cmd->completion.reset();
+  h.cmds_done.push_back(std::move(cmd));
+}
+
+int wait_for_command(nbd_handle& h, int64_t cookie, const char* what) {
+  const auto id = static_cast<uint64_t>(cookie);
+  if (wait_until(h, [id](nbd_handle& hh) { return hh.cmds.find(id) == hh.cmds.end(); }) == -1 &&
+      h.cmds.find(id) != h.cmds.end())
+    return -1;
+  for (auto it = h.cmds_done.begin(); it != h.cmds_done.end(); ++it) {
+    if ((*it)->cookie != id)
+      continue;
+    const int err = (*it)->error;
+    h.cmds_done.erase(it);
+    if (err != 0)
+      return set_error(err, "%s: command failed: %s", what, std::strerror(err));
+    return 0;
+  }
+  return 0;
+}
+
+}  // namespace nbd

@@ -1,0 +1,27 @@
+// issue.hpp: creating, completing and retiring commands.
+#pragma once
+
+#include <cstdint>
+
+#include "handle.hpp"
+
+namespace nbd {
+
+// The parts of a command the caller chooses.
+struct CommandSpec {
+  uint16_t type;
+  uint32_t flags;  // LIBNBD_CMD_FLAG_*
+  uint64_t offset;
+  uint64_t count;
+  void* data;      // read target or write source (kept valid by the caller until retired)
+};
+
+// Checks the request against the server's limits (strict mode) and queues it.  Takes the
+// closures it is given.  Returns the cookie, or -1 with the error recorded.
+int64_t issue_command(nbd_handle& h, const CommandSpec& spec, Closure<nbd_completion_callback>* completion,
+                      Closure<nbd_chunk_callback>* chunk, Closure<nbd_extent_callback>* extent);
+
+// Waits until cookie completes, then retires it: 0 on success, -1 with the command's error.
+int wait_for_command(nbd_handle& h, int64_t cookie, const char* what);
+
+}  // namespace nbd

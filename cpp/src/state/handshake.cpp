@@ -1,0 +1,523 @@
+// handshake.cpp: the greeting, oldstyle and newstyle handshakes, and option haggling
+// (proto.md "Handshake", "Option haggling").  One function per state; option replies are
+// parsed only after their length is checked.
+#include <cerrno>
+#include <cinttypes>
+#include <climits>
+#include <cstring>
+#include <string>
+
+#include "debug.hpp"
+#include "error.hpp"
+#include "protocol.hpp"
+#include "state/machine.hpp"
+
+namespace nbd {
+namespace {
+
+using namespace nbd::proto;
+
+// Largest option reply we accept: the biggest legitimate one (NBD_REP_SERVER) holds two
+// 4096-byte strings.
+constexpr uint32_t kMaxOptReply = 16 * 1024;
+
+void expect(nbd_handle& h, size_t len) {
+  h.rbuf = h.scratch;
+  h.rlen = len;
+}
+
+// A receive that hit the end of the stream or an error during the handshake.
+Transition recv_failed(Io io) {
+  if (io == Io::Eof)
+    set_error(ECONNRESET, "server closed the connection during the handshake");
+  return Transition::Fail;
+}
+
+bool tls_required(const nbd_handle& h) { return h.tls == LIBNBD_TLS_REQUIRE; }
+
+// Records export size and flags from the handshake.
+bool set_export_info(nbd_handle& h, uint64_t size, uint16_t eflags) {
+  if (size > static_cast<uint64_t>(INT64_MAX)) {
+    set_error(EOVERFLOW, "server export size %" PRIu64 " is larger than INT64_MAX", size);
+    return false;
+  }
+  h.exportsize = size;
+  // Without NBD_FLAG_HAS_FLAGS the other bits mean nothing (proto.md "Transmission flags").
+  h.eflags = (eflags & kFlagHasFlags) != 0 ? eflags : 0;
+  h.have_info = true;
+  return true;
+}
+
+void append_opt(nbd_handle& h, uint32_t opt, const std::string& data) {
+  unsigned char hdr[16];
+  put64(hdr, kIHaveOpt);
+  put32(hdr + 8, opt);
+  put32(hdr + 12, static_cast<uint32_t>(data.size()));
+  h.out.append_copy(hdr, sizeof hdr);
+  h.out.append_copy(data.data(), data.size());
+}
+
+std::string be32_string(uint32_t v) {
+  unsigned char b[4];
+  put32(b, v);
+  return std::string(reinterpret_cast<char*>(b), 4);
+}
+
+std::string be16_string(uint16_t v) {
+  unsigned char b[2];
+  put16(b, v);
+  return std::string(reinterpret_cast<char*>(b), 2);
+}
+
+// Export name, then the meta context queries (NBD_OPT_{SET,LIST}_META_CONTEXT).
+std::string meta_context_request(const nbd_handle& h) {
+  std::string d = be32_string(static_cast<uint32_t>(h.export_name.size())) + h.export_name;
+  d += be32_string(static_cast<uint32_t>(h.request_meta_contexts.size()));
+  for (const std::string& q : h.request_meta_contexts)
+    d += be32_string(static_cast<uint32_t>(q.size())) + q;
+  return d;
+}
+
+// Builds the request for opt and queues it.
+void send_option(nbd_handle& h, uint32_t opt) {
+  std::string data;
+  switch (opt) {
+    case kOptExportName:
+      data = h.export_name;
+      break;
+    case kOptGo:
+    case kOptInfo: {
+      data = be32_string(static_cast<uint32_t>(h.export_name.size())) + h.export_name;
+      std::string infos;
+      uint16_t n = 0;
+      if (h.full_info) {
+        infos += be16_string(kInfoName) + be16_string(kInfoDescription);
+        n += 2;
+      }
+      if (h.request_block_size) {
+        infos += be16_string(kInfoBlockSize);
+        ++n;
+      }
+      data += be16_string(n) + infos;
+      h.have_info = false;
+      h.canonical_name.reset();
+      h.description.reset();
+      h.block_minimum = h.block_preferred = h.block_maximum = 0;
+      break;
+    }
+    case kOptSetMetaContext:
+      h.meta_contexts.clear();
+      h.meta_valid = false;
+      data = meta_context_request(h);
+      break;
+    case kOptListMetaContext:
+      data = meta_context_request(h);
+      break;
+    default:
+      break;  // NBD_OPT_STRUCTURED_REPLY, NBD_OPT_LIST, NBD_OPT_ABORT carry no data
+  }
+  if (h.debug_enabled())
+    debug(h, "sending %s", opt_name(opt));
+  append_opt(h, opt, data);
+  h.opt_current = opt;
+  h.state = State::OptSend;
+}
+
+// Sends the next queued option, or decides what follows when none is left.
+Transition next_option(nbd_handle& h) {
+  if (h.opt_todo.empty()) {
+    if (!h.opt_mode && !h.opt_user) {
+      // The automatic handshake ends by choosing the export.
+      h.opt_todo.push_back(kOptGo);
+    } else if (!h.out.empty()) {
+      // The client flags are still queued: send them before waiting for the caller.
+      h.opt_current = 0;
+      h.state = State::OptSend;
+      return Transition::Next;
+    } else {
+      h.state = State::Negotiating;
+      return Transition::Next;
+    }
+  }
+  const uint32_t opt = h.opt_todo.front();
+  h.opt_todo.pop_front();
+  // Metadata contexts are chosen per export, just before NBD_OPT_GO or NBD_OPT_INFO.
+  if ((opt == kOptGo || opt == kOptInfo) && h.structured_replies &&
+      !h.request_meta_contexts.empty() && !h.meta_valid) {
+    h.opt_todo.push_front(opt);
+    send_option(h, kOptSetMetaContext);
+    h.meta_valid = true;  // set even if the server refuses, so GO follows
+    return Transition::Next;
+  }
+  send_option(h, opt);
+  return Transition::Next;
+}
+
+// Ends the caller's option (opt mode): runs its completion and releases its callbacks.
+void finish_user_option(nbd_handle& h, int err) {
+  h.opt_error = err;
+  if (h.opt_user && h.opt_todo.empty()) {
+    int e = err;
+    if (h.opt_completion.has_callback())
+      h.opt_completion(&e);
+    h.opt_completion.reset();
+    h.opt_list_cb.reset();
+    h.opt_context_cb.reset();
+    h.opt_user = false;
+  }
+}
+
+// An error reply to the current option.  Returns Fail when the connection cannot go on.
+Transition option_error(nbd_handle& h) {
+  const uint32_t opt = h.opt_current;
+  const std::string msg(h.payload.begin(), h.payload.end());
+  switch (opt) {
+    case kOptStructuredReply:
+      h.structured_replies = false;
+      return next_option(h);
+    case kOptSetMetaContext:
+      h.meta_contexts.clear();
+      return next_option(h);
+    case kOptGo:
+      // NBD_REP_ERR_UNSUP here means the server predates NBD_OPT_GO: fall back to
+      // NBD_OPT_EXPORT_NAME (proto.md "Option types").
+      if (h.reply_type == kRepErrUnsup) {
+        h.opt_todo.push_front(kOptExportName);
+        return next_option(h);
+      }
+      break;
+    default:
+      break;
+  }
+  int err;
+  switch (h.reply_type) {
+    case kRepErrUnsup:
+      err = ENOTSUP;
+      break;
+    case kRepErrPolicy:
+      err = EPERM;
+      break;
+    case kRepErrUnknown:
+      err = ENOENT;
+      break;
+    case kRepErrTlsReqd:
+      err = ENOTSUP;
+      break;
+    case kRepErrShutdown:
+      err = ESHUTDOWN;
+      break;
+    case kRepErrTooBig:
+      err = ERANGE;
+      break;
+    default:
+      err = EINVAL;
+      break;
+  }
+  set_error(err, "server replied with error to %s: %s", opt_name(opt),
+            msg.empty() ? std::strerror(err) : msg.c_str());
+  if (!h.opt_user)
+    return Transition::Fail;  // the automatic handshake cannot go on without its export
+  h.opt_todo.clear();
+  finish_user_option(h, err);
+  h.state = State::Negotiating;
+  return Transition::Next;
+}
+
+Transition protocol_error(const char* what) {
+  set_error(EPROTO, "handshake: %s", what);
+  return Transition::Fail;
+}
+
+// NBD_REP_INFO: one piece of export information.
+Transition option_info(nbd_handle& h) {
+  const unsigned char* p = h.payload.data();
+  const size_t len = h.payload.size();
+  if (len < 2)
+    return protocol_error("NBD_REP_INFO is too short");
+  const uint16_t type = get16(p);
+  switch (type) {
+    case kInfoExport:
+      if (len != 12)
+        return protocol_error("NBD_INFO_EXPORT has the wrong length");
+      if (!set_export_info(h, get64(p + 2), get16(p + 10)))
+        return Transition::Fail;
+      break;
+    case kInfoName:
+      h.canonical_name = std::string(p + 2, p + len);
+      break;
+    case kInfoDescription:
+      h.description = std::string(p + 2, p + len);
+      break;
+    case kInfoBlockSize: {
+      if (len != 14)
+        return protocol_error("NBD_INFO_BLOCK_SIZE has the wrong length");
+      const uint32_t min = get32(p + 2), pref = get32(p + 6), max = get32(p + 10);
+      // proto.md "Block size constraints": powers of two, min <= 64k, min <= pref, max a
+      // multiple of min and at least pref (or the export size).
+      auto pow2 = [](uint32_t v) { return v != 0 && (v & (v - 1)) == 0; };
+      if (!pow2(min) || min > 65536 || !pow2(pref) || pref < min || max < min || max % min != 0)
+        return protocol_error("server sent contradictory block size constraints");
+      h.block_minimum = min;
+      h.block_preferred = pref;
+      h.block_maximum = max;
+      break;
+    }
+    default:
+      break;  // unknown information may be ignored
+  }
+  expect(h, 20);
+  h.state = State::OptRecvHeader;
+  return Transition::Next;
+}
+
+// NBD_REP_ACK: the current option is complete.
+Transition option_ack(nbd_handle& h) {
+  switch (h.opt_current) {
+    case kOptStructuredReply:
+      h.structured_replies = true;
+      return next_option(h);
+    case kOptSetMetaContext:
+      return next_option(h);
+    case kOptGo:
+    case kOptInfo:
+      if (!h.have_info)
+        return protocol_error("server did not send the export size and flags");
+      if (h.opt_current == kOptGo) {
+        finish_user_option(h, 0);
+        enter_transmission(h);
+        return Transition::Next;
+      }
+      finish_user_option(h, 0);
+      h.meta_valid = false;
+      h.state = State::Negotiating;
+      return Transition::Next;
+    case kOptList:
+    case kOptListMetaContext:
+      finish_user_option(h, 0);
+      h.state = State::Negotiating;
+      return Transition::Next;
+    default:
+      return protocol_error("unexpected NBD_REP_ACK");
+  }
+}
+
+}  // namespace
+
+Transition start_handshake(nbd_handle& h) {
+  expect(h, 16);
+  h.state = State::RecvGreeting;
+  return Transition::Next;
+}
+
+Transition h_magic_recv_greeting(nbd_handle& h) {
+  const Io io = recv_into_rbuf(h);
+  if (io == Io::Again)
+    return Transition::Block;
+  if (io != Io::Done)
+    return recv_failed(io);
+  if (get64(h.scratch) != kNbdMagic)
+    return protocol_error("server did not send NBDMAGIC: not an NBD server");
+  const uint64_t version = get64(h.scratch + 8);
+  if (version == kIHaveOpt) {
+    expect(h, 2);
+    h.state = State::RecvHandshakeFlags;
+    return Transition::Next;
+  }
+  if (version == kOldstyleMagic) {
+    // Oldstyle has no option haggling, so TLS cannot be started: never fall back to plaintext.
+    if (tls_required(h)) {
+      set_error(ENOTSUP, "handshake: server uses the oldstyle protocol, so TLS cannot be used");
+      return Transition::Fail;
+    }
+    expect(h, 8 + 4 + kHandshakePadding);
+    h.state = State::RecvOldstyle;
+    return Transition::Next;
+  }
+  return protocol_error("unknown handshake version after NBDMAGIC");
+}
+
+Transition h_magic_recv_oldstyle(nbd_handle& h) {
+  const Io io = recv_into_rbuf(h);
+  if (io == Io::Again)
+    return Transition::Block;
+  if (io != Io::Done)
+    return recv_failed(io);
+  h.protocol = "oldstyle";
+  h.gflags = get16(h.scratch + 8);
+  if (!set_export_info(h, get64(h.scratch), get16(h.scratch + 10)))
+    return Transition::Fail;
+  enter_transmission(h);
+  return Transition::Next;
+}
+
+Transition h_newstyle_recv_flags(nbd_handle& h) {
+  const Io io = recv_into_rbuf(h);
+  if (io == Io::Again)
+    return Transition::Block;
+  if (io != Io::Done)
+    return recv_failed(io);
+  h.gflags = get16(h.scratch);
+  const bool fixed = (h.gflags & kFlagFixedNewstyle) != 0 &&
+                     (h.handshake_flags & LIBNBD_HANDSHAKE_FLAG_FIXED_NEWSTYLE) != 0;
+  h.protocol = fixed ? "newstyle-fixed" : "newstyle";
+  const uint32_t cflags = h.handshake_flags & h.gflags & (kFlagFixedNewstyle | kFlagNoZeroes);
+  unsigned char b[4];
+  put32(b, cflags);
+  h.out.append_copy(b, sizeof b);
+  h.gflags = static_cast<uint16_t>(cflags);
+  if (tls_required(h)) {
+    // TODO(soon): NBD_OPT_STARTTLS with GnuTLS (issue 6).  Until then, refuse rather than
+    // continue in plaintext.
+    set_error(ENOTSUP, "handshake: TLS is not supported by this build yet");
+    return Transition::Fail;
+  }
+  h.opt_todo.clear();
+  if (!fixed) {
+    // Plain newstyle servers understand only NBD_OPT_EXPORT_NAME.
+    h.opt_todo.push_back(kOptExportName);
+  } else if (h.request_structured_replies) {
+    h.opt_todo.push_back(kOptStructuredReply);
+  }
+  return start_options(h);
+}
+
+Transition begin_user_option(nbd_handle& h, uint32_t opt) {
+  h.opt_user = true;
+  h.opt_error = 0;
+  h.opt_count = 0;
+  h.opt_todo.assign(1, opt);
+  return next_option(h);
+}
+
+Transition start_options(nbd_handle& h) {
+  const uint32_t opt = h.opt_todo.empty() ? 0 : h.opt_todo.front();
+  if (opt == kOptExportName) {
+    h.opt_todo.pop_front();
+    send_option(h, opt);
+    return Transition::Next;
+  }
+  return next_option(h);
+}
+
+Transition h_newstyle_opt_send(nbd_handle& h) {
+  const Io io = send_from_wbuf(h);
+  if (io == Io::Again)
+    return Transition::Block;
+  if (io == Io::Error)
+    return Transition::Fail;
+  switch (h.opt_current) {
+    case kOptExportName:
+      expect(h, 8 + 2 + ((h.gflags & kFlagNoZeroes) != 0 ? 0 : kHandshakePadding));
+      h.state = State::ExportNameReply;
+      break;
+    case kOptAbort:
+      // The server may reply or just hang up; either way we are done with it.
+      finish_user_option(h, 0);
+      close_connection(h);
+      break;
+    case 0:
+      // Only the client flags were queued (nothing else to send).
+      return next_option(h);
+    default:
+      expect(h, 20);
+      h.state = State::OptRecvHeader;
+      break;
+  }
+  return Transition::Next;
+}
+
+Transition h_newstyle_opt_recv_header(nbd_handle& h) {
+  const Io io = recv_into_rbuf(h);
+  if (io == Io::Again)
+    return Transition::Block;
+  if (io != Io::Done)
+    return recv_failed(io);
+  if (get64(h.scratch) != kOptReplyMagic)
+    return protocol_error("bad option reply magic");
+  if (get32(h.scratch + 8) != h.opt_current)
+    return protocol_error("option reply is for a different option");
+  h.reply_type = get32(h.scratch + 12);
+  h.reply_len = get32(h.scratch + 16);
+  if (h.reply_len > kMaxOptReply)
+    return protocol_error("option reply is too large");
+  h.payload.resize(h.reply_len);
+  h.rbuf = h.payload.data();
+  h.rlen = h.reply_len;
+  h.state = State::OptRecvPayload;
+  return Transition::Next;
+}
+
+Transition h_newstyle_opt_recv_payload(nbd_handle& h) {
+  const Io io = recv_into_rbuf(h);
+  if (io == Io::Again)
+    return Transition::Block;
+  if (io != Io::Done)
+    return recv_failed(io);
+  if ((h.reply_type & kRepErrBit) != 0)
+    return option_error(h);
+  const unsigned char* p = h.payload.data();
+  const size_t len = h.payload.size();
+  switch (h.reply_type) {
+    case kRepAck:
+      if (len != 0)
+        return protocol_error("NBD_REP_ACK with a payload");
+      return option_ack(h);
+    case kRepInfo:
+      if (h.opt_current != kOptGo && h.opt_current != kOptInfo)
+        return protocol_error("NBD_REP_INFO for an option that does not ask for it");
+      return option_info(h);
+    case kRepServer: {
+      if (h.opt_current != kOptList || len < 4)
+        return protocol_error("unexpected or short NBD_REP_SERVER");
+      const uint32_t namelen = get32(p);
+      if (namelen > len - 4)
+        return protocol_error("NBD_REP_SERVER name overruns its reply");
+      const std::string name(p + 4, p + 4 + namelen);
+      const std::string desc(p + 4 + namelen, p + len);
+      ++h.opt_count;
+      if (h.opt_list_cb.has_callback())
+        h.opt_list_cb(name.c_str(), desc.c_str());
+      break;
+    }
+    case kRepMetaContext: {
+      if ((h.opt_current != kOptSetMetaContext && h.opt_current != kOptListMetaContext) || len < 4)
+        return protocol_error("unexpected or short NBD_REP_META_CONTEXT");
+      const std::string name(p + 4, p + len);
+      if (h.opt_current == kOptSetMetaContext) {
+        h.meta_contexts.push_back({get32(p), name});
+      } else {
+        ++h.opt_count;
+        if (h.opt_context_cb.has_callback())
+          h.opt_context_cb(name.c_str());
+      }
+      break;
+    }
+    default:
+      return protocol_error("unknown option reply type");
+  }
+  expect(h, 20);
+  h.state = State::OptRecvHeader;
+  return Transition::Next;
+}
+
+Transition h_newstyle_export_name_reply(nbd_handle& h) {
+  const Io io = recv_into_rbuf(h);
+  if (io == Io::Again)
+    return Transition::Block;
+  if (io == Io::Eof) {
+    // After NBD_OPT_EXPORT_NAME a server can refuse only by hanging up.
+    set_error(ENOENT, "server closed the connection: unknown export name \"%s\"?",
+              h.export_name.c_str());
+    return Transition::Fail;
+  }
+  if (io != Io::Done)
+    return Transition::Fail;
+  if (!set_export_info(h, get64(h.scratch), get16(h.scratch + 8)))
+    return Transition::Fail;
+  h.opt_todo.clear();
+  finish_user_option(h, 0);
+  enter_transmission(h);
+  return Transition::Next;
+}
+
+}  // namespace nbd

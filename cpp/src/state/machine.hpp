@@ -1,0 +1,73 @@
+// machine.hpp: driving the state machine, and the pieces its handlers share.
+#pragma once
+
+#include <sys/socket.h>
+
+#include <cstdint>
+
+#include "handle.hpp"
+
+namespace nbd {
+
+// What a state handler asks for next.
+enum class Transition {
+  Next,   // the state changed (or made progress): run the machine again
+  Block,  // waiting for the socket
+  Fail,   // the connection failed; the error is recorded
+};
+
+// Runs state handlers until one blocks.  Returns -1 (error recorded) if the connection died.
+int run(nbd_handle& h);
+
+// Blocks, polling the socket, until done(h) holds.  Fails (-1, error recorded) if the
+// connection dies or closes first.
+template <class Pred>
+int wait_until(nbd_handle& h, Pred done);
+int poll_once(nbd_handle& h, int timeout_ms);  // -1 error, 0 timeout, 1 progress
+
+// LIBNBD_AIO_DIRECTION_* the handle waits for now (0: nothing).
+unsigned direction(const nbd_handle& h);
+
+// Moves to Dead: the socket is closed and every command in flight completes with err.
+void kill_connection(nbd_handle& h, int err);
+// Moves to Closed after a clean disconnect; commands still in flight complete with ENOTCONN.
+void close_connection(nbd_handle& h);
+
+// Connecting (state/connect.cpp): one address, or the next of h.addrs.
+Transition connect_to(nbd_handle& h, const struct sockaddr* addr, socklen_t len);
+Transition connect_next_address(nbd_handle& h);
+
+// Handshake entry points (state/handshake.cpp) and transmission (state/reply.cpp).
+Transition start_handshake(nbd_handle& h);
+Transition start_options(nbd_handle& h);
+// Starts an option the caller asked for in opt mode (its closures are already in h).
+Transition begin_user_option(nbd_handle& h, uint32_t opt);
+void enter_transmission(nbd_handle& h);
+Transition h_connect_wait(nbd_handle& h);
+Transition h_magic_recv_greeting(nbd_handle& h);
+Transition h_magic_recv_oldstyle(nbd_handle& h);
+Transition h_newstyle_recv_flags(nbd_handle& h);
+Transition h_newstyle_opt_send(nbd_handle& h);
+Transition h_newstyle_opt_recv_header(nbd_handle& h);
+Transition h_newstyle_opt_recv_payload(nbd_handle& h);
+Transition h_newstyle_export_name_reply(nbd_handle& h);
+Transition h_transmit(nbd_handle& h);
+
+// Commands (cmd/issue.cpp).
+void complete_command(nbd_handle& h, uint64_t cookie);
+void update_connected_state(nbd_handle& h);
+
+template <class Pred>
+int wait_until(nbd_handle& h, Pred done) {
+  for (;;) {
+    if (run(h) == -1)
+      return -1;
+    if (done(h))
+      return 0;
+    const int r = poll_once(h, -1);
+    if (r == -1)
+      return -1;
+  }
+}
+
+}  // namespace nbd

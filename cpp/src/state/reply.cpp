@@ -1,0 +1,304 @@
+// reply.cpp: the connected states: sending queued requests and receiving replies
+// (proto.md "Transmission", "Simple reply message", "Structured reply chunk message").
+// Sending and receiving progress independently, so a reply arriving slowly never holds back
+// new requests.  Every length, offset and count is checked against the command before a
+// byte reaches the caller's buffer.
+#include <cerrno>
+#include <cinttypes>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "debug.hpp"
+#include "error.hpp"
+#include "protocol.hpp"
+#include "state/machine.hpp"
+
+namespace nbd {
+namespace {
+
+using namespace nbd::proto;
+
+// Largest structured chunk payload we accept beyond read data: block status for 64 MiB of
+// 512-byte extents, with room to spare.
+constexpr uint32_t kMaxChunk = 64 * 1024 * 1024 + 4096;
+
+Transition reply_protocol_error(const char* fmt, uint64_t cookie) {
+  set_error(EPROTO, fmt, cookie);
+  return Transition::Fail;
+}
+
+void expect_header(nbd_handle& h) {
+  h.rstate = ReplyState::Header;
+  h.rbuf = h.scratch;
+  h.rlen = 4;
+}
+
+nbd::Command* find_command(nbd_handle& h, uint64_t cookie) {
+  auto it = h.cmds.find(cookie);
+  return it == h.cmds.end() ? nullptr : it->second.get();
+}
+
+// Records the first error of a command.
+void command_error(nbd::Command& c, int err) {
+  if (c.error == 0)
+    c.error = err;
+}
+
+// Is [off, off+len) inside the command's [offset, offset+count)?  Written to be free of
+// wraparound near 2^64.
+bool within(const nbd::Command& c, uint64_t off, uint64_t len) {
+  return off >= c.offset && off - c.offset <= c.count && len <= c.count - (off - c.offset);
+}
+
+// A callback's verdict: -1 fails the command with the errno it stored (EPROTO if none).
+void callback_result(nbd::Command& c, int r, int err) {
+  if (r == -1)
+    command_error(c, err != 0 ? err : EPROTO);
+}
+
+Transition finish_chunk(nbd_handle& h) {
+  nbd::Command* c = h.rcmd;
+  const bool done = (h.rflags & kReplyFlagDone) != 0;
+  expect_header(h);
+  if (done) {
+    if (c->type == kCmdRead && c->error == 0 && h.structured_replies && c->data_seen != c->count)
+      command_error(*c, EIO);  // the server's chunks did not cover the whole read
+    complete_command(h, c->cookie);
+  }
+  return Transition::Next;
+}
+
+// Parses a structured chunk whose payload sits in h.payload.
+Transition structured_payload(nbd_handle& h) {
+  nbd::Command& c = *h.rcmd;
+  const unsigned char* p = h.payload.data();
+  const size_t len = h.payload.size();
+  switch (h.rtype) {
+    case kReplyTypeNone:
+      break;  // length already checked to be 0
+    case kReplyTypeOffsetHole: {
+      if (len != 12 || c.type != kCmdRead)
+        return reply_protocol_error("hole chunk with a bad length or for a non-read (cookie %" PRIu64 ")", c.cookie);
+      const uint64_t off = get64(p);
+      const uint32_t size = get32(p + 8);
+      if (size == 0 || !within(c, off, size))
+        return reply_protocol_error("hole chunk outside the request (cookie %" PRIu64 ")", c.cookie);
+      unsigned char* dst = static_cast<unsigned char*>(c.data) + (off - c.offset);
+      std::memset(dst, 0, size);
+      c.data_seen += size;
+      if (c.chunk.has_callback() && c.error == 0) {
+        int err = 0;
+        callback_result(c, c.chunk(dst, size_t{size}, off, unsigned{LIBNBD_READ_HOLE}, &err), err);
+      }
+      break;
+    }
+    case kReplyTypeBlockStatus: {
+      if (c.type != kCmdBlockStatus || len < 12 || (len - 4) % 8 != 0)
+        return reply_protocol_error("block status chunk with a bad length (cookie %" PRIu64 ")", c.cookie);
+      const uint32_t id = get32(p);
+      const std::string* name = nullptr;
+      for (const auto& m : h.meta_contexts)
+        if (m.id == id)
+          name = &m.name;
+      if (name == nullptr)
+        return reply_protocol_error("block status for a context never negotiated (cookie %" PRIu64 ")", c.cookie);
+      std::vector<uint32_t> entries((len - 4) / 4);
+      for (size_t i = 0; i < entries.size(); ++i)
+        entries[i] = get32(p + 4 + 4 * i);
+      if (entries[0] == 0) {
+        command_error(c, EPROTO);  // an extent must make progress
+        break;
+      }
+      if (c.extent.has_callback() && c.error == 0) {
+        int err = 0;
+        callback_result(c, c.extent(name->c_str(), c.offset, entries.data(), entries.size(), &err), err);
+      }
+      break;
+    }
+    case kReplyTypeError:
+    case kReplyTypeErrorOffset: {
+      if (len < 6)
+        return reply_protocol_error("error chunk too short (cookie %" PRIu64 ")", c.cookie);
+      const uint32_t error = get32(p);
+      const uint16_t msglen = get16(p + 4);
+      const size_t want = 6u + msglen + (h.rtype == kReplyTypeErrorOffset ? 8u : 0u);
+      if (want != len)
+        return reply_protocol_error("error chunk with a bad length (cookie %" PRIu64 ")", c.cookie);
+      if (h.debug_enabled() && msglen > 0)
+        debug(h, "server error message: %.*s", static_cast<int>(msglen), p + 6);
+      command_error(c, errno_of_wire(error != 0 ? error : kEinval));
+      break;
+    }
+    default:
+      if ((h.rtype & kReplyTypeErrorBit) != 0 && len >= 6)
+        command_error(c, errno_of_wire(get32(p)));
+      else
+        command_error(c, EPROTO);  // unknown chunk types must not be sent; fail the command only
+      break;
+  }
+  return finish_chunk(h);
+}
+
+// The rest of a structured reply header is in scratch[4..20).
+Transition structured_header(nbd_handle& h) {
+  const unsigned char* s = h.scratch;
+  h.rflags = get16(s + 4);
+  h.rtype = get16(s + 6);
+  const uint64_t cookie = get64(s + 8);
+  h.rlength = get32(s + 16);
+  if (!h.structured_replies)
+    return reply_protocol_error("structured reply without negotiating it (cookie %" PRIu64 ")", cookie);
+  h.rcmd = find_command(h, cookie);
+  if (h.rcmd == nullptr)
+    return reply_protocol_error("reply for unknown cookie %" PRIu64, cookie);
+  nbd::Command& c = *h.rcmd;
+  if (h.rtype == kReplyTypeNone && h.rlength != 0)
+    return reply_protocol_error("NBD_REPLY_TYPE_NONE with a payload (cookie %" PRIu64 ")", cookie);
+  if (h.rtype == kReplyTypeOffsetData) {
+    // Data goes straight into the caller's buffer after its 8-byte offset is checked.
+    if (c.type != kCmdRead || h.rlength < 9)
+      return reply_protocol_error("data chunk with a bad length or for a non-read (cookie %" PRIu64 ")", cookie);
+    h.payload.resize(8);
+    h.rbuf = h.payload.data();
+    h.rlen = 8;
+    h.rstate = ReplyState::Payload;
+    return Transition::Next;
+  }
+  if (h.rlength > kMaxChunk)
+    return reply_protocol_error("reply chunk too large (cookie %" PRIu64 ")", cookie);
+  h.payload.resize(h.rlength);
+  h.rbuf = h.payload.data();
+  h.rlen = h.rlength;
+  h.rstate = ReplyState::Payload;
+  return Transition::Next;
+}
+
+// The payload of a chunk has arrived (for data chunks: its offset).
+Transition payload_done(nbd_handle& h) {
+  nbd::Command& c = *h.rcmd;
+  if (h.rtype != kReplyTypeOffsetData)
+    return structured_payload(h);
+  if (h.rstate == ReplyState::ReadData) {
+    unsigned char* dst = static_cast<unsigned char*>(c.data) + (h.roffset - c.offset);
+    const uint32_t n = h.rlength - 8;
+    c.data_seen += n;
+    if (c.chunk.has_callback() && c.error == 0) {
+      int err = 0;
+      callback_result(c, c.chunk(dst, size_t{n}, h.roffset, unsigned{LIBNBD_READ_DATA}, &err), err);
+    }
+    return finish_chunk(h);
+  }
+  h.roffset = get64(h.payload.data());
+  const uint32_t n = h.rlength - 8;
+  if (!within(c, h.roffset, n))
+    return reply_protocol_error("data chunk outside the request (cookie %" PRIu64 ")", c.cookie);
+  h.rbuf = static_cast<unsigned char*>(c.data) + (h.roffset - c.offset);
+  h.rlen = n;
+  h.rstate = ReplyState::ReadData;
+  return Transition::Next;
+}
+
+// The rest of a simple reply header is in scratch[4..16).
+Transition simple_header(nbd_handle& h) {
+  const uint32_t error = get32(h.scratch + 4);
+  const uint64_t cookie = get64(h.scratch + 8);
+  h.rcmd = find_command(h, cookie);
+  if (h.rcmd == nullptr)
+    return reply_protocol_error("reply for unknown cookie %" PRIu64, cookie);
+  nbd::Command& c = *h.rcmd;
+  h.rflags = kReplyFlagDone;
+  h.rtype = kReplyTypeNone;
+  if (error != 0) {
+    command_error(c, errno_of_wire(error));
+    expect_header(h);
+    complete_command(h, cookie);
+    return Transition::Next;
+  }
+  if (c.type == kCmdRead) {
+    // A simple reply to a read carries exactly the requested bytes.
+    h.rtype = kReplyTypeOffsetData;
+    h.roffset = c.offset;
+    h.rlength = static_cast<uint32_t>(c.count + 8);
+    h.rbuf = static_cast<unsigned char*>(c.data);
+    h.rlen = c.count;
+    h.rstate = ReplyState::ReadData;
+    return Transition::Next;
+  }
+  expect_header(h);
+  complete_command(h, cookie);
+  return Transition::Next;
+}
+
+// One step of the reader.
+Transition reply_step(nbd_handle& h) {
+  const Io io = recv_into_rbuf(h);
+  if (io == Io::Again)
+    return Transition::Block;
+  if (io == Io::Error)
+    return Transition::Fail;
+  if (io == Io::Eof) {
+    if (h.disconnect_sent && h.rstate == ReplyState::Header && h.rlen == 4) {
+      close_connection(h);
+      return Transition::Next;
+    }
+    set_error(ENOTCONN, "server closed the connection unexpectedly");
+    return Transition::Fail;
+  }
+  switch (h.rstate) {
+    case ReplyState::Header: {
+      const uint32_t magic = get32(h.scratch);
+      h.rbuf = h.scratch + 4;
+      if (magic == kSimpleReplyMagic) {
+        h.rlen = kSimpleReplySize - 4;
+        h.rstate = ReplyState::SimpleRest;
+      } else if (magic == kStructuredReplyMagic) {
+        h.rlen = kStructuredReplySize - 4;
+        h.rstate = ReplyState::Structured;
+      } else {
+        set_error(EPROTO, "invalid reply magic 0x%08x", magic);
+        return Transition::Fail;
+      }
+      return Transition::Next;
+    }
+    case ReplyState::SimpleRest:
+      return simple_header(h);
+    case ReplyState::Structured:
+      return structured_header(h);
+    case ReplyState::ReadData:
+    case ReplyState::Payload:
+      return payload_done(h);
+  }
+  return Transition::Block;
+}
+
+}  // namespace
+
+void enter_transmission(nbd_handle& h) {
+  h.opt_todo.clear();
+  h.opt_current = 0;
+  expect_header(h);
+  h.state = h.cmds.empty() ? State::Ready : State::Processing;
+  if (h.debug_enabled())
+    debug(h, "connected: size %" PRIu64 ", flags 0x%x, %s, structured replies %s", h.exportsize,
+          h.eflags, h.protocol, h.structured_replies ? "on" : "off");
+}
+
+Transition h_transmit(nbd_handle& h) {
+  if (!h.out.empty()) {
+    const Io io = send_from_wbuf(h);
+    if (io == Io::Error)
+      return Transition::Fail;
+    if (io == Io::Done && h.disconnect_sent)
+      h.sock->shut_writes();
+  }
+  // Replies are read whenever they come, whether or not requests are still queued.
+  for (;;) {
+    const State before = h.state;
+    const Transition t = reply_step(h);
+    if (t != Transition::Next || h.state != before)
+      return t == Transition::Block ? Transition::Block : t;
+  }
+}
+
+}  // namespace nbd

@@ -1,0 +1,30 @@
+// transport.hpp: where the core's bytes go and come from.  The plain socket is the base; TLS
+// (GnuTLS) decorates it and the concurrent writer replaces its sending side.
+#pragma once
+
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include <memory>
+
+namespace nbd {
+
+class Transport {
+ public:
+  virtual ~Transport() = default;
+
+  // The descriptor to poll.
+  virtual int fd() const = 0;
+  // Non-blocking receive: bytes read, 0 at end of stream, or -1 with errno (EAGAIN: try later).
+  virtual ssize_t recv(void* buf, size_t len) = 0;
+  // Non-blocking gathered send: bytes sent, or -1 with errno (EAGAIN: try later).  more says
+  // further data follows at once, so the kernel may hold back a partial packet.
+  virtual ssize_t send(const struct iovec* iov, int iovcnt, bool more) = 0;
+  // Stops sending (after NBD_CMD_DISC), keeping the receive side open for the last replies.
+  virtual void shut_writes() = 0;
+};
+
+// Owns a connected stream socket, made non-blocking.
+std::unique_ptr<Transport> make_socket_transport(int fd);
+
+}  // namespace nbd
