@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <cstdarg>
 #include <cstdio>
+#include <cstring>
 #include <string>
 
 #include "util.hpp"
@@ -33,6 +34,10 @@ int set_error(int errnum, const char* fmt, ...) {
   va_start(ap, fmt);
   e.message += vformat(fmt, ap);
   va_end(ap);
+  // As libnbd does, the message ends with the errno's text, so tools that print only
+  // nbd_get_error still say what went wrong.
+  e.message += ": ";
+  e.message += std::strerror(errnum);
   e.errnum = errnum;
   e.set = true;
   errno = errnum;

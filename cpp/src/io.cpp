@@ -98,7 +98,7 @@ Io recv_into_rbuf(nbd_handle& h) {
     if (r == -1) {
       if (errno == EAGAIN || errno == EWOULDBLOCK)
         return Io::Again;
-      set_error(errno, "recv: %s", std::strerror(errno));
+      set_error(errno, "recv");
       return Io::Error;
     }
     if (r == 0)
@@ -123,7 +123,7 @@ Io send_from_wbuf(nbd_handle& h) {
     if (r == -1) {
       if (errno == EAGAIN || errno == EWOULDBLOCK)
         return Io::Again;
-      set_error(errno, "send: %s", std::strerror(errno));
+      set_error(errno, "send");
       return Io::Error;
     }
     h.out.consume(static_cast<size_t>(r));

@@ -123,7 +123,7 @@ TEST_F(ApiTest, DebugCallbackSeesEnterAndLeave) {
       "nbd_set_export_name: enter: export_name=\"exp\"",
       "nbd_set_export_name: leave: ret=0",
       "nbd_set_tls: enter: tls=9",
-      "nbd_set_tls: leave: error=\"nbd_set_tls: tls: invalid value for parameter: 9\"",
+      "nbd_set_tls: leave: error=\"nbd_set_tls: tls: invalid value for parameter: 9: Invalid argument\"",
   };
   EXPECT_EQ(log.lines, want);
   // The callback does not disturb the error the caller sees.

@@ -134,7 +134,7 @@ int unlocked_aio_command_completed(nbd_handle& h, uint64_t cookie) {
     const int err = (*it)->error;
     h.cmds_done.erase(it);
     if (err != 0)
-      return set_error(err, "command failed: %s", std::strerror(err));
+      return set_error(err, "command failed");
     return 1;
   }
   if (h.cmds.count(cookie) == 0 && state_group(h.state) != kCreated)

@@ -179,13 +179,13 @@ int unlocked_aio_connect_command(nbd_handle& h, char** argv) {
     return failed(h);
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1) {
-    set_error(errno, "socketpair: %s", std::strerror(errno));
+    set_error(errno, "socketpair");
     return failed(h);
   }
   UniqueFd ours{sv[0]}, theirs{sv[1]};
   const pid_t pid = spawn(argv, theirs.get(), -1, nullptr);
   if (pid == -1) {
-    set_error(errno, "fork: %s", std::strerror(errno));
+    set_error(errno, "fork");
     return failed(h);
   }
   h.pid = pid;
@@ -198,7 +198,7 @@ int unlocked_aio_connect_systemd_socket_activation(nbd_handle& h, char** argv) {
     return failed(h);
   char tmpl[] = "/tmp/nbdppXXXXXX";
   if (mkdtemp(tmpl) == nullptr) {
-    set_error(errno, "mkdtemp: %s", std::strerror(errno));
+    set_error(errno, "mkdtemp");
     return failed(h);
   }
   h.sa_dir = tmpl;
@@ -210,7 +210,7 @@ int unlocked_aio_connect_systemd_socket_activation(nbd_handle& h, char** argv) {
   UniqueFd lfd{::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)};
   if (!lfd || bind(lfd.get(), reinterpret_cast<struct sockaddr*>(&sun), len) == -1 ||
       listen(lfd.get(), SOMAXCONN) == -1) {
-    set_error(errno, "socket activation: %s", std::strerror(errno));
+    set_error(errno, "socket activation");
     return failed(h);
   }
   // The environment of sd_listen_fds(3): LISTEN_PID first, filled in by the child.
@@ -221,7 +221,7 @@ int unlocked_aio_connect_systemd_socket_activation(nbd_handle& h, char** argv) {
       env.emplace_back(*e);
   const pid_t pid = spawn(argv, -1, lfd.get(), &env);
   if (pid == -1) {
-    set_error(errno, "fork: %s", std::strerror(errno));
+    set_error(errno, "fork");
     return failed(h);
   }
   h.pid = pid;
@@ -322,7 +322,7 @@ int unlocked_kill_subprocess(nbd_handle& h, int signum) {
   if (signum < 0)
     return set_error(EINVAL, "invalid signal number: %d", signum);
   if (kill(h.pid, signum == 0 ? SIGTERM : signum) == -1)
-    return set_error(errno, "kill: %s", std::strerror(errno));
+    return set_error(errno, "kill");
   return 0;
 }
 

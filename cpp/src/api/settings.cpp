@@ -49,7 +49,7 @@ char* unlocked_get_tls_username(nbd_handle& h) {
   char login[LOGIN_NAME_MAX + 1];
   const int r = getlogin_r(login, sizeof login);
   if (r != 0) {
-    set_error(r, "getlogin_r: %s", std::strerror(r));
+    set_error(r, "getlogin_r");
     return nullptr;
   }
   return dup_string(login);

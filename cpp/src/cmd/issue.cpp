@@ -181,7 +181,7 @@ int wait_for_command(nbd_handle& h, int64_t cookie, const char* what) {
     const int err = (*it)->error;
     h.cmds_done.erase(it);
     if (err != 0)
-      return set_error(err, "%s: command failed: %s", what, std::strerror(err));
+      return set_error(err, "%s: command failed", what);
     return 0;
   }
   return 0;

@@ -17,7 +17,7 @@ namespace {
 Transition begin_connect(nbd_handle& h, const struct sockaddr* addr, socklen_t len) {
   UniqueFd fd{::socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)};
   if (!fd) {
-    set_error(errno, "socket: %s", std::strerror(errno));
+    set_error(errno, "socket");
     return Transition::Fail;
   }
   int r;
@@ -48,7 +48,7 @@ Transition connect_to(nbd_handle& h, const struct sockaddr* addr, socklen_t len)
 Transition connect_next_address(nbd_handle& h) {
   if (h.addr_next >= h.addrs.size()) {
     const int err = errno_or(h.connect_errno, ECONNREFUSED);
-    set_error(err, "connect: %s", std::strerror(err));
+    set_error(err, "connect");
     return Transition::Fail;
   }
   const size_t i = h.addr_next++;
@@ -73,7 +73,7 @@ Transition h_connect_wait(nbd_handle& h) {
     h.sock.reset();
     if (h.addr_next < h.addrs.size())
       return connect_next_address(h);
-    set_error(err, "connect: %s", std::strerror(err));
+    set_error(err, "connect");
     return Transition::Fail;
   }
   h.addrs.clear();

@@ -213,8 +213,8 @@ Transition option_error(nbd_handle& h) {
       err = EINVAL;
       break;
   }
-  set_error(err, "server replied with error to %s: %s", opt_name(opt),
-            msg.empty() ? std::strerror(err) : msg.c_str());
+  set_error(err, "server replied with error to %s%s%s", opt_name(opt), msg.empty() ? "" : ": ",
+            msg.c_str());
   if (!h.opt_user)
     return Transition::Fail;  // the automatic handshake cannot go on without its export
   h.opt_todo.clear();

@@ -85,7 +85,7 @@ int poll_once(nbd_handle& h, int timeout_ms) {
     r = ::poll(&pfd, 1, timeout_ms);
   while (r == -1 && errno == EINTR);
   if (r == -1)
-    return set_error(errno, "poll: %s", std::strerror(errno));
+    return set_error(errno, "poll");
   if (r == 0)
     return 0;
   return run(h) == -1 ? -1 : 1;
