@@ -78,7 +78,11 @@ const char* unlocked_get_protocol(nbd_handle& h) {
 char* unlocked_get_canonical_export_name(nbd_handle& h) {
   if (!need_info(h))
     return nullptr;
-  return dup_string(h.canonical_name ? *h.canonical_name : h.export_name);
+  if (!h.canonical_name) {
+    set_error(ENOTSUP, "the server did not send a canonical name (nbd_set_full_info asks for one)");
+    return nullptr;
+  }
+  return dup_string(*h.canonical_name);
 }
 
 char* unlocked_get_export_description(nbd_handle& h) {

@@ -74,9 +74,8 @@ int check_request(nbd_handle& h, const CommandSpec& s) {
     if (need != 0 && (h.eflags & need) == 0)
       return set_error(EINVAL, "server does not support %s operations", name);
     if (s.type == kCmdBlockStatus && h.meta_contexts.empty())
-      return set_error(ENOTSUP, "did not negotiate any metadata contexts, "
-                                "either you did not call nbd_add_meta_context before connecting "
-                                "or the server does not support it");
+      return set_error(ENOTSUP, "no metadata context was negotiated: request one with "
+                                "nbd_add_meta_context before connecting (or the server lacks them)");
   }
   if ((strict & LIBNBD_STRICT_FLAGS) != 0) {
     if ((s.flags & LIBNBD_CMD_FLAG_FUA) != 0 && (h.eflags & kFlagSendFua) == 0)
