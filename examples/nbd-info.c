@@ -1,7 +1,6 @@
 /* nbd-info.c: connect to an NBD URI and print what the server offers.
  * Usage: nbd-info URI     e.g. nbd-info "nbd+unix:///?socket=/tmp/sock"
  */
-#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,16 +31,8 @@ main (int argc, char *argv[])
   free (name);
 
   if (nbd_connect_uri (nbd, argv[1]) == -1) {
-    int err = nbd_get_errno ();
     fprintf (stderr, "%s\n", nbd_get_error ());
     nbd_close (nbd);
-    /* Until the protocol core lands the connect calls report ENOTSUP: the
-     * library is then behaving as documented, so say so and succeed.
-     */
-    if (err == ENOTSUP) {
-      printf ("connect: not available in this build yet (ENOTSUP)\n");
-      return 0;
-    }
     return 1;
   }
   size = nbd_get_size (nbd);
@@ -51,6 +42,8 @@ main (int argc, char *argv[])
     return 1;
   }
   printf ("size: %" PRIi64 " bytes\n", size);
+  printf ("protocol: %s, structured replies: %d\n", nbd_get_protocol (nbd),
+          nbd_get_structured_replies_negotiated (nbd));
   printf ("read-only: %d, flush: %d, fua: %d, trim: %d, zero: %d, multi-conn: %d\n",
           nbd_is_read_only (nbd), nbd_can_flush (nbd), nbd_can_fua (nbd),
           nbd_can_trim (nbd), nbd_can_zero (nbd), nbd_can_multi_conn (nbd));
