@@ -1,4 +1,8 @@
 // closures_test.cpp: every closure kind is freed exactly once, whether its call fails or succeeds.
+// These tests pass NULL on purpose: drop the header's nonnull attributes so the compiler
+// (and UBSan) let the library's own checks answer.
+#define LIBNBD_ATTRIBUTE_NONNULL(...)
+
 #include <gtest/gtest.h>
 #include <libnbd.h>
 

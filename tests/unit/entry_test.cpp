@@ -1,4 +1,8 @@
 // entry_test.cpp: the generated entry points in states a handle cannot reach without a server,
+// These tests pass NULL on purpose: drop the header's nonnull attributes so the compiler
+// (and UBSan) let the library's own checks answer.
+#define LIBNBD_ATTRIBUTE_NONNULL(...)
+
 // reached by setting the state directly (the core is linked statically here).
 #include <gtest/gtest.h>
 #include <sys/socket.h>
