@@ -127,17 +127,8 @@ int unlocked_shutdown(nbd_handle& h, uint32_t flags) {
 }
 
 int unlocked_aio_command_completed(nbd_handle& h, uint64_t cookie) {
-  for (auto it = h.cmds_done.begin(); it != h.cmds_done.end(); ++it) {
-    if ((*it)->cookie != cookie)
-      continue;
-    const int err = (*it)->error;
-    h.cmds_done.erase(it);
-    if (err != 0)
-      return set_error(err, "command failed");
-    return 1;
-  }
-  // Still in flight, or unknown (libnbd reports both as "not completed").
-  return 0;
+  // 0 for a command still in flight, or unknown (libnbd reports both as "not completed").
+  return retire_command(h, cookie, "command");
 }
 
 int64_t unlocked_aio_peek_command_completed(nbd_handle& h) {

@@ -174,14 +174,18 @@ int wait_for_command(nbd_handle& h, int64_t cookie, const char* what) {
   if (wait_until(h, [id](nbd_handle& hh) { return hh.cmds.find(id) == hh.cmds.end(); }) == -1 &&
       h.cmds.find(id) != h.cmds.end())
     return -1;
+  return retire_command(h, id, what) == -1 ? -1 : 0;
+}
+
+int retire_command(nbd_handle& h, uint64_t cookie, const char* what) {
   for (auto it = h.cmds_done.begin(); it != h.cmds_done.end(); ++it) {
-    if ((*it)->cookie != id)
+    if ((*it)->cookie != cookie)
       continue;
     const int err = (*it)->error;
     h.cmds_done.erase(it);
     if (err != 0)
       return set_error(err, "%s: command failed", what);
-    return 0;
+    return 1;
   }
   return 0;
 }

@@ -5,6 +5,7 @@
 #include <cinttypes>
 #include <climits>
 #include <cstring>
+#include <optional>
 #include <string>
 
 #include "debug.hpp"
@@ -31,6 +32,16 @@ Transition recv_failed(Io io) {
   if (io == Io::Eof)
     set_error(ECONNRESET, "server closed the connection during the handshake");
   return Transition::Fail;
+}
+
+// Receives into rbuf; nullopt once it is complete, otherwise the transition to return now.
+std::optional<Transition> receive(nbd_handle& h) {
+  const Io io = recv_into_rbuf(h);
+  if (io == Io::Done)
+    return std::nullopt;
+  if (io == Io::Again)
+    return Transition::Block;
+  return recv_failed(io);
 }
 
 bool tls_required(const nbd_handle& h) { return h.tls == LIBNBD_TLS_REQUIRE; }
@@ -310,11 +321,8 @@ Transition start_handshake(nbd_handle& h) {
 }
 
 Transition h_magic_recv_greeting(nbd_handle& h) {
-  const Io io = recv_into_rbuf(h);
-  if (io == Io::Again)
-    return Transition::Block;
-  if (io != Io::Done)
-    return recv_failed(io);
+  if (auto t = receive(h))
+    return *t;
   if (get64(h.scratch) != kNbdMagic)
     return protocol_error("server did not send NBDMAGIC: not an NBD server");
   const uint64_t version = get64(h.scratch + 8);
@@ -337,11 +345,8 @@ Transition h_magic_recv_greeting(nbd_handle& h) {
 }
 
 Transition h_magic_recv_oldstyle(nbd_handle& h) {
-  const Io io = recv_into_rbuf(h);
-  if (io == Io::Again)
-    return Transition::Block;
-  if (io != Io::Done)
-    return recv_failed(io);
+  if (auto t = receive(h))
+    return *t;
   h.protocol = "oldstyle";
   h.gflags = get16(h.scratch + 8);
   if (!set_export_info(h, get64(h.scratch), get16(h.scratch + 10)))
@@ -351,11 +356,8 @@ Transition h_magic_recv_oldstyle(nbd_handle& h) {
 }
 
 Transition h_newstyle_recv_flags(nbd_handle& h) {
-  const Io io = recv_into_rbuf(h);
-  if (io == Io::Again)
-    return Transition::Block;
-  if (io != Io::Done)
-    return recv_failed(io);
+  if (auto t = receive(h))
+    return *t;
   h.gflags = get16(h.scratch);
   const bool fixed = (h.gflags & kFlagFixedNewstyle) != 0 &&
                      (h.handshake_flags & LIBNBD_HANDSHAKE_FLAG_FIXED_NEWSTYLE) != 0;
@@ -427,11 +429,8 @@ Transition h_newstyle_opt_send(nbd_handle& h) {
 }
 
 Transition h_newstyle_opt_recv_header(nbd_handle& h) {
-  const Io io = recv_into_rbuf(h);
-  if (io == Io::Again)
-    return Transition::Block;
-  if (io != Io::Done)
-    return recv_failed(io);
+  if (auto t = receive(h))
+    return *t;
   if (get64(h.scratch) != kOptReplyMagic)
     return protocol_error("bad option reply magic");
   if (get32(h.scratch + 8) != h.opt_current)
@@ -448,11 +447,8 @@ Transition h_newstyle_opt_recv_header(nbd_handle& h) {
 }
 
 Transition h_newstyle_opt_recv_payload(nbd_handle& h) {
-  const Io io = recv_into_rbuf(h);
-  if (io == Io::Again)
-    return Transition::Block;
-  if (io != Io::Done)
-    return recv_failed(io);
+  if (auto t = receive(h))
+    return *t;
   if ((h.reply_type & kRepErrBit) != 0)
     return option_error(h);
   const unsigned char* p = h.payload.data();
