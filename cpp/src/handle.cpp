@@ -26,9 +26,11 @@ nbd_handle::~nbd_handle() {
   // Commands still in flight are dropped: their closures are freed (never called).
   cmds.clear();
   cmds_done.clear();
-  sock.reset();  // closing the socket tells a server we started to exit
+  // Closing the socket tells a server on a socketpair (nbd_connect_command) to exit; a
+  // socket-activated server keeps listening, so it is asked to stop straight away.
+  sock.reset();
   if (pid > 0)
-    nbd::reap_child(pid);
+    nbd::reap_child(pid, !sa_dir.empty());
   if (!sa_dir.empty()) {
     unlink((sa_dir + "/sock").c_str());
     rmdir(sa_dir.c_str());

@@ -37,8 +37,8 @@ bool exited_within(pid_t pid, int ms) {
 
 }  // namespace
 
-void reap_child(pid_t pid) {
-  if (exited_within(pid, 2000))
+void reap_child(pid_t pid, bool terminate) {
+  if (!terminate && exited_within(pid, 2000))
     return;
   kill(pid, SIGTERM);
   if (exited_within(pid, 2000))

@@ -7,20 +7,10 @@
 #include <string>
 
 #include "../common/api_fixture.hpp"
+#include "../common/io_helpers.hpp"
 
 using nbd_test::ApiTest;
-
-namespace {
-
-// Takes ownership of a string returned by the library.
-std::string take(char* s) {
-  EXPECT_NE(s, nullptr) << nbd_get_error();
-  std::string out = s != nullptr ? s : "";
-  std::free(s);
-  return out;
-}
-
-}  // namespace
+using nbd_test::take;
 
 TEST_F(ApiTest, Defaults) {
   EXPECT_EQ(nbd_get_debug(h), 0);

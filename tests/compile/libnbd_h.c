@@ -7,10 +7,10 @@ int
 compile_check (void)
 {
 #ifndef __cplusplus
-  /* Compound literals are C only. */
   nbd_completion_callback none = NBD_NULL_COMPLETION;
   return (int) LIBNBD_CMD_FLAG_MASK + (none.callback == NULL) + LIBNBD_STATE_HOLE;
 #else
-  return (int) LIBNBD_CMD_FLAG_MASK + LIBNBD_STATE_HOLE;
+  nbd_completion_callback none = NBD_NULL_COMPLETION;
+  return (int) LIBNBD_CMD_FLAG_MASK + (none.callback == nullptr) + LIBNBD_STATE_HOLE;
 #endif
 }

@@ -114,7 +114,7 @@ int unlocked_aio_disconnect(nbd_handle& h, uint32_t flags) {
   put64(req + 8, h.next_cookie++);
   h.out.append_copy(req, sizeof req);
   h.disconnect_sent = true;  // NBD_CMD_DISC has no reply; the server hangs up after it
-  return run(h);
+  return send_queued(h);
 }
 
 int unlocked_shutdown(nbd_handle& h, uint32_t flags) {
@@ -127,7 +127,10 @@ int unlocked_shutdown(nbd_handle& h, uint32_t flags) {
 }
 
 int unlocked_aio_command_completed(nbd_handle& h, uint64_t cookie) {
-  // 0 for a command still in flight, or unknown (libnbd reports both as "not completed").
+  // Cookies start at 1, so 0 is a caller's mistake; any other cookie still in flight, or
+  // unknown, is "not completed" (0), as libnbd reports both.
+  if (cookie == 0)
+    return set_error(EINVAL, "invalid aio cookie 0");
   return retire_command(h, cookie, "command");
 }
 

@@ -136,9 +136,10 @@ int64_t issue_command(nbd_handle& h, const CommandSpec& spec, Closure<nbd_comple
   const auto cookie = static_cast<int64_t>(c.cookie);
   h.cmds.emplace(c.cookie, std::move(cmd));  // c may be retired (and freed) from here on
   update_connected_state(h);
-  // Send now; replies that are already waiting are read too.  A connection that dies here
+  // Send now, as far as the socket takes it; replies wait for the caller's next poll or
+  // notify (as in libnbd, no callback runs inside an aio call).  A connection that dies here
   // completes the command with the error, which the caller collects through the cookie.
-  run(h);
+  send_queued(h);
   return cookie;
 }
 

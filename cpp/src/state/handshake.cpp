@@ -224,8 +224,12 @@ Transition option_error(nbd_handle& h) {
       err = EINVAL;
       break;
   }
-  set_error(err, "server replied with error to %s%s%s", opt_name(opt), msg.empty() ? "" : ": ",
-            msg.c_str());
+  // Options about one export name it, so "no such export" says which one was asked for.
+  std::string about;
+  if (opt == kOptGo || opt == kOptInfo || opt == kOptExportName)
+    about = " for export \"" + h.export_name + "\"";
+  set_error(err, "server replied with error to %s%s%s%s", opt_name(opt), about.c_str(),
+            msg.empty() ? "" : ": ", msg.c_str());
   if (!h.opt_user)
     return Transition::Fail;  // the automatic handshake cannot go on without its export
   h.opt_todo.clear();

@@ -19,6 +19,11 @@ enum class Transition {
 // Runs state handlers until one blocks.  Returns -1 (error recorded) if the connection died.
 int run(nbd_handle& h);
 
+// Sends what the connected states have queued, as far as the socket takes it, and reads
+// nothing: issuing a command never runs another command's callbacks.  Returns -1 (error
+// recorded, connection dead) if the socket failed.
+int send_queued(nbd_handle& h);
+
 // Blocks, polling the socket, until done(h) holds.  Fails (-1, error recorded) if the
 // connection dies or closes first.
 template <class Pred>

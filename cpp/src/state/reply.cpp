@@ -284,14 +284,31 @@ void enter_transmission(nbd_handle& h) {
           h.eflags, h.protocol, h.structured_replies ? "on" : "off");
 }
 
+namespace {
+
+Io send_step(nbd_handle& h) {
+  if (h.out.empty())
+    return Io::Done;
+  const Io io = send_from_wbuf(h);
+  if (io == Io::Done && h.disconnect_sent)
+    h.sock->shut_writes();
+  return io;
+}
+
+}  // namespace
+
+int send_queued(nbd_handle& h) {
+  if (state_group(h.state) != kConnected)
+    return 0;
+  if (send_step(h) != Io::Error)
+    return 0;
+  kill_connection(h, errno_or(last_errno(), ENOTCONN));
+  return -1;
+}
+
 Transition h_transmit(nbd_handle& h) {
-  if (!h.out.empty()) {
-    const Io io = send_from_wbuf(h);
-    if (io == Io::Error)
-      return Transition::Fail;
-    if (io == Io::Done && h.disconnect_sent)
-      h.sock->shut_writes();
-  }
+  if (send_step(h) == Io::Error)
+    return Transition::Fail;
   // Replies are read whenever they come, whether or not requests are still queued.
   for (;;) {
     const State before = h.state;

@@ -74,8 +74,14 @@ typedef struct {
 } nbd_debug_callback;
 #define LIBNBD_HAVE_NBD_DEBUG_CALLBACK 1
 
-/* NBD_NULL_* stand for "no callback" where a callback argument is optional. */
+/* NBD_NULL_* stand for "no callback" where a callback argument is optional.  C++ has no
+ * compound literals, so it gets a value-initialised struct instead.
+ */
+#ifdef __cplusplus
+#define NBD_NULL_COMPLETION (nbd_completion_callback {})
+#else
 #define NBD_NULL_COMPLETION ((nbd_completion_callback) { .callback = NULL })
+#endif
 
 extern int nbd_set_mode (struct nbd_handle *h, int mode)
     LIBNBD_ATTRIBUTE_NONNULL(1);
