@@ -26,6 +26,11 @@ nbd_handle::~nbd_handle() {
   // Commands still in flight are dropped: their closures are freed (never called).
   cmds.clear();
   cmds_done.clear();
+  // The writer goes first: its thread may still be writing to the socket closed below.
+  writer.reset();
+  if (wake_fd != -1)
+    close(wake_fd);
+  parked_sock.reset();
   // Closing the socket tells a server on a socketpair (nbd_connect_command) to exit; a
   // socket-activated server keeps listening, so it is asked to stop straight away.
   sock.reset();

@@ -67,9 +67,11 @@ struct nbd_handle {
   bool uri_allow_local_file = false;
 
   // The concurrent writer (nbd_set_concurrent_writer).  writer_error is written by any thread
-  // without the lock, so it is atomic; only its first non-zero value counts.
+  // without the lock, so it is atomic; only its first non-zero value counts.  wake_fd (an
+  // eventfd, made with the writer) is signalled with it, so nbd_poll wakes up for it.
   nbd::Closure<nbd_writer_callback> writer;
   std::atomic<int> writer_error{0};
+  std::atomic<int> wake_fd{-1};
 
   // Connection state.  `state` is the state machine's own; `public_state` is what it was when
   // the last public call returned, for the calls that take no lock (nbd_aio_is_*).
@@ -81,6 +83,9 @@ struct nbd_handle {
 
   // ---- The connection ----
   std::unique_ptr<nbd::Transport> sock;
+  // With a concurrent writer, a connection that ended keeps its descriptor (shut down) until
+  // the handle is closed, because the writer's thread may still hold it.
+  std::unique_ptr<nbd::Transport> parked_sock;
   pid_t pid = -1;            // server started by nbd_connect_command & co., reaped at close
   std::string sa_dir;        // socket activation: temporary directory holding the socket
   std::optional<nbd::ParsedUri> uri_info;  // what nbd_get_uri reports (export name added then)

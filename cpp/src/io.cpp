@@ -123,7 +123,10 @@ Io send_from_wbuf(nbd_handle& h) {
     if (r == -1) {
       if (errno == EAGAIN || errno == EWOULDBLOCK)
         return Io::Again;
-      set_error(errno, "send");
+      if (h.writer.empty())
+        set_error(errno, "send");
+      else  // the writer callback refused the data (it may have left errno at 0)
+        set_error(errno_or(errno, EIO), "concurrent writer: the writer callback failed");
       return Io::Error;
     }
     h.out.consume(static_cast<size_t>(r));

@@ -170,7 +170,7 @@ int unlocked_aio_connect_vsock(nbd_handle& h, uint32_t cid, uint32_t port) {
 }
 
 int unlocked_aio_connect_socket(nbd_handle& h, int sock) {
-  h.sock = make_socket_transport(sock);
+  attach_socket(h, sock);
   return started(h, start_handshake(h));
 }
 
@@ -189,7 +189,7 @@ int unlocked_aio_connect_command(nbd_handle& h, char** argv) {
     return failed(h);
   }
   h.pid = pid;
-  h.sock = make_socket_transport(ours.release());
+  attach_socket(h, ours.release());
   return started(h, start_handshake(h));
 }
 

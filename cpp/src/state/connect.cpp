@@ -26,17 +26,23 @@ Transition begin_connect(nbd_handle& h, const struct sockaddr* addr, socklen_t l
   while (r == -1 && errno == EINTR);
   if (r == -1 && errno != EINPROGRESS) {
     h.connect_errno = errno;
-    h.sock = make_socket_transport(fd.release());
+    attach_socket(h, fd.release());
     h.state = State::ConnectWait;  // h_connect_wait reports it or tries the next address
     return Transition::Next;
   }
-  h.sock = make_socket_transport(fd.release());
+  attach_socket(h, fd.release());
   h.connect_errno = 0;
   h.state = State::ConnectWait;
   return Transition::Next;
 }
 
 }  // namespace
+
+void attach_socket(nbd_handle& h, int fd) {
+  h.sock = make_socket_transport(fd);
+  if (!h.writer.empty())
+    divert_to_writer(h);
+}
 
 Transition connect_to(nbd_handle& h, const struct sockaddr* addr, socklen_t len) {
   h.addrs.clear();

@@ -53,9 +53,32 @@ void fail_all_commands(nbd_handle& h, int err) {
   }
 }
 
+// A failure the concurrent writer's thread reported ends the connection at the handle's next
+// step.  Returns -1 (error recorded) if it did.
+int check_writer(nbd_handle& h) {
+  const int err = h.writer_error.load(std::memory_order_acquire);
+  if (err == 0 || (state_group(h.state) & (kConnecting | kNegotiating | kConnected)) == 0)
+    return 0;
+  set_error(err, "concurrent writer: sending to the server failed");
+  kill_connection(h, err);
+  return -1;
+}
+
+// Ends the socket's life as a transport: closed, or with a concurrent writer shut down and
+// parked until the handle is closed (the writer's thread may still hold the descriptor).
+void drop_socket(nbd_handle& h) {
+  if (h.sock && !h.writer.empty()) {
+    h.sock->shut_down();
+    h.parked_sock = std::move(h.sock);
+  }
+  h.sock.reset();
+}
+
 }  // namespace
 
 int run(nbd_handle& h) {
+  if (check_writer(h) == -1)
+    return -1;
   for (;;) {
     const State before = h.state;
     switch (dispatch(h)) {
@@ -76,13 +99,17 @@ int poll_once(nbd_handle& h, int timeout_ms) {
   const unsigned dir = direction(h);
   if (dir == 0 || !h.sock)
     return set_error(EINVAL, "nothing to poll for in state %s", state_name(h.state));
-  struct pollfd pfd {};
-  pfd.fd = h.sock->fd();
-  pfd.events = static_cast<short>(((dir & LIBNBD_AIO_DIRECTION_READ) ? POLLIN : 0) |
-                                  ((dir & LIBNBD_AIO_DIRECTION_WRITE) ? POLLOUT : 0));
+  // The second descriptor, when there is a concurrent writer, reports its thread's failure.
+  struct pollfd pfd[2] = {};
+  pfd[0].fd = h.sock->fd();
+  pfd[0].events = static_cast<short>(((dir & LIBNBD_AIO_DIRECTION_READ) ? POLLIN : 0) |
+                                     ((dir & LIBNBD_AIO_DIRECTION_WRITE) ? POLLOUT : 0));
+  pfd[1].fd = h.wake_fd.load(std::memory_order_acquire);
+  pfd[1].events = POLLIN;
+  const nfds_t n = pfd[1].fd == -1 ? 1 : 2;
   int r;
   do
-    r = ::poll(&pfd, 1, timeout_ms);
+    r = ::poll(pfd, n, timeout_ms);
   while (r == -1 && errno == EINTR);
   if (r == -1)
     return set_error(errno, "poll");
@@ -120,14 +147,14 @@ void kill_connection(nbd_handle& h, int err) {
   if (h.debug_enabled())
     debug(h, "connection dead: %s", std::strerror(err));
   h.state = State::Dead;
-  h.sock.reset();
+  drop_socket(h);
   h.out.clear();
   fail_all_commands(h, err);
 }
 
 void close_connection(nbd_handle& h) {
   h.state = State::Closed;
-  h.sock.reset();
+  drop_socket(h);
   h.out.clear();
   fail_all_commands(h, ENOTCONN);
 }

@@ -38,6 +38,12 @@ void kill_connection(nbd_handle& h, int err);
 // Moves to Closed after a clean disconnect; commands still in flight complete with ENOTCONN.
 void close_connection(nbd_handle& h);
 
+// Makes the connected socket fd the handle's transport (diverted to the concurrent writer if
+// there is one).
+void attach_socket(nbd_handle& h, int fd);
+// Sends everything through h.writer from now on (api/writer.cpp).
+void divert_to_writer(nbd_handle& h);
+
 // Connecting (state/connect.cpp): one address, or the next of h.addrs.
 Transition connect_to(nbd_handle& h, const struct sockaddr* addr, socklen_t len);
 Transition connect_next_address(nbd_handle& h);

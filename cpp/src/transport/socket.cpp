@@ -28,6 +28,8 @@ class SocketTransport final : public Transport {
   }
 
   ssize_t send(const struct iovec* iov, int iovcnt, bool more) override {
+    if (sink_)
+      return divert(iov, iovcnt);
     struct msghdr msg {};
     msg.msg_iov = const_cast<struct iovec*>(iov);
     msg.msg_iovlen = static_cast<size_t>(iovcnt);
@@ -40,10 +42,29 @@ class SocketTransport final : public Transport {
     return r;
   }
 
-  void shut_writes() override { ::shutdown(fd_.get(), SHUT_WR); }
+  void shut_writes() override {
+    if (!sink_)
+      ::shutdown(fd_.get(), SHUT_WR);
+  }
+
+  void divert_sends(SendSink sink) override { sink_ = std::move(sink); }
+
+  void shut_down() override { ::shutdown(fd_.get(), SHUT_RDWR); }
 
  private:
+  // The sink takes everything at once: sends through it never block.
+  ssize_t divert(const struct iovec* iov, int iovcnt) {
+    size_t total = 0;
+    for (int i = 0; i < iovcnt; ++i) {
+      if (sink_(iov[i].iov_base, iov[i].iov_len) == -1)
+        return -1;
+      total += iov[i].iov_len;
+    }
+    return static_cast<ssize_t>(total);
+  }
+
   UniqueFd fd_;
+  SendSink sink_;
 };
 
 }  // namespace
