@@ -23,11 +23,13 @@ nbd_handle::nbd_handle() : name("nbd" + std::to_string(++g_handle_count)) {
 }
 
 nbd_handle::~nbd_handle() {
+  // The writers go first: a thread may still be sending from the queue (write payloads
+  // included, which a command's free callback may release) or to the socket closed below.
+  writer_thread.reset();
+  writer.reset();
   // Commands still in flight are dropped: their closures are freed (never called).
   cmds.clear();
   cmds_done.clear();
-  // The writer goes first: its thread may still be writing to the socket closed below.
-  writer.reset();
   if (wake_fd != -1)
     close(wake_fd);
   parked_sock.reset();

@@ -21,6 +21,7 @@
 #include "state.hpp"
 #include "transport/transport.hpp"
 #include "uri.hpp"
+#include "writer_thread.hpp"
 
 // Field groups follow the life of a connection: settings chosen before connecting, then what
 // the handshake and commands produce.  Fields are guarded by `lock` unless marked atomic.
@@ -70,6 +71,7 @@ struct nbd_handle {
   // without the lock, so it is atomic; only its first non-zero value counts.  wake_fd (an
   // eventfd, made with the writer) is signalled with it, so nbd_poll wakes up for it.
   nbd::Closure<nbd_writer_callback> writer;
+  std::unique_ptr<nbd::WriterThread> writer_thread;  // nbd_start_concurrent_writer's instead
   std::atomic<int> writer_error{0};
   std::atomic<int> wake_fd{-1};
 
@@ -83,6 +85,7 @@ struct nbd_handle {
 
   // ---- The connection ----
   std::unique_ptr<nbd::Transport> sock;
+  std::atomic<int> sock_fd{-1};  // sock's descriptor, for the writer thread
   // With a concurrent writer, a connection that ended keeps its descriptor (shut down) until
   // the handle is closed, because the writer's thread may still hold it.
   std::unique_ptr<nbd::Transport> parked_sock;

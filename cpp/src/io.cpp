@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 #include "error.hpp"
 #include "handle.hpp"
@@ -15,39 +16,73 @@ namespace {
 // through the internal buffer.
 constexpr size_t kDirectRead = 16 * 1024;
 constexpr int kMaxIov = 64;
+// Request headers and options are copied into chunks of this size.
+constexpr size_t kChunk = 64 * 1024;
 
 }  // namespace
+
+OutQueue::~OutQueue() {
+  clear();
+  delete tail_;
+  delete spare_;
+}
 
 void OutQueue::append_copy(const void* p, size_t len) {
   if (len == 0)
     return;
-  const size_t off = staging_.size();
-  const auto* bytes = static_cast<const unsigned char*>(p);
-  staging_.insert(staging_.end(), bytes, bytes + len);
-  // Adjacent copies merge into one segment so a burst of requests is one iovec.
-  if (!segs_.empty() && segs_.back().ext == nullptr &&
-      segs_.back().off + segs_.back().len == off)
+  std::lock_guard<std::mutex> lock(mu_);
+  if (tail_ == nullptr || tail_->cap - tail_->used < len) {
+    Chunk* old = tail_;
+    if (spare_ != nullptr && spare_->cap >= len) {
+      tail_ = std::exchange(spare_, nullptr);
+      tail_->used = 0;
+    } else {
+      tail_ = new Chunk(std::max(len, kChunk));
+    }
+    if (old != nullptr && old->refs == 0)
+      release(old);
+  }
+  unsigned char* dst = tail_->data.get() + tail_->used;
+  std::memcpy(dst, p, len);
+  tail_->used += len;
+  // Adjacent copies merge into one segment so a burst of requests is one iovec.  Growing a
+  // segment the writer thread has already gathered is harmless: the bytes before stay put.
+  if (!segs_.empty() && segs_.back().chunk == tail_ && segs_.back().p + segs_.back().len == dst) {
     segs_.back().len += len;
-  else
-    segs_.push_back({nullptr, off, len});
-  bytes_ += len;
+  } else {
+    segs_.push_back({dst, len, tail_});
+    ++tail_->refs;
+  }
+  if (waiting_)
+    cv_.notify_one();
 }
 
 void OutQueue::append_ref(const void* p, size_t len) {
   if (len == 0)
     return;
-  segs_.push_back({static_cast<const unsigned char*>(p), 0, len});
-  bytes_ += len;
+  std::lock_guard<std::mutex> lock(mu_);
+  segs_.push_back({static_cast<const unsigned char*>(p), len, nullptr});
+  if (waiting_)
+    cv_.notify_one();
+}
+
+bool OutQueue::empty() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return segs_.empty();
 }
 
 int OutQueue::gather(struct iovec* iov, int max) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return gather_locked(iov, max);
+}
+
+int OutQueue::gather_locked(struct iovec* iov, int max) const {
   int n = 0;
   size_t skip = head_done_;
   for (const Seg& s : segs_) {
     if (n == max)
       break;
-    const unsigned char* base = s.ext != nullptr ? s.ext : staging_.data() + s.off;
-    iov[n].iov_base = const_cast<unsigned char*>(base + skip);
+    iov[n].iov_base = const_cast<unsigned char*>(s.p + skip);
     iov[n].iov_len = s.len - skip;
     skip = 0;
     ++n;
@@ -56,7 +91,11 @@ int OutQueue::gather(struct iovec* iov, int max) const {
 }
 
 void OutQueue::consume(size_t n) {
-  bytes_ -= n;
+  std::lock_guard<std::mutex> lock(mu_);
+  consume_locked(n);
+}
+
+void OutQueue::consume_locked(size_t n) {
   while (n > 0) {
     Seg& s = segs_.front();
     const size_t left = s.len - head_done_;
@@ -66,17 +105,63 @@ void OutQueue::consume(size_t n) {
     }
     n -= left;
     head_done_ = 0;
+    Chunk* c = s.chunk;
     segs_.pop_front();
+    if (c != nullptr)
+      drop_ref(c);
   }
-  if (segs_.empty())
-    staging_.clear();
 }
 
 void OutQueue::clear() {
-  segs_.clear();
-  staging_.clear();
+  std::lock_guard<std::mutex> lock(mu_);
+  while (!segs_.empty()) {
+    Chunk* c = segs_.front().chunk;
+    segs_.pop_front();
+    if (c != nullptr)
+      drop_ref(c);
+  }
   head_done_ = 0;
-  bytes_ = 0;
+}
+
+void OutQueue::drop_ref(Chunk* c) {
+  if (--c->refs != 0)
+    return;
+  if (c == tail_)
+    c->used = 0;  // nothing points into it any more: refill from the start
+  else
+    release(c);
+}
+
+void OutQueue::release(Chunk* c) {
+  if (spare_ == nullptr && c->cap == kChunk)
+    spare_ = c;
+  else
+    delete c;
+}
+
+int OutQueue::take(struct iovec* iov, int max) {
+  std::unique_lock<std::mutex> lock(mu_);
+  waiting_ = true;  // appends wake us only while we wait (a futex call each otherwise)
+  cv_.wait(lock, [this] { return stopped_ || !segs_.empty(); });
+  waiting_ = false;
+  if (stopped_)
+    return 0;
+  taking_ = true;
+  return gather_locked(iov, max);
+}
+
+void OutQueue::sent(size_t n) {
+  std::lock_guard<std::mutex> lock(mu_);
+  consume_locked(n);
+  taking_ = false;
+  cv_.notify_all();  // stop_taking may be waiting for this
+}
+
+void OutQueue::stop_taking() {
+  std::unique_lock<std::mutex> lock(mu_);
+  stopped_ = true;
+  cv_.notify_all();
+  cv_.wait(lock, [this] { return !taking_; });
 }
 
 Io recv_into_rbuf(nbd_handle& h) {
@@ -116,6 +201,8 @@ Io recv_into_rbuf(nbd_handle& h) {
 }
 
 Io send_from_wbuf(nbd_handle& h) {
+  if (h.writer_thread)
+    return Io::Done;  // queued is as good as sent: the writer thread drains h.out
   while (!h.out.empty()) {
     struct iovec iov[kMaxIov];
     const int n = h.out.gather(iov, kMaxIov);

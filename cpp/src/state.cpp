@@ -12,7 +12,7 @@ struct StateInfo {
 
 // In the order of enum class State.
 constexpr StateInfo kStates[] = {
-    {kCreated, "CREATED", "CREATED: the handle is new and not connected"},
+    {kCreated, "START", "START: the handle is new and not connected"},
     {kConnecting, "CONNECT", "CONNECT: connecting to the server"},
     {kConnecting, "RECV_GREETING", "RECV_GREETING: receiving the server's greeting"},
     {kConnecting, "RECV_OLDSTYLE", "RECV_OLDSTYLE: receiving an oldstyle handshake"},
@@ -22,8 +22,8 @@ constexpr StateInfo kStates[] = {
     {kConnecting, "OPT_RECV_PAYLOAD", "OPT_RECV_PAYLOAD: receiving an option reply's payload"},
     {kConnecting, "EXPORT_NAME_REPLY", "EXPORT_NAME_REPLY: receiving the export's size and flags"},
     {kNegotiating, "NEGOTIATING", "NEGOTIATING: waiting for the next option (opt mode)"},
-    {kConnected, "READY", "READY: connected and idle, ready for commands"},
-    {kConnected, "PROCESSING", "PROCESSING: connected, with commands in flight"},
+    {kConnected, "READY", "READY: connected, ready for commands (replies may be awaited)"},
+    {kConnected, "PROCESSING", "PROCESSING: connected, in the middle of sending or receiving"},
     {kClosed, "CLOSED", "CLOSED: the connection was shut down"},
     {kDead, "DEAD", "DEAD: the connection failed"},
 };

@@ -236,7 +236,6 @@ struct Authority {
   std::optional<std::string> username;
   std::string host;  // decoded; IPv6 without brackets
   bool ipv6 = false;
-  bool has_port = false;  // a ':' followed the host, even with nothing after it
   std::string_view port;  // raw (ports have no escapes)
 };
 
@@ -288,7 +287,6 @@ std::optional<Authority> parse_authority(std::string_view raw) {
     a.host = host_raw;
   }
   if (!after_host.empty()) {  // starts with ':'
-    a.has_port = true;
     a.port = after_host.substr(1);
   }
   return a;
@@ -343,7 +341,8 @@ std::optional<ParsedUri> parse_uri(std::string_view uri) {
     }
   }
 
-  // Scheme (RFC 3986 3.1): ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ), compared without case.
+  // Scheme (RFC 3986 3.1): ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ).  Compared with case,
+  // as libnbd does: "NBD://" is not an NBD URI there, so it is not one here.
   size_t colon = uri.find(':');
   std::string_view scheme_raw = colon == std::string_view::npos ? "" : uri.substr(0, colon);
   bool scheme_ok = !scheme_raw.empty() && is_alpha(scheme_raw.front());
@@ -356,7 +355,7 @@ std::optional<ParsedUri> parse_uri(std::string_view uri) {
   }
   const Scheme* scheme = nullptr;
   for (const Scheme& s : kSchemes)
-    if (equals_ignore_case(scheme_raw, s.name)) scheme = &s;
+    if (scheme_raw == s.name) scheme = &s;
   if (scheme == nullptr) {
     set_error(EINVAL, "unknown NBD URI scheme: %s", printable(scheme_raw).c_str());
     return std::nullopt;
@@ -371,11 +370,8 @@ std::optional<ParsedUri> parse_uri(std::string_view uri) {
     return std::nullopt;
   }
   rest.remove_prefix(2);
-  // A fragment has no NBD meaning; dropping it silently would turn "socket=/a#b" into "/a".
-  if (rest.find('#') != std::string_view::npos) {
-    set_error(EINVAL, "URI fragments (#...) are not supported; write '#' as %%23");
-    return std::nullopt;
-  }
+  // A fragment has no NBD meaning; like libnbd, ignore it (a '#' in a value is written %23).
+  rest = rest.substr(0, rest.find('#'));
   size_t qmark = rest.find('?');
   std::string_view query = qmark == std::string_view::npos ? "" : rest.substr(qmark + 1);
   std::string_view hier = rest.substr(0, qmark);
@@ -393,28 +389,15 @@ std::optional<ParsedUri> parse_uri(std::string_view uri) {
 
   switch (p.transport) {
     case Transport::Tcp: {
-      if (auth->host.empty()) {
-        set_error(EINVAL, "%s: URIs need a host name", sname);
-        return std::nullopt;
-      }
+      // No host means this machine, as in libnbd ("nbd://" is localhost:10809).
       std::optional<std::string> port = parse_tcp_port(auth->port);
       if (!port) return std::nullopt;
-      p.host = std::move(auth->host);
+      p.host = auth->host.empty() ? "localhost" : std::move(auth->host);
       p.port = std::move(*port);
       break;
     }
     case Transport::Unix:
-      // doc/uri.md leaves a Unix authority to the client; refusing it means a URI never names
-      // a host that is then quietly not the one connected to.
-      if (!auth->host.empty()) {
-        set_error(EINVAL, "%s: URIs must not have a host: %s", sname,
-                  printable(auth->host).c_str());
-        return std::nullopt;
-      }
-      if (auth->has_port) {
-        set_error(EINVAL, "%s: URIs must not have a port", sname);
-        return std::nullopt;
-      }
+      // doc/uri.md leaves a Unix authority to the client; libnbd ignores it, and so do we.
       break;
     case Transport::Vsock: {
       // The CID is the host part, a decimal number; empty means the hypervisor, as in libnbd.
@@ -454,8 +437,8 @@ std::optional<ParsedUri> parse_uri(std::string_view uri) {
   p.export_name = std::move(*export_name);
 
   // Query: key[=value] pairs separated by '&' or ';' (libnbd accepts both).  A key without '='
-  // has the empty value; empty pairs are skipped; unknown keys are ignored, as libnbd does, but
-  // their escapes must still be well formed.
+  // has the empty value; empty pairs are skipped; unknown keys are ignored and a repeated key
+  // takes its last value, as in libnbd; escapes must be well formed everywhere.
   bool have_socket = false;
   while (!query.empty()) {
     size_t end = query.find_first_of("&;");
@@ -469,19 +452,14 @@ std::optional<ParsedUri> parse_uri(std::string_view uri) {
         decode(eq == std::string_view::npos ? "" : pair.substr(eq + 1), "query", is_query_char);
     if (!value) return std::nullopt;
 
-    bool duplicate = false;
     if (*key == "socket") {
-      duplicate = have_socket;
       have_socket = true;
       p.socket = std::move(*value);
     } else if (*key == "tls-certificates") {
-      duplicate = p.tls_certificates.has_value();
       p.tls_certificates = std::move(*value);
     } else if (*key == "tls-psk-file") {
-      duplicate = p.tls_psk_file.has_value();
       p.tls_psk_file = std::move(*value);
     } else if (*key == "tls-verify-peer") {
-      duplicate = p.tls_verify_peer.has_value();
       p.tls_verify_peer = parse_bool(*value);
       if (!p.tls_verify_peer) {
         set_error(EINVAL,
@@ -490,10 +468,6 @@ std::optional<ParsedUri> parse_uri(std::string_view uri) {
                   printable(*value).c_str());
         return std::nullopt;
       }
-    }
-    if (duplicate) {
-      set_error(EINVAL, "duplicate %s= query parameter in URI", key->c_str());
-      return std::nullopt;
     }
   }
 

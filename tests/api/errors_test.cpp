@@ -26,17 +26,17 @@ TEST_F(ApiTest, WrongStateWhileCreatedIsEnotconn) {
   char buf[512];
   EXPECT_EQ(nbd_pread(h, buf, sizeof buf, 0, 0), -1);
   EXPECT_TRUE(last_error_is(ENOTCONN,
-                            "nbd_pread: invalid state: CREATED: the handle must be connected with the server"));
+                            "nbd_pread: invalid state: START: the handle must be connected with the server"));
   EXPECT_EQ(errno, ENOTCONN);
   EXPECT_EQ(nbd_get_size(h), -1);
-  EXPECT_TRUE(last_error_is(ENOTCONN, "nbd_get_size: invalid state: CREATED: the handle must be "
+  EXPECT_TRUE(last_error_is(ENOTCONN, "nbd_get_size: invalid state: START: the handle must be "
                                       "negotiating, or connected with the server, or shut down"));
   EXPECT_EQ(nbd_opt_go(h), -1);
-  EXPECT_TRUE(last_error_is(ENOTCONN, "nbd_opt_go: invalid state: CREATED"));
+  EXPECT_TRUE(last_error_is(ENOTCONN, "nbd_opt_go: invalid state: START"));
   EXPECT_EQ(nbd_get_uri(h), nullptr);
-  EXPECT_TRUE(last_error_is(ENOTCONN, "nbd_get_uri: invalid state: CREATED"));
+  EXPECT_TRUE(last_error_is(ENOTCONN, "nbd_get_uri: invalid state: START"));
   EXPECT_EQ(nbd_aio_in_flight(h), -1);
-  EXPECT_TRUE(last_error_is(ENOTCONN, "nbd_aio_in_flight: invalid state: CREATED"));
+  EXPECT_TRUE(last_error_is(ENOTCONN, "nbd_aio_in_flight: invalid state: START"));
 }
 
 TEST_F(ApiTest, ErrorsAreThreadLocal) {

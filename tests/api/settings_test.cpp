@@ -98,7 +98,7 @@ TEST_F(ApiTest, StateQueriesOfANewHandle) {
   EXPECT_EQ(nbd_aio_is_processing(h), 0);
   EXPECT_EQ(nbd_aio_is_dead(h), 0);
   EXPECT_EQ(nbd_aio_is_closed(h), 0);
-  EXPECT_STREQ(nbd_connection_state(h), "CREATED: the handle is new and not connected");
+  EXPECT_STREQ(nbd_connection_state(h), "START: the handle is new and not connected");
 }
 
 TEST_F(ApiTest, LibraryIdentity) {

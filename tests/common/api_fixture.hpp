@@ -16,6 +16,13 @@ class ApiTest : public ::testing::Test {
   }
   void TearDown() override { nbd_close(h); }
 
+  // Closes the handle now, before the test's servers go: a server asked to stop waits for its
+  // clients to leave (nbdkit until the harness loses patience) if the handle is still connected.
+  void close_handle() {
+    nbd_close(h);
+    h = nullptr;
+  }
+
   nbd_handle* h = nullptr;
 };
 

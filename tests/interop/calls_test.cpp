@@ -82,6 +82,7 @@ TEST_F(ApiTest, BlockSizeConstraintsAndStrictAlignment) {
   EXPECT_EQ(nbd_pread(h, buf, 100, 0, 0), -1);
   EXPECT_TRUE(last_error_is(EINVAL, "nbd_pread: request is unaligned"));
   EXPECT_EQ(nbd_pread(h, buf, sizeof buf, 512, 0), 0) << nbd_get_error();
+  close_handle();
 }
 
 TEST_F(ApiTest, WithoutRequestingBlockSizeNoneIsKnown) {
@@ -226,6 +227,7 @@ TEST_F(ApiTest, CapabilitiesOfAFullServer) {
                            &chunks, nullptr};
   EXPECT_EQ(nbd_pread_structured(h, buf, sizeof buf, 0, chunk, LIBNBD_CMD_FLAG_DF), 0) << nbd_get_error();
   EXPECT_EQ(chunks, 1);  // DF: one chunk for the whole read
+  close_handle();
 }
 
 TEST_F(ApiTest, KillSubprocessEndsTheConnection) {

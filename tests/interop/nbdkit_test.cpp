@@ -689,7 +689,7 @@ TEST(Nbdkit, Limits) {
   EXPECT_EQ(nbd_pread(h, big.data(), 512, size - 256, 0), -1);
   EXPECT_TRUE(last_error_is(EINVAL, "nbd_pread: request out of bounds"));
   EXPECT_EQ(nbd_pwrite(h, big.data(), 1, size, 0), -1);
-  EXPECT_TRUE(last_error_is(EINVAL, "nbd_pwrite: request out of bounds"));
+  EXPECT_TRUE(last_error_is(ENOSPC, "nbd_pwrite: request out of bounds"));
   EXPECT_EQ(nbd_aio_is_ready(h), 1);
 }
 

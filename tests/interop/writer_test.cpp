@@ -13,6 +13,7 @@
 #include <condition_variable>
 #include <cstring>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -286,12 +287,16 @@ TEST(Writer, AppWriterCarriesTheHandshake) {
 
 // A writer installed with commands queued and partly sent: the bytes still queued follow the
 // ones already on the socket, so the server sees one well-formed stream.
-TEST(Writer, InstalledMidStreamKeepsTheOrder) {
+class WriterMidStream : public ::testing::TestWithParam<bool> {};
+
+TEST_P(WriterMidStream, KeepsTheOrder) {
   NBD_TEST_REQUIRE_PROGRAM("nbdkit");
+  const bool builtin = GetParam();
   // Four server threads that each sleep 0.1 s per write stop reading after four requests, so
   // most of the data is still queued in the handle when the writer arrives.
   auto srv = nbd_test::start_nbdkit({"--threads=4", "--filter=delay", "memory", "16M", "delay-write=100ms"});
   ASSERT_TRUE(srv);
+  std::unique_ptr<AppWriter> w;  // outlives the handle, which frees its closure at close
   nbd_test::Handle h;
   ASSERT_EQ(nbd_connect_uri(h, srv->uri().c_str()), 0) << nbd_get_error();
   constexpr int kWrites = 32;
@@ -304,19 +309,32 @@ TEST(Writer, InstalledMidStreamKeepsTheOrder) {
         << nbd_get_error();
   }
   EXPECT_NE(nbd_aio_get_direction(h) & LIBNBD_AIO_DIRECTION_WRITE, 0u);  // still queued
-  const int fd = nbd_aio_get_fd(h);
-  ASSERT_NE(fd, -1) << nbd_get_error();
-  AppWriter w(h, fd);
-  ASSERT_EQ(nbd_set_concurrent_writer(h, w.closure()), 0) << nbd_get_error();
+  if (builtin) {
+    ASSERT_EQ(nbd_start_concurrent_writer(h), 0) << nbd_get_error();
+  } else {
+    const int fd = nbd_aio_get_fd(h);
+    ASSERT_NE(fd, -1) << nbd_get_error();
+    w = std::make_unique<AppWriter>(h, fd);
+    ASSERT_EQ(nbd_set_concurrent_writer(h, w->closure()), 0) << nbd_get_error();
+  }
+  EXPECT_EQ(nbd_aio_get_direction(h) & LIBNBD_AIO_DIRECTION_WRITE, 0u);  // the writer's job now
   ASSERT_TRUE(poll_until(h, [&] { return nbd_aio_in_flight(h) == 0; })) << nbd_get_error();
   EXPECT_EQ(o.ok.load(), kWrites);
-  EXPECT_GT(w.calls.load(), 0);
+  if (w) {
+    EXPECT_GT(w->calls.load(), 0);
+  }
   std::vector<char> back(kLen);
   for (int i = 0; i < kWrites; ++i) {
     ASSERT_EQ(nbd_pread(h, back.data(), kLen, uint64_t(i) * kLen, 0), 0) << nbd_get_error();
     EXPECT_EQ(back, bufs[i]) << i;
   }
+  EXPECT_EQ(nbd_shutdown(h, 0), 0) << nbd_get_error();
 }
+
+INSTANTIATE_TEST_SUITE_P(Writers, WriterMidStream, ::testing::Values(false, true),
+                         [](const ::testing::TestParamInfo<bool>& p) {
+                           return std::string(p.param ? "ReadyMade" : "Application");
+                         });
 
 // ---------------------------------------------------------------- failures
 
@@ -396,9 +414,9 @@ TEST(Writer, CallbackRefusalFailsTheCommand) {
 // the ready-made writer's thread is joined (the test would hang or leak otherwise).
 TEST(Writer, CloseWithCommandsInFlightFreesEverything) {
   NBD_TEST_REQUIRE_PROGRAM("nbdkit");
-  auto srv = nbd_test::start_nbdkit({"--filter=delay", "memory", "16M", "delay-read=1"});
-  ASSERT_TRUE(srv);
   for (bool builtin : {true, false}) {
+    auto srv = nbd_test::start_nbdkit({"--filter=delay", "memory", "16M", "delay-read=1"});
+    ASSERT_TRUE(srv);
     nbd_handle* h = nbd_create();
     ASSERT_NE(h, nullptr);
     ASSERT_EQ(nbd_connect_uri(h, srv->uri().c_str()), 0) << nbd_get_error();

@@ -55,6 +55,9 @@ int unlocked_aio_opt_list(nbd_handle& h, Closure<nbd_list_callback>& list_callba
 
 int unlocked_aio_opt_list_meta_context(nbd_handle& h, Closure<nbd_context_callback>& context_callback,
                                        Completion& completion_callback) {
+  // Metadata contexts travel in structured replies only (proto.md "Metadata querying").
+  if (!h.structured_replies)
+    return set_error(ENOTSUP, "server lacks structured replies");
   h.opt_context_cb = std::move(context_callback);
   return start(h, kOptListMetaContext, &completion_callback);
 }

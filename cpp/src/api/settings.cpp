@@ -14,8 +14,8 @@
 namespace nbd {
 namespace {
 
-// Longest export name the protocol allows (proto.md: "NBD_OPT_EXPORT_NAME" et al. cap it at 4096).
-constexpr size_t kMaxExportName = 4096;
+// Longest export or metadata context name the protocol allows (proto.md caps strings at 4096).
+constexpr size_t kMaxName = 4096;
 
 }  // namespace
 
@@ -36,7 +36,7 @@ uintptr_t unlocked_set_private_data(nbd_handle& h, uintptr_t private_data) {
 uintptr_t unlocked_get_private_data(nbd_handle& h) { return h.private_data.load(); }
 
 int unlocked_set_export_name(nbd_handle& h, const char* export_name) {
-  if (std::strlen(export_name) > kMaxExportName)
+  if (std::strlen(export_name) > kMaxName)
     return set_error(ENAMETOOLONG, "export name too long for NBD protocol");
   h.export_name = export_name;
   return 0;
@@ -56,6 +56,8 @@ char* unlocked_get_tls_username(nbd_handle& h) {
 }
 
 int unlocked_add_meta_context(nbd_handle& h, const char* name) {
+  if (std::strlen(name) > kMaxName)
+    return set_error(ENAMETOOLONG, "meta context name too long for NBD protocol");
   h.request_meta_contexts.emplace_back(name);
   return 0;
 }

@@ -1,5 +1,6 @@
 // writer.cpp: the concurrent writer: registering one, reporting its failures, and the
-// ready-made one (a buffer and a thread per handle) behind nbd_start_concurrent_writer.
+// ready-made one behind nbd_start_concurrent_writer (a thread that drains the handle's own
+// outgoing queue).
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -7,112 +8,67 @@
 
 #include <atomic>
 #include <cerrno>
-#include <condition_variable>
-#include <cstring>
-#include <mutex>
 #include <system_error>
 #include <thread>
-#include <vector>
 
 #include "error.hpp"
 #include "state/machine.hpp"
 #include "unlocked.hpp"
 #include "util.hpp"
+#include "writer_thread.hpp"
 
 namespace nbd {
-namespace {
 
-// The ready-made writer.  The handle (holding its lock) appends bytes to pending_; the thread
-// swaps the buffer out and writes it to the socket, so copying in and sending out overlap.
-// The descriptor stays open until the handle has freed this writer (nbd_close frees the
-// writer before it closes the socket), so the thread never writes to a reused descriptor.
-class WriterThread {
- public:
-  // A started writer, or nullptr with the error recorded.
-  static WriterThread* start(nbd_handle& h) {
-    UniqueFd stop{eventfd(0, EFD_CLOEXEC)};
-    if (!stop) {
-      set_error(errno, "eventfd");
-      return nullptr;
-    }
-    auto* w = new WriterThread(h, std::move(stop));
-    try {
-      w->thread_ = std::thread([w] { w->loop(); });
-    } catch (const std::system_error& e) {
-      delete w;
-      set_error(errno_or(e.code().value(), EAGAIN), "cannot start the writer thread");
-      return nullptr;
-    }
-    return w;
+std::unique_ptr<WriterThread> WriterThread::start(nbd_handle& h) {
+  UniqueFd stop{eventfd(0, EFD_CLOEXEC)};
+  if (!stop) {
+    set_error(errno, "eventfd");
+    return nullptr;
   }
-
-  ~WriterThread() {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      stopping_ = true;
-    }
-    cv_.notify_one();
-    const uint64_t one = 1;
-    (void)!::write(stop_fd_.get(), &one, sizeof one);  // wakes a thread waiting for POLLOUT
-    if (thread_.joinable())
-      thread_.join();
+  std::unique_ptr<WriterThread> w(new WriterThread(h, std::move(stop)));
+  try {
+    w->thread_ = std::thread([p = w.get()] { p->loop(); });
+  } catch (const std::system_error& e) {
+    set_error(errno_or(e.code().value(), EAGAIN), "cannot start the writer thread");
+    return nullptr;
   }
+  return w;
+}
 
-  WriterThread(const WriterThread&) = delete;
-  WriterThread& operator=(const WriterThread&) = delete;
+WriterThread::~WriterThread() {
+  const uint64_t one = 1;
+  (void)!::write(stop_fd_.get(), &one, sizeof one);  // ends a wait for POLLOUT
+  h_.out.stop_taking();                              // ends a wait for data
+  if (thread_.joinable())
+    thread_.join();
+}
 
-  // The writer callback: runs with the handle locked, so h_.sock is safe to read.
-  int accept(const void* buf, size_t len) {
-    if (failed_.load(std::memory_order_acquire))
-      return 0;  // already reported through nbd_concurrent_writer_error; the handle dies
-    const auto* p = static_cast<const unsigned char*>(buf);
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      fd_ = h_.sock->fd();
-      pending_.insert(pending_.end(), p, p + len);
-    }
-    cv_.notify_one();
-    return 0;
-  }
-
-  static int callback(void* self, const void* buf, size_t len) {
-    return static_cast<WriterThread*>(self)->accept(buf, len);
-  }
-  static void free(void* self) { delete static_cast<WriterThread*>(self); }
-
- private:
-  WriterThread(nbd_handle& h, UniqueFd stop) : h_(h), stop_fd_(std::move(stop)) {}
-
-  void loop() {
-    std::vector<unsigned char> sending;
-    for (;;) {
-      int fd;
-      {
-        std::unique_lock<std::mutex> lock(mu_);
-        cv_.wait(lock, [this] { return stopping_ || !pending_.empty(); });
-        if (stopping_)
-          return;
-        sending.swap(pending_);
-        fd = fd_;
-      }
-      if (!failed_.load(std::memory_order_relaxed) && send_all(fd, sending) == -1) {
-        failed_.store(true, std::memory_order_release);  // later data is dropped
-        unlocked_concurrent_writer_error(h_, errno_or(errno, EIO));
-      }
-      sending.clear();
-    }
-  }
-
-  // Writes all of buf to the (non-blocking) socket, waiting for POLLOUT when it is full.
-  // Returns -1 with errno set on failure, or when the handle is being closed.
-  int send_all(int fd, const std::vector<unsigned char>& buf) {
+void WriterThread::loop() {
+  bool failed = false;
+  for (;;) {
+    struct iovec iov[64];
+    const int n = h_.out.take(iov, 64);
+    if (n == 0)
+      return;  // stopping
     size_t done = 0;
-    while (done < buf.size()) {
-      const ssize_t r = ::send(fd, buf.data() + done, buf.size() - done, MSG_NOSIGNAL);
-      if (r >= 0) {
-        done += static_cast<size_t>(r);
-        continue;
-      }
+    if (failed) {
+      for (int i = 0; i < n; ++i)
+        done += iov[i].iov_len;  // the handle is dying: drop the data
+    } else if (send_all(h_.sock_fd.load(std::memory_order_acquire), iov, n, &done) == -1) {
+      failed = true;
+      unlocked_concurrent_writer_error(h_, errno_or(errno, EIO));
+    }
+    h_.out.sent(done);
+  }
+}
+
+int WriterThread::send_all(int fd, struct iovec* iov, int n, size_t* sent) {
+  struct msghdr msg {};
+  msg.msg_iov = iov;
+  msg.msg_iovlen = static_cast<size_t>(n);
+  while (msg.msg_iovlen > 0) {
+    const ssize_t r = ::sendmsg(fd, &msg, MSG_NOSIGNAL);
+    if (r == -1) {
       if (errno == EINTR)
         continue;
       if (errno != EAGAIN && errno != EWOULDBLOCK)
@@ -124,47 +80,65 @@ class WriterThread {
         errno = ESHUTDOWN;
         return -1;
       }
+      continue;
     }
-    return 0;
+    *sent += static_cast<size_t>(r);
+    // Step over what went out: whole iovecs, then into the first partial one.
+    auto left = static_cast<size_t>(r);
+    while (msg.msg_iovlen > 0 && left >= msg.msg_iov->iov_len) {
+      left -= msg.msg_iov->iov_len;
+      ++msg.msg_iov;
+      --msg.msg_iovlen;
+    }
+    if (msg.msg_iovlen > 0) {
+      msg.msg_iov->iov_base = static_cast<char*>(msg.msg_iov->iov_base) + left;
+      msg.msg_iov->iov_len -= left;
+    }
   }
+  return 0;
+}
 
-  nbd_handle& h_;
-  UniqueFd stop_fd_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::vector<unsigned char> pending_;  // guarded by mu_
-  int fd_ = -1;                          // guarded by mu_
-  bool stopping_ = false;                // guarded by mu_
-  std::atomic<bool> failed_{false};
-  std::thread thread_;
-};
+namespace {
+
+bool has_writer(const nbd_handle& h) { return !h.writer.empty() || h.writer_thread; }
+
+// A writer failure must wake a thread sleeping in nbd_poll, which watches this eventfd too.
+int make_wake_fd(nbd_handle& h) {
+  if (h.wake_fd.load(std::memory_order_relaxed) != -1)
+    return 0;
+  const int wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (wake == -1)
+    return set_error(errno, "eventfd");
+  h.wake_fd.store(wake, std::memory_order_release);
+  return 0;
+}
 
 }  // namespace
 
 int unlocked_set_concurrent_writer(nbd_handle& h, Closure<nbd_writer_callback>& writer) {
   // Swapping sinks under a live byte stream could reorder it; one writer per handle.
-  if (!h.writer.empty())
+  if (has_writer(h))
     return set_error(EINVAL, "concurrent writer was already set for this handle");
-  // A writer failure must wake a thread sleeping in nbd_poll, which watches this too.
-  const int wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (wake == -1)
-    return set_error(errno, "eventfd");
-  h.wake_fd.store(wake, std::memory_order_release);
+  if (make_wake_fd(h) == -1)
+    return -1;
   h.writer = std::move(writer);
   // Bytes already queued follow the earlier ones through the writer, so the stream stays in
   // order however far the connection has got.
   if (h.sock)
     divert_to_writer(h);
+  // Hand the writer what is queued now, so the handle stops waiting for POLLOUT at once.  A
+  // failure here kills the connection, which the next call reports; the writer stays set.
+  send_queued(h);
   return 0;
 }
 
 int unlocked_start_concurrent_writer(nbd_handle& h) {
-  WriterThread* w = WriterThread::start(h);
-  if (w == nullptr)
+  if (has_writer(h))
+    return set_error(EINVAL, "concurrent writer was already set for this handle");
+  if (make_wake_fd(h) == -1)
     return -1;
-  Closure<nbd_writer_callback> closure{
-      nbd_writer_callback{&WriterThread::callback, w, &WriterThread::free}};
-  return unlocked_set_concurrent_writer(h, closure);  // frees w (joining it) if that fails
+  h.writer_thread = WriterThread::start(h);
+  return h.writer_thread ? 0 : -1;
 }
 
 int unlocked_concurrent_writer_error(nbd_handle& h, int err) {

@@ -55,24 +55,25 @@ uint16_t needed_flag(uint16_t type) {
   }
 }
 
-// Strict-mode checks of a request against what the server said it supports.
+// Requests that change data: past the end they fail with ENOSPC, as a write to a full disk
+// would; reads fail with EINVAL.
+bool writes_data(uint16_t type) {
+  return type == kCmdWrite || type == kCmdTrim || type == kCmdWriteZeroes;
+}
+
+// The checks of a request against its limits and (in strict mode) against what the server said
+// it supports, in libnbd's order, so each mistake gets the errno libnbd gives it.
 int check_request(nbd_handle& h, const CommandSpec& s) {
   const char* name = command_name(s.type);
-  const bool data = s.type == kCmdRead || s.type == kCmdWrite;
-  if (data && s.count > kMaxRequest)
-    return set_error(ERANGE, "request too large: maximum request size is %" PRIu64, kMaxRequest);
-  if (s.count > UINT32_MAX)
-    return set_error(ERANGE, "request too large: %s requests are limited to 32 bits", name);
+  const uint32_t strict = h.strict;
   if (h.disconnect_sent)
     return set_error(ESHUTDOWN, "cannot issue commands after requesting a disconnect");
-  const uint32_t strict = h.strict;
   if ((strict & LIBNBD_STRICT_COMMANDS) != 0) {
-    if ((s.type == kCmdWrite || s.type == kCmdTrim || s.type == kCmdWriteZeroes) &&
-        (h.eflags & kFlagReadOnly) != 0)
-      return set_error(EPERM, "server does not support %s operations: the export is read-only", name);
     const uint16_t need = needed_flag(s.type);
     if (need != 0 && (h.eflags & need) == 0)
       return set_error(EINVAL, "server does not support %s operations", name);
+    if (writes_data(s.type) && (h.eflags & kFlagReadOnly) != 0)
+      return set_error(EPERM, "server does not support %s operations", name);
     if (s.type == kCmdBlockStatus && h.meta_contexts.empty())
       return set_error(ENOTSUP, "no metadata context was negotiated: request one with "
                                 "nbd_add_meta_context before connecting (or the server lacks them)");
@@ -90,18 +91,29 @@ int check_request(nbd_handle& h, const CommandSpec& s) {
     return set_error(EINVAL, "count cannot be 0");
   if ((strict & LIBNBD_STRICT_BOUNDS) != 0 && s.type != kCmdFlush &&
       (s.offset > h.exportsize || s.count > h.exportsize - s.offset))
-    return set_error(EINVAL, "request out of bounds");
+    return set_error(writes_data(s.type) ? ENOSPC : EINVAL, "request out of bounds");
   if ((strict & LIBNBD_STRICT_ALIGN) != 0 && h.block_minimum > 1 && s.type != kCmdFlush &&
       (s.offset % h.block_minimum != 0 || s.count % h.block_minimum != 0))
     return set_error(EINVAL, "request is unaligned");
+  // The size limits hold whatever the strict mode: the wire has 32 bits for the count, and
+  // no server takes more than 64 MiB of data in one request.
+  const bool data = s.type == kCmdRead || s.type == kCmdWrite;
+  if (data && s.count > kMaxRequest)
+    return set_error(ERANGE, "request too large: maximum request size is %" PRIu64, kMaxRequest);
+  if (s.count > UINT32_MAX)
+    return set_error(ERANGE, "request too large: %s requests are limited to 32 bits", name);
   return 0;
 }
 
 }  // namespace
 
 void update_connected_state(nbd_handle& h) {
-  if (state_group(h.state) == kConnected)
-    h.state = h.cmds.empty() ? State::Ready : State::Processing;
+  // As in libnbd, "processing" means in the middle of sending requests or receiving a reply;
+  // commands merely waiting for their replies leave the handle ready.
+  if (state_group(h.state) != kConnected)
+    return;
+  const bool mid_reply = h.rstate != ReplyState::Header || h.rlen != 4;
+  h.state = sends_pending(h) || mid_reply ? State::Processing : State::Ready;
 }
 
 int64_t issue_command(nbd_handle& h, const CommandSpec& spec, Closure<nbd_completion_callback>* completion,

@@ -140,7 +140,7 @@ Transition next_option(nbd_handle& h) {
     if (!h.opt_mode && !h.opt_user) {
       // The automatic handshake ends by choosing the export.
       h.opt_todo.push_back(kOptGo);
-    } else if (!h.out.empty()) {
+    } else if (sends_pending(h)) {
       // The client flags are still queued: send them before waiting for the caller.
       h.opt_current = 0;
       h.state = State::OptSend;

@@ -67,8 +67,9 @@ int check_writer(nbd_handle& h) {
 // Ends the socket's life as a transport: closed, or with a concurrent writer shut down and
 // parked until the handle is closed (the writer's thread may still hold the descriptor).
 void drop_socket(nbd_handle& h) {
-  if (h.sock && !h.writer.empty()) {
-    h.sock->shut_down();
+  if (h.sock && (!h.writer.empty() || h.writer_thread)) {
+    h.sock->shut_down();  // a send in the writer's thread fails now
+    h.out.stop_taking();  // and this waits for it, so h.out's buffers may be released
     h.parked_sock = std::move(h.sock);
   }
   h.sock.reset();
@@ -87,6 +88,7 @@ int run(nbd_handle& h) {
       case Transition::Block:
         if (h.state != before)
           continue;
+        update_connected_state(h);
         return 0;
       case Transition::Fail:
         kill_connection(h, errno_or(last_errno(), ENOTCONN));
@@ -118,6 +120,8 @@ int poll_once(nbd_handle& h, int timeout_ms) {
   return run(h) == -1 ? -1 : 1;
 }
 
+bool sends_pending(const nbd_handle& h) { return !h.writer_thread && !h.out.empty(); }
+
 unsigned direction(const nbd_handle& h) {
   switch (h.state) {
     case State::ConnectWait:
@@ -133,7 +137,7 @@ unsigned direction(const nbd_handle& h) {
     case State::Ready:
     case State::Processing:
       // Replies may arrive at any time; writing matters only while output is queued.
-      return LIBNBD_AIO_DIRECTION_READ | (h.out.empty() ? 0u : LIBNBD_AIO_DIRECTION_WRITE);
+      return LIBNBD_AIO_DIRECTION_READ | (sends_pending(h) ? LIBNBD_AIO_DIRECTION_WRITE : 0u);
     case State::Created:
     case State::Negotiating:
     case State::Closed:

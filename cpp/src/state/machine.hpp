@@ -30,6 +30,10 @@ template <class Pred>
 int wait_until(nbd_handle& h, Pred done);
 int poll_once(nbd_handle& h, int timeout_ms);  // -1 error, 0 timeout, 1 progress
 
+// Whether queued bytes wait for the socket to take them (never with the writer thread, which
+// owns that job).
+bool sends_pending(const nbd_handle& h);
+
 // LIBNBD_AIO_DIRECTION_* the handle waits for now (0: nothing).
 unsigned direction(const nbd_handle& h);
 

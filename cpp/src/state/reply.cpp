@@ -51,9 +51,12 @@ bool within(const nbd::Command& c, uint64_t off, uint64_t len) {
   return off >= c.offset && off - c.offset <= c.count && len <= c.count - (off - c.offset);
 }
 
-// A callback's verdict: -1 fails the command with the errno it stored (EPROTO if none).
-void callback_result(nbd::Command& c, int r, int err) {
-  if (r == -1)
+// Runs a chunk or extent callback; -1 from it fails the command with the errno it stored
+// (EPROTO if none).  The errno is read only after the call returns.
+template <class Callback, class... Args>
+void run_callback(nbd::Command& c, const Callback& cb, Args... args) {
+  int err = 0;
+  if (cb(args..., &err) == -1)
     command_error(c, err != 0 ? err : EPROTO);
 }
 
@@ -87,10 +90,8 @@ Transition structured_payload(nbd_handle& h) {
       unsigned char* dst = static_cast<unsigned char*>(c.data) + (off - c.offset);
       std::memset(dst, 0, size);
       c.data_seen += size;
-      if (c.chunk.has_callback() && c.error == 0) {
-        int err = 0;
-        callback_result(c, c.chunk(dst, size_t{size}, off, unsigned{LIBNBD_READ_HOLE}, &err), err);
-      }
+      if (c.chunk.has_callback() && c.error == 0)
+        run_callback(c, c.chunk, static_cast<const void*>(dst), size_t{size}, off, unsigned{LIBNBD_READ_HOLE});
       break;
     }
     case kReplyTypeBlockStatus: {
@@ -110,10 +111,8 @@ Transition structured_payload(nbd_handle& h) {
         command_error(c, EPROTO);  // an extent must make progress
         break;
       }
-      if (c.extent.has_callback() && c.error == 0) {
-        int err = 0;
-        callback_result(c, c.extent(name->c_str(), c.offset, entries.data(), entries.size(), &err), err);
-      }
+      if (c.extent.has_callback() && c.error == 0)
+        run_callback(c, c.extent, name->c_str(), c.offset, entries.data(), entries.size());
       break;
     }
     case kReplyTypeError:
@@ -183,10 +182,8 @@ Transition payload_done(nbd_handle& h) {
     unsigned char* dst = static_cast<unsigned char*>(c.data) + (h.roffset - c.offset);
     const uint32_t n = h.rlength - 8;
     c.data_seen += n;
-    if (c.chunk.has_callback() && c.error == 0) {
-      int err = 0;
-      callback_result(c, c.chunk(dst, size_t{n}, h.roffset, unsigned{LIBNBD_READ_DATA}, &err), err);
-    }
+    if (c.chunk.has_callback() && c.error == 0)
+      run_callback(c, c.chunk, static_cast<const void*>(dst), size_t{n}, h.roffset, unsigned{LIBNBD_READ_DATA});
     return finish_chunk(h);
   }
   h.roffset = get64(h.payload.data());
@@ -278,7 +275,8 @@ void enter_transmission(nbd_handle& h) {
   h.opt_todo.clear();
   h.opt_current = 0;
   expect_header(h);
-  h.state = h.cmds.empty() ? State::Ready : State::Processing;
+  h.state = State::Ready;
+  update_connected_state(h);
   if (h.debug_enabled())
     debug(h, "connected: size %" PRIu64 ", flags 0x%x, %s, structured replies %s", h.exportsize,
           h.eflags, h.protocol, h.structured_replies ? "on" : "off");
@@ -290,7 +288,7 @@ Io send_step(nbd_handle& h) {
   if (h.out.empty())
     return Io::Done;
   const Io io = send_from_wbuf(h);
-  if (io == Io::Done && h.disconnect_sent)
+  if (io == Io::Done && h.disconnect_sent && !h.writer_thread)  // the thread may hold data
     h.sock->shut_writes();
   return io;
 }

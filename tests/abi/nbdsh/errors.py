@@ -1,0 +1,73 @@
+# errors.py: nbd.Error carries the message (prefixed with the C call) and the errno of each failure.
+# Env: ABI_MEMORY (nbdkit memory 1M), ABI_PATTERN (nbdkit pattern 1M, read-only),
+# ABI_NOSR (nbdkit --no-sr memory 1M).
+fresh = nbd.NBD()
+# The state name is compared; the description after it is free text (libnbd: "for debugging").
+call("connection_state of a new handle", lambda: fresh.connection_state().split(":")[0])
+call("pread before connecting", fresh.pread, 512, 0)
+call("get_size before connecting", fresh.get_size)
+call("is_read_only before connecting", fresh.is_read_only)
+call("poll before connecting", fresh.poll, 0)
+call("aio_command_completed before connecting", fresh.aio_command_completed, 1)
+call("connect to an absent socket", fresh.connect_unix, "/nonexistent/nbd.sock")
+call("state after a failed connect",
+     lambda: (fresh.aio_is_created(), fresh.aio_is_dead(), fresh.aio_is_closed()))
+call("connection_state after a failed connect", lambda: fresh.connection_state().split(":")[0])
+call("connect again after the failure", fresh.connect_uri, uri("memory"))
+
+bad = nbd.NBD()
+call("unknown URI scheme", bad.connect_uri, "bogus://host/")
+call("nbd+unix URI without a socket", bad.connect_uri, "nbd+unix:///")
+call("set_tls out of range", bad.set_tls, 7)
+call("set_strict_mode unknown bits", bad.set_strict_mode, 0x10000)
+call("set_handshake_flags unknown bits", bad.set_handshake_flags, 0x100)
+call("set_export_name 4097 bytes", bad.set_export_name, "x" * 4097)
+
+h.connect_uri(uri("memory"))
+call("pread beyond the end", h.pread, 512, 1 << 20)
+call("pread across the end", h.pread, 512, (1 << 20) - 256)
+call("pread of 0 bytes", h.pread, 0, 0)
+call("pread larger than 64M", h.pread, (64 << 20) + 1, 0)
+call("pread with FUA", h.pread, 512, 0, nbd.CMD_FLAG_FUA)
+call("pread with an unknown flag", h.pread, 512, 0, 0x10000)
+call("pwrite beyond the end", h.pwrite, b"x" * 512, 1 << 20)
+call("trim beyond the end", h.trim, 512, 1 << 20)
+call("zero beyond the end", h.zero, 512, 1 << 20)
+call("cache beyond the end", h.cache, 512, 1 << 20)
+call("block_status beyond the end", h.block_status, 512, 1 << 20, lambda *args: 0)
+call("flush", h.flush)
+call("zero with FAST_ZERO", h.zero, 512, 0, nbd.CMD_FLAG_FAST_ZERO)
+call("block_status without a meta context", h.block_status, 512, 0, lambda *args: 0)
+call("connect_uri when connected", h.connect_uri, uri("memory"))
+call("set_export_name when connected", h.set_export_name, "x")
+call("add_meta_context when connected", h.add_meta_context, "base:allocation")
+call("opt_go when connected", h.opt_go)
+call("set_request_structured_replies when connected", h.set_request_structured_replies, False)
+call("shutdown with an unknown flag", h.shutdown, 0x100)
+call("shutdown", h.shutdown)
+call("pread after shutdown", h.pread, 512, 0)
+call("poll after shutdown", h.poll, 0)
+call("get_size after shutdown", h.get_size)
+call("connection_state after shutdown", lambda: h.connection_state().split(":")[0])
+
+ro = nbd.NBD()
+ro.connect_uri(uri("pattern"))
+call("pwrite to a read-only export", ro.pwrite, b"x" * 512, 0)
+call("flush without server support", ro.flush)
+call("cache", ro.cache, 512, 0)
+
+nosr = nbd.NBD()
+nosr.add_meta_context("base:allocation")
+nosr.connect_uri(uri("nosr"))
+call("block_status without structured replies", nosr.block_status, 512, 0, lambda *args: 0)
+call("pread_structured without structured replies", lambda: len(nosr.pread_structured(512, 0, lambda *a: 0)))
+call("pread with DF without structured replies", nosr.pread, 512, 0, nbd.CMD_FLAG_DF)
+
+# What the exception object itself looks like to a Python program.
+try:
+    ro.pread(512, 1 << 20)
+except nbd.Error as e:
+    print("exception type:", type(e).__name__)
+    print("exception errno attribute:", e.errno)
+    print("exception string starts:", e.string.split(":")[0])
+    print("exception str ends:", str(e).rsplit(" ", 1)[-1])
