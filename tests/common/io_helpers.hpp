@@ -1,9 +1,11 @@
 // io_helpers.hpp: small helpers the interop tests share: an owning handle, test data, a
-// checked write-then-read, and a poll loop that cannot hang.
+// checked write-then-read, a poll loop that cannot hang, and pausing a server.
 #pragma once
 
 #include <gtest/gtest.h>
 #include <libnbd.h>
+#include <signal.h>
+#include <sys/wait.h>
 
 #include <cstdint>
 #include <cstdlib>
@@ -58,5 +60,19 @@ inline bool poll_until(nbd_handle* h, const std::function<bool()>& pred) {
   }
   return false;
 }
+
+// Stops our child pid (a server) and waits until it is stopped, so that it reads nothing more:
+// a way to fill the socket without sleeping.
+inline bool stop_child(pid_t pid) {
+  if (kill(pid, SIGSTOP) != 0) return false;
+  int status = 0;
+  return waitpid(pid, &status, WUNTRACED) == pid && WIFSTOPPED(status);
+}
+
+// SIGCONT for a server that a test stopped, however the test ends.
+struct Resume {
+  pid_t pid;
+  ~Resume() { kill(pid, SIGCONT); }
+};
 
 }  // namespace nbd_test

@@ -21,45 +21,44 @@ int64_t aio(nbd_handle& h, uint16_t type, uint64_t offset, uint64_t count, void*
   return issue_command(h, CommandSpec{type, flags, offset, count, data}, completion, chunk, extent);
 }
 
-int sync(nbd_handle& h, int64_t cookie, const char* what) {
-  return cookie == -1 ? -1 : wait_for_command(h, cookie, what);
+int sync(nbd_handle& h, int64_t cookie) {
+  return cookie == -1 ? -1 : wait_for_command(h, cookie);
 }
 
 }  // namespace
 
 int unlocked_pread(nbd_handle& h, void* buf, size_t count, uint64_t offset, uint32_t flags) {
-  return sync(h, aio(h, kCmdRead, offset, count, buf, flags, nullptr), "read");
+  return sync(h, aio(h, kCmdRead, offset, count, buf, flags, nullptr));
 }
 
 int unlocked_pread_structured(nbd_handle& h, void* buf, size_t count, uint64_t offset,
                               Closure<nbd_chunk_callback>& chunk_callback, uint32_t flags) {
-  return sync(h, aio(h, kCmdRead, offset, count, buf, flags, nullptr, &chunk_callback), "read");
+  return sync(h, aio(h, kCmdRead, offset, count, buf, flags, nullptr, &chunk_callback));
 }
 
 int unlocked_pwrite(nbd_handle& h, const void* buf, size_t count, uint64_t offset, uint32_t flags) {
-  return sync(h, aio(h, kCmdWrite, offset, count, const_cast<void*>(buf), flags, nullptr), "write");
+  return sync(h, aio(h, kCmdWrite, offset, count, const_cast<void*>(buf), flags, nullptr));
 }
 
 int unlocked_flush(nbd_handle& h, uint32_t flags) {
-  return sync(h, aio(h, kCmdFlush, 0, 0, nullptr, flags, nullptr), "flush");
+  return sync(h, aio(h, kCmdFlush, 0, 0, nullptr, flags, nullptr));
 }
 
 int unlocked_trim(nbd_handle& h, uint64_t count, uint64_t offset, uint32_t flags) {
-  return sync(h, aio(h, kCmdTrim, offset, count, nullptr, flags, nullptr), "trim");
+  return sync(h, aio(h, kCmdTrim, offset, count, nullptr, flags, nullptr));
 }
 
 int unlocked_cache(nbd_handle& h, uint64_t count, uint64_t offset, uint32_t flags) {
-  return sync(h, aio(h, kCmdCache, offset, count, nullptr, flags, nullptr), "cache");
+  return sync(h, aio(h, kCmdCache, offset, count, nullptr, flags, nullptr));
 }
 
 int unlocked_zero(nbd_handle& h, uint64_t count, uint64_t offset, uint32_t flags) {
-  return sync(h, aio(h, kCmdWriteZeroes, offset, count, nullptr, flags, nullptr), "zero");
+  return sync(h, aio(h, kCmdWriteZeroes, offset, count, nullptr, flags, nullptr));
 }
 
 int unlocked_block_status(nbd_handle& h, uint64_t count, uint64_t offset,
                           Closure<nbd_extent_callback>& extent_callback, uint32_t flags) {
-  return sync(h, aio(h, kCmdBlockStatus, offset, count, nullptr, flags, nullptr, nullptr, &extent_callback),
-              "block status");
+  return sync(h, aio(h, kCmdBlockStatus, offset, count, nullptr, flags, nullptr, nullptr, &extent_callback));
 }
 
 int64_t unlocked_aio_pread(nbd_handle& h, void* buf, size_t count, uint64_t offset,
@@ -106,7 +105,7 @@ int64_t unlocked_aio_block_status(nbd_handle& h, uint64_t count, uint64_t offset
 
 int unlocked_aio_disconnect(nbd_handle& h, uint32_t flags) {
   if (h.disconnect_sent)
-    return 0;
+    return set_error(EINVAL, "cannot request more commands after NBD_CMD_DISC");
   unsigned char req[kRequestSize] = {};
   put32(req, kRequestMagic);
   put16(req + 4, static_cast<uint16_t>(flags));
@@ -121,7 +120,7 @@ int unlocked_shutdown(nbd_handle& h, uint32_t flags) {
   // Every command is handed to the socket as soon as it is issued, so there is never a queue
   // of unsent commands for LIBNBD_SHUTDOWN_ABANDON_PENDING to drop.
   (void)flags;
-  if (unlocked_aio_disconnect(h, 0) == -1)
+  if (!h.disconnect_sent && unlocked_aio_disconnect(h, 0) == -1)
     return -1;
   return wait_until(h, [](nbd_handle& hh) { return (state_group(hh.state) & (kClosed | kDead)) != 0; });
 }
@@ -131,7 +130,7 @@ int unlocked_aio_command_completed(nbd_handle& h, uint64_t cookie) {
   // unknown, is "not completed" (0), as libnbd reports both.
   if (cookie == 0)
     return set_error(EINVAL, "invalid aio cookie 0");
-  return retire_command(h, cookie, "command");
+  return retire_command(h, cookie);
 }
 
 int64_t unlocked_aio_peek_command_completed(nbd_handle& h) {
@@ -142,6 +141,10 @@ int64_t unlocked_aio_peek_command_completed(nbd_handle& h) {
   return set_error(EINVAL, "no commands are in flight");
 }
 
-int unlocked_aio_in_flight(nbd_handle& h) { return static_cast<int>(h.cmds.size()); }
+int unlocked_aio_in_flight(nbd_handle& h) {
+  // As in libnbd, NBD_CMD_DISC counts until the server has closed the connection.
+  const bool disc = h.disconnect_sent && state_group(h.state) == kConnected;
+  return static_cast<int>(h.cmds.size()) + (disc ? 1 : 0);
+}
 
 }  // namespace nbd

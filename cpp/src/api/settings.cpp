@@ -55,6 +55,12 @@ char* unlocked_get_tls_username(nbd_handle& h) {
   return dup_string(login);
 }
 
+uint32_t unlocked_get_handshake_flags(nbd_handle& h) {
+  // Once the server's flags arrived, the ones both sides agreed on (h.gflags); before, the
+  // ones the client is prepared to use.
+  return h.protocol != nullptr ? h.gflags : h.handshake_flags;
+}
+
 int unlocked_add_meta_context(nbd_handle& h, const char* name) {
   if (std::strlen(name) > kMaxName)
     return set_error(ENAMETOOLONG, "meta context name too long for NBD protocol");

@@ -33,7 +33,7 @@ const char* command_name(uint16_t type) {
     case kCmdWriteZeroes:
       return "zero";
     case kCmdBlockStatus:
-      return "block status";
+      return "block-status";
     default:
       return "command";
   }
@@ -67,7 +67,7 @@ int check_request(nbd_handle& h, const CommandSpec& s) {
   const char* name = command_name(s.type);
   const uint32_t strict = h.strict;
   if (h.disconnect_sent)
-    return set_error(ESHUTDOWN, "cannot issue commands after requesting a disconnect");
+    return set_error(EINVAL, "cannot request more commands after NBD_CMD_DISC");
   if ((strict & LIBNBD_STRICT_COMMANDS) != 0) {
     const uint16_t need = needed_flag(s.type);
     if (need != 0 && (h.eflags & need) == 0)
@@ -147,7 +147,6 @@ int64_t issue_command(nbd_handle& h, const CommandSpec& spec, Closure<nbd_comple
     h.out.append_ref(spec.data, spec.count);
   const auto cookie = static_cast<int64_t>(c.cookie);
   h.cmds.emplace(c.cookie, std::move(cmd));  // c may be retired (and freed) from here on
-  update_connected_state(h);
   // Send now, as far as the socket takes it; replies wait for the caller's next poll or
   // notify (as in libnbd, no callback runs inside an aio call).  A connection that dies here
   // completes the command with the error, which the caller collects through the cookie.
@@ -182,19 +181,20 @@ void complete_command(nbd_handle& h, uint64_t cookie) {
   h.cmds_done.push_back(std::move(cmd));
 }
 
-int wait_for_command(nbd_handle& h, int64_t cookie, const char* what) {
+int wait_for_command(nbd_handle& h, int64_t cookie) {
   const auto id = static_cast<uint64_t>(cookie);
   if (wait_until(h, [id](nbd_handle& hh) { return hh.cmds.find(id) == hh.cmds.end(); }) == -1 &&
       h.cmds.find(id) != h.cmds.end())
     return -1;
-  return retire_command(h, id, what) == -1 ? -1 : 0;
+  return retire_command(h, id) == -1 ? -1 : 0;
 }
 
-int retire_command(nbd_handle& h, uint64_t cookie, const char* what) {
+int retire_command(nbd_handle& h, uint64_t cookie) {
   for (auto it = h.cmds_done.begin(); it != h.cmds_done.end(); ++it) {
     if ((*it)->cookie != cookie)
       continue;
     const int err = (*it)->error;
+    const char* what = command_name((*it)->type);
     h.cmds_done.erase(it);
     if (err != 0)
       return set_error(err, "%s: command failed", what);

@@ -22,10 +22,10 @@ int64_t issue_command(nbd_handle& h, const CommandSpec& spec, Closure<nbd_comple
                       Closure<nbd_chunk_callback>* chunk, Closure<nbd_extent_callback>* extent);
 
 // Waits until cookie completes, then retires it: 0 on success, -1 with the command's error.
-int wait_for_command(nbd_handle& h, int64_t cookie, const char* what);
+int wait_for_command(nbd_handle& h, int64_t cookie);
 
-// Retires a completed command: 1 if it succeeded, -1 with its error recorded, 0 if cookie is
-// not among the completed commands.
-int retire_command(nbd_handle& h, uint64_t cookie, const char* what);
+// Retires a completed command: 1 if it succeeded, -1 with its error recorded ("read: command
+// failed: ..."), 0 if cookie is not among the completed commands.
+int retire_command(nbd_handle& h, uint64_t cookie);
 
 }  // namespace nbd

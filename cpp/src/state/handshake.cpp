@@ -268,10 +268,15 @@ Transition option_info(nbd_handle& h) {
         return protocol_error("NBD_INFO_BLOCK_SIZE has the wrong length");
       const uint32_t min = get32(p + 2), pref = get32(p + 6), max = get32(p + 10);
       // proto.md "Block size constraints": powers of two, min <= 64k, min <= pref, max a
-      // multiple of min and at least pref (or the export size).
+      // multiple of min (or 0xffffffff, no limit) and at least pref.  Constraints that break
+      // these rules are ignored, as libnbd does: they only ever restrict the client.
       auto pow2 = [](uint32_t v) { return v != 0 && (v & (v - 1)) == 0; };
-      if (!pow2(min) || min > 65536 || !pow2(pref) || pref < min || max < min || max % min != 0)
-        return protocol_error("server sent contradictory block size constraints");
+      if (!pow2(min) || min > 65536 || !pow2(pref) || pref < min || max < pref ||
+          (max != UINT32_MAX && max % min != 0)) {
+        if (h.debug_enabled())
+          debug(h, "ignoring contradictory block size constraints %u/%u/%u", min, pref, max);
+        break;
+      }
       h.block_minimum = min;
       h.block_preferred = pref;
       h.block_maximum = max;

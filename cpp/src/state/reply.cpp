@@ -298,8 +298,10 @@ Io send_step(nbd_handle& h) {
 int send_queued(nbd_handle& h) {
   if (state_group(h.state) != kConnected)
     return 0;
-  if (send_step(h) != Io::Error)
+  if (send_step(h) != Io::Error) {
+    update_connected_state(h);  // processing only while bytes still wait for the socket
     return 0;
+  }
   kill_connection(h, errno_or(last_errno(), ENOTCONN));
   return -1;
 }
