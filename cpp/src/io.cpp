@@ -210,10 +210,14 @@ Io send_from_wbuf(nbd_handle& h) {
     if (r == -1) {
       if (errno == EAGAIN || errno == EWOULDBLOCK)
         return Io::Again;
-      if (h.writer.empty())
+      if (h.writer.empty()) {
         set_error(errno, "send");
-      else  // the writer callback refused the data (it may have left errno at 0)
-        set_error(errno_or(errno, EIO), "concurrent writer: the writer callback failed");
+      } else {  // the writer callback refused the data (it may have left errno at 0)
+        const int err = errno_or(errno, EIO);
+        int none = 0;
+        h.writer_error.compare_exchange_strong(none, err);  // commands fail with it too
+        set_error(err, "concurrent writer: the writer callback failed");
+      }
       return Io::Error;
     }
     h.out.consume(static_cast<size_t>(r));

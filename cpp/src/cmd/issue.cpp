@@ -183,13 +183,17 @@ void complete_command(nbd_handle& h, uint64_t cookie) {
 
 int wait_for_command(nbd_handle& h, int64_t cookie) {
   const auto id = static_cast<uint64_t>(cookie);
-  if (wait_until(h, [id](nbd_handle& hh) { return hh.cmds.find(id) == hh.cmds.end(); }) == -1 &&
-      h.cmds.find(id) != h.cmds.end())
+  if (wait_until(h, [id](nbd_handle& hh) { return hh.cmds.find(id) == hh.cmds.end(); }) == -1) {
+    // The connection failed: its error (say "recv: Connection reset by peer") says more than
+    // the command's ENOTCONN, so it stays the one reported.
+    if (h.cmds.find(id) == h.cmds.end())
+      retire_command(h, id, false);
     return -1;
+  }
   return retire_command(h, id) == -1 ? -1 : 0;
 }
 
-int retire_command(nbd_handle& h, uint64_t cookie) {
+int retire_command(nbd_handle& h, uint64_t cookie, bool report) {
   for (auto it = h.cmds_done.begin(); it != h.cmds_done.end(); ++it) {
     if ((*it)->cookie != cookie)
       continue;
@@ -197,7 +201,7 @@ int retire_command(nbd_handle& h, uint64_t cookie) {
     const char* what = command_name((*it)->type);
     h.cmds_done.erase(it);
     if (err != 0)
-      return set_error(err, "%s: command failed", what);
+      return report ? set_error(err, "%s: command failed", what) : -1;
     return 1;
   }
   return 0;

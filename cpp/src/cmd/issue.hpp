@@ -25,7 +25,7 @@ int64_t issue_command(nbd_handle& h, const CommandSpec& spec, Closure<nbd_comple
 int wait_for_command(nbd_handle& h, int64_t cookie);
 
 // Retires a completed command: 1 if it succeeded, -1 with its error recorded ("read: command
-// failed: ..."), 0 if cookie is not among the completed commands.
-int retire_command(nbd_handle& h, uint64_t cookie);
+// failed: ...") unless report is false, 0 if cookie is not among the completed commands.
+int retire_command(nbd_handle& h, uint64_t cookie, bool report = true);
 
 }  // namespace nbd

@@ -77,6 +77,12 @@ void drop_socket(nbd_handle& h) {
 
 }  // namespace
 
+int lost_connection_errno(const nbd_handle& h) {
+  // The error recorded says why the connection ended; the commands in flight simply lost it,
+  // unless the concurrent writer failed, whose errno they then carry.
+  return errno_or(h.writer_error.load(std::memory_order_acquire), ENOTCONN);
+}
+
 int run(nbd_handle& h) {
   if (check_writer(h) == -1)
     return -1;
@@ -91,7 +97,7 @@ int run(nbd_handle& h) {
         update_connected_state(h);
         return 0;
       case Transition::Fail:
-        kill_connection(h, errno_or(last_errno(), ENOTCONN));
+        kill_connection(h, lost_connection_errno(h));
         return -1;
     }
   }

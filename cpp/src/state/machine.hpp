@@ -37,6 +37,9 @@ bool sends_pending(const nbd_handle& h);
 // LIBNBD_AIO_DIRECTION_* the handle waits for now (0: nothing).
 unsigned direction(const nbd_handle& h);
 
+// The errno for commands in flight when the connection fails: ENOTCONN, or the concurrent
+// writer's error if that is what failed.
+int lost_connection_errno(const nbd_handle& h);
 // Moves to Dead: the socket is closed and every command in flight completes with err.
 void kill_connection(nbd_handle& h, int err);
 // Moves to Closed after a clean disconnect; commands still in flight complete with ENOTCONN.

@@ -302,7 +302,7 @@ int send_queued(nbd_handle& h) {
     update_connected_state(h);  // processing only while bytes still wait for the socket
     return 0;
   }
-  kill_connection(h, errno_or(last_errno(), ENOTCONN));
+  kill_connection(h, lost_connection_errno(h));
   return -1;
 }
 
