@@ -205,7 +205,9 @@ main (int argc, char *argv[])
   for (c = 0; c < o.connections; c++) {
     struct conn *cn = &conns[c];
     cn->nbd = nbd_create ();
-    if (cn->nbd == NULL || nbd_connect_uri (cn->nbd, o.uri) == -1)
+    /* TLS URIs name certificate or PSK files. */
+    if (cn->nbd == NULL || nbd_set_uri_allow_local_file (cn->nbd, true) == -1 ||
+        nbd_connect_uri (cn->nbd, o.uri) == -1)
       die ("connect");
     if (start_writer && start_writer (cn->nbd) == -1)
       die ("nbd_start_concurrent_writer");

@@ -19,6 +19,7 @@
 #include "io.hpp"
 #include "libnbd.h"
 #include "state.hpp"
+#include "transport/tls.hpp"
 #include "transport/transport.hpp"
 #include "uri.hpp"
 #include "writer_thread.hpp"
@@ -85,6 +86,7 @@ struct nbd_handle {
 
   // ---- The connection ----
   std::unique_ptr<nbd::Transport> sock;
+  nbd::TlsTransport* tls_session = nullptr;  // sock itself once STARTTLS succeeded
   std::atomic<int> sock_fd{-1};  // sock's descriptor, for the writer thread
   // With a concurrent writer, a connection that ended keeps its descriptor (shut down) until
   // the handle is closed, because the writer's thread may still hold it.
@@ -106,8 +108,10 @@ struct nbd_handle {
   unsigned char scratch[256];     // fixed-size headers are received here
   std::vector<unsigned char> payload;  // variable-length replies and option payloads
 
-  // Sending.
+  // Sending.  With TLS and the ready-made writer, encrypted records queue in wire for its
+  // thread (out is then encrypted by the handle's own thread).
   nbd::OutQueue out;
+  nbd::OutQueue wire;
 
   // ---- What the handshake learnt ----
   const char* protocol = nullptr;  // "oldstyle", "newstyle", "newstyle-fixed"

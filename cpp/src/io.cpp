@@ -8,6 +8,7 @@
 
 #include "error.hpp"
 #include "handle.hpp"
+#include "state/machine.hpp"
 
 namespace nbd {
 namespace {
@@ -201,7 +202,7 @@ Io recv_into_rbuf(nbd_handle& h) {
 }
 
 Io send_from_wbuf(nbd_handle& h) {
-  if (h.writer_thread)
+  if (writer_drains_out(h))
     return Io::Done;  // queued is as good as sent: the writer thread drains h.out
   while (!h.out.empty()) {
     struct iovec iov[kMaxIov];

@@ -21,6 +21,7 @@ constexpr StateInfo kStates[] = {
     {kConnecting, "OPT_RECV_HEADER", "OPT_RECV_HEADER: receiving an option reply"},
     {kConnecting, "OPT_RECV_PAYLOAD", "OPT_RECV_PAYLOAD: receiving an option reply's payload"},
     {kConnecting, "EXPORT_NAME_REPLY", "EXPORT_NAME_REPLY: receiving the export's size and flags"},
+    {kConnecting, "TLS_HANDSHAKE", "TLS_HANDSHAKE: setting up TLS with the server"},
     {kNegotiating, "NEGOTIATING", "NEGOTIATING: waiting for the next option (opt mode)"},
     {kConnected, "READY", "READY: connected, ready for commands (replies may be awaited)"},
     {kConnected, "PROCESSING", "PROCESSING: connected, in the middle of sending or receiving"},

@@ -29,6 +29,7 @@ enum class State : uint8_t {
   OptRecvHeader,       // the 20-byte option reply header
   OptRecvPayload,      // the option reply's payload
   ExportNameReply,     // the reply to NBD_OPT_EXPORT_NAME
+  TlsHandshake,        // the TLS handshake after NBD_OPT_STARTTLS
   // Opt mode: waiting for the caller's next nbd_opt_* call.
   Negotiating,
   // Transmission.

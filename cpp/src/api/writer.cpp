@@ -19,13 +19,13 @@
 
 namespace nbd {
 
-std::unique_ptr<WriterThread> WriterThread::start(nbd_handle& h) {
+std::unique_ptr<WriterThread> WriterThread::start(nbd_handle& h, OutQueue& q) {
   UniqueFd stop{eventfd(0, EFD_CLOEXEC)};
   if (!stop) {
     set_error(errno, "eventfd");
     return nullptr;
   }
-  std::unique_ptr<WriterThread> w(new WriterThread(h, std::move(stop)));
+  std::unique_ptr<WriterThread> w(new WriterThread(h, q, std::move(stop)));
   try {
     w->thread_ = std::thread([p = w.get()] { p->loop(); });
   } catch (const std::system_error& e) {
@@ -36,20 +36,32 @@ std::unique_ptr<WriterThread> WriterThread::start(nbd_handle& h) {
 }
 
 WriterThread::~WriterThread() {
+  stopping_.store(true);
   const uint64_t one = 1;
   (void)!::write(stop_fd_.get(), &one, sizeof one);  // ends a wait for POLLOUT
-  h_.out.stop_taking();                              // ends a wait for data
+  q_.load()->stop_taking();                          // ends a wait for data
   if (thread_.joinable())
     thread_.join();
 }
 
+void WriterThread::switch_queue(OutQueue& q) {
+  OutQueue* old = q_.exchange(&q);
+  old->stop_taking();  // the thread leaves it and picks up q
+}
+
+void WriterThread::quiesce() { q_.load()->stop_taking(); }
+
 void WriterThread::loop() {
   bool failed = false;
   for (;;) {
+    OutQueue* q = q_.load();
     struct iovec iov[64];
-    const int n = h_.out.take(iov, 64);
-    if (n == 0)
-      return;  // stopping
+    const int n = q->take(iov, 64);
+    if (n == 0) {
+      if (stopping_.load() || q_.load() == q)
+        return;  // closing, or the connection is over
+      continue;  // switched to another queue
+    }
     size_t done = 0;
     if (failed) {
       for (int i = 0; i < n; ++i)
@@ -58,7 +70,7 @@ void WriterThread::loop() {
       failed = true;
       unlocked_concurrent_writer_error(h_, errno_or(errno, EIO));
     }
-    h_.out.sent(done);
+    q->sent(done);
   }
 }
 
@@ -137,8 +149,14 @@ int unlocked_start_concurrent_writer(nbd_handle& h) {
     return set_error(EINVAL, "concurrent writer was already set for this handle");
   if (make_wake_fd(h) == -1)
     return -1;
-  h.writer_thread = WriterThread::start(h);
-  return h.writer_thread ? 0 : -1;
+  // Plain connections: the thread sends the handle's queue itself, write payloads in place.
+  // Under TLS: the handle encrypts, and the records go to the thread through h.wire.
+  h.writer_thread = WriterThread::start(h, h.tls_session != nullptr ? h.wire : h.out);
+  if (!h.writer_thread)
+    return -1;
+  if (h.tls_session != nullptr)
+    divert_to_wire(h);
+  return 0;
 }
 
 int unlocked_concurrent_writer_error(nbd_handle& h, int err) {
@@ -154,6 +172,13 @@ int unlocked_concurrent_writer_error(nbd_handle& h, int err) {
       (void)!::write(wake, &one, sizeof one);
   }
   return 0;
+}
+
+void divert_to_wire(nbd_handle& h) {
+  h.sock->divert_sends([&h](const void* buf, size_t len) {
+    h.wire.append_copy(buf, len);
+    return 0;
+  });
 }
 
 void divert_to_writer(nbd_handle& h) {

@@ -1,6 +1,9 @@
 // handshake.cpp: the greeting, oldstyle and newstyle handshakes, and option haggling
 // (proto.md "Handshake", "Option haggling").  One function per state; option replies are
 // parsed only after their length is checked.
+#include <pwd.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <cinttypes>
 #include <climits>
@@ -183,6 +186,16 @@ Transition option_error(nbd_handle& h) {
   const uint32_t opt = h.opt_current;
   const std::string msg(h.payload.begin(), h.payload.end());
   switch (opt) {
+    case kOptStartTls:
+      // Refused TLS: fine when it was only allowed; required, the connection ends here.
+      if (!tls_required(h)) {
+        if (h.debug_enabled())
+          debug(h, "the server refused TLS; continuing without it (TLS allowed, not required)");
+        return next_option(h);
+      }
+      set_error(ENOTSUP, "handshake: TLS is required but the server refused NBD_OPT_STARTTLS%s%s",
+                msg.empty() ? "" : ": ", msg.c_str());
+      return Transition::Fail;
     case kOptStructuredReply:
       h.structured_replies = false;
       return next_option(h);
@@ -290,9 +303,63 @@ Transition option_info(nbd_handle& h) {
   return Transition::Next;
 }
 
+// The PSK identity: the one set, else the login name (as libnbd).
+std::optional<std::string> tls_identity(const nbd_handle& h) {
+  if (h.tls_username)
+    return *h.tls_username;
+  char name[256];
+  if (getlogin_r(name, sizeof name) == 0)
+    return std::string(name);
+  if (const struct passwd* pw = getpwuid(geteuid()))
+    return std::string(pw->pw_name);
+  set_error(errno_or(errno, ENOENT), "TLS: no PSK username was set (nbd_set_tls_username) and "
+                                     "the login name is unknown");
+  return std::nullopt;
+}
+
+// The server accepted NBD_OPT_STARTTLS: wrap the socket in TLS and start the TLS handshake.
+Transition start_tls(nbd_handle& h) {
+  // Nothing may follow the reply in plaintext: bytes already buffered were sent before TLS
+  // was up, by a server (or a man in the middle) trying to inject them.
+  if (h.in_pos != h.in_end)
+    return protocol_error("the server sent data after accepting NBD_OPT_STARTTLS, before TLS "
+                          "was set up");
+  TlsSettings s;
+  s.certificates = h.tls_certificates;
+  s.psk_file = h.tls_psk_file;
+  s.verify_peer = h.tls_verify_peer;
+  if (!s.psk_file.empty()) {
+    std::optional<std::string> who = tls_identity(h);
+    if (!who)
+      return Transition::Fail;
+    s.username = std::move(*who);
+  }
+  // The certificate must name the host on TCP; a Unix socket has no host, so only the chain
+  // is checked there (libnbd 1.14 checks nothing on Unix sockets).
+  if (h.uri_info && h.uri_info->transport == ParsedUri::Transport::Tcp)
+    s.hostname = h.uri_info->host;
+  const bool to_wire = h.writer_thread != nullptr;
+  std::unique_ptr<TlsTransport> t = make_tls_transport(h.sock, s);
+  if (!t)
+    return Transition::Fail;
+  h.tls_session = t.get();
+  h.sock = std::move(t);
+  if (to_wire) {
+    // The ready-made writer now sends encrypted records, which the handle queues in h.wire.
+    divert_to_wire(h);
+    h.writer_thread->switch_queue(h.wire);
+  }
+  if (h.debug_enabled())
+    debug(h, "starting the TLS handshake (%s)", s.psk_file.empty() ? "certificates" : "PSK");
+  h.state = State::TlsHandshake;
+  return Transition::Next;
+}
+
 // NBD_REP_ACK: the current option is complete.
 Transition option_ack(nbd_handle& h) {
   switch (h.opt_current) {
+    case kOptStartTls:
+      return start_tls(h);
     case kOptStructuredReply:
       h.structured_replies = true;
       return next_option(h);
@@ -376,20 +443,39 @@ Transition h_newstyle_recv_flags(nbd_handle& h) {
   put32(b, cflags);
   h.out.append_copy(b, sizeof b);
   h.gflags = static_cast<uint16_t>(cflags);
-  if (tls_required(h)) {
-    // TODO(soon): NBD_OPT_STARTTLS with GnuTLS (issue 6).  Until then, refuse rather than
-    // continue in plaintext.
-    set_error(ENOTSUP, "handshake: TLS is not supported by this build yet");
-    return Transition::Fail;
-  }
   h.opt_todo.clear();
   if (!fixed) {
-    // Plain newstyle servers understand only NBD_OPT_EXPORT_NAME.
+    // Plain newstyle servers understand only NBD_OPT_EXPORT_NAME, so no NBD_OPT_STARTTLS.
+    if (tls_required(h)) {
+      set_error(ENOTSUP, "handshake: TLS is required but the server is not fixed newstyle, "
+                         "so it cannot start TLS");
+      return Transition::Fail;
+    }
     h.opt_todo.push_back(kOptExportName);
-  } else if (h.request_structured_replies) {
-    h.opt_todo.push_back(kOptStructuredReply);
+    return start_options(h);
   }
+  // TLS comes first, before anything that could be seen or tampered with.
+  if (h.tls != LIBNBD_TLS_DISABLE)
+    h.opt_todo.push_back(kOptStartTls);
+  if (h.request_structured_replies)
+    h.opt_todo.push_back(kOptStructuredReply);
   return start_options(h);
+}
+
+Transition h_tls_handshake(nbd_handle& h) {
+  switch (h.tls_session->handshake()) {
+    case TlsStep::Done:
+      h.tls_negotiated = true;
+      if (h.debug_enabled())
+        debug(h, "TLS is up");
+      return next_option(h);
+    case TlsStep::WantRead:
+    case TlsStep::WantWrite:
+      return Transition::Block;
+    case TlsStep::Error:
+      break;
+  }
+  return Transition::Fail;
 }
 
 Transition begin_user_option(nbd_handle& h, uint32_t opt) {

@@ -31,6 +31,8 @@ Transition dispatch(nbd_handle& h) {
       return h_newstyle_opt_recv_payload(h);
     case State::ExportNameReply:
       return h_newstyle_export_name_reply(h);
+    case State::TlsHandshake:
+      return h_tls_handshake(h);
     case State::Ready:
     case State::Processing:
       return h_transmit(h);
@@ -69,7 +71,8 @@ int check_writer(nbd_handle& h) {
 void drop_socket(nbd_handle& h) {
   if (h.sock && (!h.writer.empty() || h.writer_thread)) {
     h.sock->shut_down();  // a send in the writer's thread fails now
-    h.out.stop_taking();  // and this waits for it, so h.out's buffers may be released
+    if (h.writer_thread)
+      h.writer_thread->quiesce();  // and this waits for it, so queued buffers may be released
     h.parked_sock = std::move(h.sock);
   }
   h.sock.reset();
@@ -126,7 +129,9 @@ int poll_once(nbd_handle& h, int timeout_ms) {
   return run(h) == -1 ? -1 : 1;
 }
 
-bool sends_pending(const nbd_handle& h) { return !h.writer_thread && !h.out.empty(); }
+bool writer_drains_out(const nbd_handle& h) { return h.writer_thread && h.tls_session == nullptr; }
+
+bool sends_pending(const nbd_handle& h) { return !writer_drains_out(h) && !h.out.empty(); }
 
 unsigned direction(const nbd_handle& h) {
   switch (h.state) {
@@ -140,6 +145,8 @@ unsigned direction(const nbd_handle& h) {
     case State::OptRecvPayload:
     case State::ExportNameReply:
       return LIBNBD_AIO_DIRECTION_READ;
+    case State::TlsHandshake:
+      return h.tls_session->wants_write() ? LIBNBD_AIO_DIRECTION_WRITE : LIBNBD_AIO_DIRECTION_READ;
     case State::Ready:
     case State::Processing:
       // Replies may arrive at any time; writing matters only while output is queued.
@@ -159,6 +166,7 @@ void kill_connection(nbd_handle& h, int err) {
   h.state = State::Dead;
   drop_socket(h);
   h.out.clear();
+  h.wire.clear();
   fail_all_commands(h, err);
 }
 
@@ -166,6 +174,7 @@ void close_connection(nbd_handle& h) {
   h.state = State::Closed;
   drop_socket(h);
   h.out.clear();
+  h.wire.clear();
   fail_all_commands(h, ENOTCONN);
 }
 

@@ -30,8 +30,11 @@ template <class Pred>
 int wait_until(nbd_handle& h, Pred done);
 int poll_once(nbd_handle& h, int timeout_ms);  // -1 error, 0 timeout, 1 progress
 
-// Whether queued bytes wait for the socket to take them (never with the writer thread, which
-// owns that job).
+// Whether the ready-made writer's thread sends h.out itself (plain connections; under TLS the
+// handle encrypts h.out and the thread sends the records).
+bool writer_drains_out(const nbd_handle& h);
+// Whether queued bytes wait for the socket to take them (never when the writer thread owns
+// that job).
 bool sends_pending(const nbd_handle& h);
 
 // LIBNBD_AIO_DIRECTION_* the handle waits for now (0: nothing).
@@ -50,6 +53,8 @@ void close_connection(nbd_handle& h);
 void attach_socket(nbd_handle& h, int fd);
 // Sends everything through h.writer from now on (api/writer.cpp).
 void divert_to_writer(nbd_handle& h);
+// Sends everything into h.wire, for the ready-made writer's thread under TLS.
+void divert_to_wire(nbd_handle& h);
 
 // Connecting (state/connect.cpp): one address, or the next of h.addrs.
 Transition connect_to(nbd_handle& h, const struct sockaddr* addr, socklen_t len);
@@ -69,6 +74,7 @@ Transition h_newstyle_opt_send(nbd_handle& h);
 Transition h_newstyle_opt_recv_header(nbd_handle& h);
 Transition h_newstyle_opt_recv_payload(nbd_handle& h);
 Transition h_newstyle_export_name_reply(nbd_handle& h);
+Transition h_tls_handshake(nbd_handle& h);
 Transition h_transmit(nbd_handle& h);
 
 // Commands (cmd/issue.cpp).

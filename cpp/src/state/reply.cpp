@@ -288,7 +288,7 @@ Io send_step(nbd_handle& h) {
   if (h.out.empty())
     return Io::Done;
   const Io io = send_from_wbuf(h);
-  if (io == Io::Done && h.disconnect_sent && !h.writer_thread)  // the thread may hold data
+  if (io == Io::Done && h.disconnect_sent && !h.writer_thread)  // the thread may still hold data
     h.sock->shut_writes();
   return io;
 }

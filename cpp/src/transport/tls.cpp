@@ -1,0 +1,277 @@
+// tls.cpp: the client side of TLS with GnuTLS, as a decorator over the socket transport.
+// Records are written and read through the wrapped transport (so with a concurrent writer they
+// go to the writer too).  Certificates are always verified when verify_peer is on: the chain
+// against the CA, and the host name on TCP connections.
+#include "transport/tls.hpp"
+
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstring>
+#include <fstream>
+#include <string>
+
+#include "error.hpp"
+
+namespace nbd {
+namespace {
+
+bool file_exists(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0;
+}
+
+// The hex key of user in a psktool file ("user:hexkey" lines), or nullopt.
+std::optional<std::string> find_psk(const std::string& file, const std::string& user, bool* readable) {
+  std::ifstream in(file);
+  *readable = static_cast<bool>(in);
+  std::string line;
+  while (std::getline(in, line)) {
+    const size_t colon = line.find(':');
+    if (colon != std::string::npos && line.compare(0, colon, user) == 0 && colon == user.size())
+      return line.substr(colon + 1);
+  }
+  return std::nullopt;
+}
+
+class GnutlsTransport final : public TlsTransport {
+ public:
+  GnutlsTransport() = default;
+
+  ~GnutlsTransport() override {
+    if (session_ != nullptr)
+      gnutls_deinit(session_);
+    if (cert_ != nullptr)
+      gnutls_certificate_free_credentials(cert_);
+    if (psk_ != nullptr)
+      gnutls_psk_free_client_credentials(psk_);
+  }
+
+  GnutlsTransport(const GnutlsTransport&) = delete;
+  GnutlsTransport& operator=(const GnutlsTransport&) = delete;
+
+  bool init(const TlsSettings& s) {
+    hostname_ = s.hostname;
+    verify_ = s.verify_peer;
+    int r = gnutls_init(&session_, GNUTLS_CLIENT | GNUTLS_NONBLOCK);
+    if (r < 0)
+      return gnutls_failed("gnutls_init", r);
+    if (!s.psk_file.empty()) {
+      if (!load_psk(s))
+        return false;
+      r = gnutls_priority_set_direct(session_, "NORMAL:+ECDHE-PSK:+DHE-PSK:+PSK", nullptr);
+      if (r >= 0)
+        r = gnutls_credentials_set(session_, GNUTLS_CRD_PSK, psk_);
+    } else {
+      if (!load_certificates(s))
+        return false;
+      r = gnutls_set_default_priority(session_);
+      if (r >= 0)
+        r = gnutls_credentials_set(session_, GNUTLS_CRD_CERTIFICATE, cert_);
+      // SNI, and the name the certificate must carry; none on Unix sockets, where only the
+      // chain is checked.
+      if (r >= 0 && !hostname_.empty())
+        r = gnutls_server_name_set(session_, GNUTLS_NAME_DNS, hostname_.data(), hostname_.size());
+      if (r >= 0 && verify_)
+        gnutls_session_set_verify_cert(session_, hostname_.empty() ? nullptr : hostname_.c_str(), 0);
+    }
+    if (r < 0)
+      return gnutls_failed("setting up the TLS session", r);
+    gnutls_transport_set_ptr(session_, this);
+    gnutls_transport_set_vec_push_function(session_, &GnutlsTransport::push);
+    gnutls_transport_set_pull_function(session_, &GnutlsTransport::pull);
+    return true;
+  }
+
+  void adopt(std::unique_ptr<Transport> inner) { inner_ = std::move(inner); }
+
+  int fd() const override { return inner_->fd(); }
+
+  TlsStep handshake() override {
+    const int r = gnutls_handshake(session_);
+    if (r == GNUTLS_E_SUCCESS)
+      return TlsStep::Done;
+    if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED)
+      return wants_write() ? TlsStep::WantWrite : TlsStep::WantRead;
+    if (r == GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR) {
+      gnutls_datum_t why{};
+      const unsigned status = gnutls_session_get_verify_cert_status(session_);
+      gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509, &why, 0);
+      set_error(EACCES, "TLS: the server's certificate was not accepted: %s",
+                why.data != nullptr ? reinterpret_cast<const char*>(why.data) : "unknown reason");
+      gnutls_free(why.data);
+      return TlsStep::Error;
+    }
+    if (last_io_errno_ != 0) {  // the socket failed under the handshake
+      set_error(last_io_errno_, "TLS handshake: %s", gnutls_strerror(r));
+      return TlsStep::Error;
+    }
+    // The peer refused us (a wrong PSK, no client certificate, no common cipher...).
+    set_error(ECONNREFUSED, "TLS handshake failed: %s", gnutls_strerror(r));
+    return TlsStep::Error;
+  }
+
+  bool wants_write() const override { return gnutls_record_get_direction(session_) == 1; }
+
+  ssize_t recv(void* buf, size_t len) override {
+    const ssize_t r = gnutls_record_recv(session_, buf, len);
+    if (r >= 0)
+      return r;
+    return record_error(r);
+  }
+
+  ssize_t send(const struct iovec* iov, int iovcnt, bool /*more*/) override {
+    if (iovcnt == 0)
+      return 0;
+    // After GNUTLS_E_AGAIN the same record must be offered again; NULL/0 resumes it.
+    const ssize_t r = resend_ ? gnutls_record_send(session_, nullptr, 0)
+                              : gnutls_record_send(session_, iov[0].iov_base, iov[0].iov_len);
+    resend_ = r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED;
+    if (r >= 0)
+      return r;
+    return record_error(r);
+  }
+
+  void shut_writes() override {
+    gnutls_bye(session_, GNUTLS_SHUT_WR);  // best effort: close_notify, then the socket
+    inner_->shut_writes();
+  }
+
+  void divert_sends(SendSink sink) override { inner_->divert_sends(std::move(sink)); }
+
+  void shut_down() override { inner_->shut_down(); }
+
+ private:
+  bool load_psk(const TlsSettings& s) {
+    bool readable = false;
+    const std::optional<std::string> key = find_psk(s.psk_file, s.username, &readable);
+    if (!readable) {
+      set_error(errno_or(errno, ENOENT), "TLS: cannot read the PSK file %s", s.psk_file.c_str());
+      return false;
+    }
+    if (!key) {
+      set_error(ENOENT, "TLS: username %s was not found in the PSK file %s", s.username.c_str(),
+                s.psk_file.c_str());
+      return false;
+    }
+    int r = gnutls_psk_allocate_client_credentials(&psk_);
+    if (r >= 0) {
+      const gnutls_datum_t k{reinterpret_cast<unsigned char*>(const_cast<char*>(key->data())),
+                             static_cast<unsigned>(key->size())};
+      r = gnutls_psk_set_client_credentials(psk_, s.username.c_str(), &k, GNUTLS_PSK_KEY_HEX);
+    }
+    if (r < 0)
+      return gnutls_failed("loading the PSK", r);
+    return true;
+  }
+
+  bool load_certificates(const TlsSettings& s) {
+    int r = gnutls_certificate_allocate_credentials(&cert_);
+    if (r < 0)
+      return gnutls_failed("gnutls_certificate_allocate_credentials", r);
+    if (s.certificates.empty()) {
+      r = gnutls_certificate_set_x509_system_trust(cert_);
+      if (r < 0)
+        return gnutls_failed("loading the system's trusted certificates", r);
+      return true;
+    }
+    const std::string dir = s.certificates + "/";
+    if (!file_exists(dir + "ca-cert.pem")) {
+      set_error(ENOENT, "TLS: no ca-cert.pem in the certificate directory %s", s.certificates.c_str());
+      return false;
+    }
+    r = gnutls_certificate_set_x509_trust_file(cert_, (dir + "ca-cert.pem").c_str(), GNUTLS_X509_FMT_PEM);
+    if (r < 0)
+      return gnutls_failed("loading ca-cert.pem", r);
+    if (file_exists(dir + "ca-crl.pem")) {
+      r = gnutls_certificate_set_x509_crl_file(cert_, (dir + "ca-crl.pem").c_str(), GNUTLS_X509_FMT_PEM);
+      if (r < 0)
+        return gnutls_failed("loading ca-crl.pem", r);
+    }
+    // A client certificate is optional; servers that verify their clients need one.
+    if (file_exists(dir + "client-cert.pem") && file_exists(dir + "client-key.pem")) {
+      r = gnutls_certificate_set_x509_key_file(cert_, (dir + "client-cert.pem").c_str(),
+                                               (dir + "client-key.pem").c_str(), GNUTLS_X509_FMT_PEM);
+      if (r < 0)
+        return gnutls_failed("loading client-cert.pem and client-key.pem", r);
+    }
+    return true;
+  }
+
+  static bool gnutls_failed(const char* what, int r) {
+    set_error(r == GNUTLS_E_FILE_ERROR ? ENOENT : EINVAL, "TLS: %s: %s", what, gnutls_strerror(r));
+    return false;
+  }
+
+  // Maps a failed record call to -1 with errno.
+  ssize_t record_error(ssize_t r) {
+    switch (r) {
+      case GNUTLS_E_AGAIN:
+      case GNUTLS_E_INTERRUPTED:
+        errno = EAGAIN;
+        break;
+      case GNUTLS_E_PREMATURE_TERMINATION:
+        errno = ECONNRESET;
+        break;
+      default:
+        errno = last_io_errno_ != 0 ? last_io_errno_ : EPROTO;
+        break;
+    }
+    return -1;
+  }
+
+  static ssize_t push(gnutls_transport_ptr_t p, const giovec_t* iov, int iovcnt) {
+    auto* self = static_cast<GnutlsTransport*>(p);
+    const ssize_t r = self->inner_->send(reinterpret_cast<const struct iovec*>(iov), iovcnt, false);
+    self->note_io(r);
+    return r;
+  }
+
+  static ssize_t pull(gnutls_transport_ptr_t p, void* buf, size_t len) {
+    auto* self = static_cast<GnutlsTransport*>(p);
+    const ssize_t r = self->inner_->recv(buf, len);
+    self->note_io(r);
+    return r;
+  }
+
+  // Keeps the errno of a failed socket call (GnuTLS reports it only as a generic error) and
+  // tells GnuTLS about would-block.
+  void note_io(ssize_t r) {
+    if (r != -1)
+      return;
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+      gnutls_transport_set_errno(session_, EAGAIN);
+      return;
+    }
+    last_io_errno_ = errno;
+    gnutls_transport_set_errno(session_, errno);
+  }
+
+  std::unique_ptr<Transport> inner_;
+  gnutls_session_t session_ = nullptr;
+  gnutls_certificate_credentials_t cert_ = nullptr;
+  gnutls_psk_client_credentials_t psk_ = nullptr;
+  std::string hostname_;
+  bool verify_ = true;
+  bool resend_ = false;
+  int last_io_errno_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<TlsTransport> make_tls_transport(std::unique_ptr<Transport>& inner,
+                                                 const TlsSettings& settings) {
+  auto t = std::make_unique<GnutlsTransport>();
+  // Set up everything that can fail before taking the socket, so a failure leaves it with
+  // the caller.
+  if (!t->init(settings))
+    return nullptr;
+  t->adopt(std::move(inner));
+  return t;
+}
+
+}  // namespace nbd
