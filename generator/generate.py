@@ -12,7 +12,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import jinja2  # noqa: E402
 
-from nbdgen import lang_c, lang_cpp, lang_man  # noqa: E402
+from nbdgen import lang_c, lang_cpp, lang_man, lang_ocaml, lang_rust  # noqa: E402
 from nbdgen.load import SpecError, load  # noqa: E402
 from nbdgen.validate import validate  # noqa: E402
 
@@ -24,7 +24,7 @@ def environment():
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(os.path.join(HERE, "templates")),
                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
                              trim_blocks=True, lstrip_blocks=True)
-    for module in (lang_c, lang_cpp, lang_man):
+    for module in (lang_c, lang_cpp, lang_man, lang_rust, lang_ocaml):
         for name in getattr(module, "EXPORTS", None) or [n for n in dir(module) if not n.startswith("_")]:
             obj = getattr(module, name)
             if callable(obj):
@@ -75,6 +75,9 @@ def outputs(api):
     yield "cpp", "include/nbd/nbd.hpp", "nbd.hpp.j2", common
     for call in api.calls:
         yield "man", f"man/man3/{call.c_name}.3", "man3.j2", {"call": call}
+    # The bindings' generated files go under rust/ and ocaml/ (see bindings/).
+    yield from lang_rust.outputs(api, common)
+    yield from lang_ocaml.outputs(api, common)
 
 
 def main(argv=None):
@@ -82,7 +85,7 @@ def main(argv=None):
     ap.add_argument("spec")
     ap.add_argument("outdir", nargs="?")
     ap.add_argument("--check", action="store_true", help="validate the spec and exit")
-    ap.add_argument("--only", action="append", help="render only these targets (c, cpp, man)")
+    ap.add_argument("--only", action="append", help="render only these targets (c, cpp, man, rust, ocaml)")
     ap.add_argument("--stamp", help="touch this file after a successful run")
     args = ap.parse_args(argv)
     try:

@@ -1,0 +1,9 @@
+"""Rust binding generation: names, types and the files under rust/ in the output directory."""
+
+# Helpers made available to the templates (none yet).
+EXPORTS = []
+
+
+def outputs(api, common):
+    """(target, relative path, template, extra context) for every generated Rust file."""
+    return []
