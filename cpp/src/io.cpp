@@ -46,6 +46,7 @@ void OutQueue::append_copy(const void* p, size_t len) {
   unsigned char* dst = tail_->data.get() + tail_->used;
   std::memcpy(dst, p, len);
   tail_->used += len;
+  appended_ += len;
   // Adjacent copies merge into one segment so a burst of requests is one iovec.  Growing a
   // segment the writer thread has already gathered is harmless: the bytes before stay put.
   if (!segs_.empty() && segs_.back().chunk == tail_ && segs_.back().p + segs_.back().len == dst) {
@@ -63,6 +64,7 @@ void OutQueue::append_ref(const void* p, size_t len) {
     return;
   std::lock_guard<std::mutex> lock(mu_);
   segs_.push_back({static_cast<const unsigned char*>(p), len, nullptr});
+  appended_ += len;
   if (waiting_)
     cv_.notify_one();
 }
@@ -97,6 +99,7 @@ void OutQueue::consume(size_t n) {
 }
 
 void OutQueue::consume_locked(size_t n) {
+  consumed_ += n;
   while (n > 0) {
     Seg& s = segs_.front();
     const size_t left = s.len - head_done_;
@@ -115,6 +118,7 @@ void OutQueue::consume_locked(size_t n) {
 
 void OutQueue::clear() {
   std::lock_guard<std::mutex> lock(mu_);
+  consumed_ = appended_;
   while (!segs_.empty()) {
     Chunk* c = segs_.front().chunk;
     segs_.pop_front();
@@ -122,6 +126,37 @@ void OutQueue::clear() {
       drop_ref(c);
   }
   head_done_ = 0;
+}
+
+uint64_t OutQueue::end_offset() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return appended_;
+}
+
+uint64_t OutQueue::sent_offset() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return consumed_;
+}
+
+void OutQueue::truncate(uint64_t offset) {
+  std::lock_guard<std::mutex> lock(mu_);
+  while (appended_ > offset && !segs_.empty()) {
+    Seg& back = segs_.back();
+    // The front segment's sent part stays (offset is never before what was sent).
+    const size_t keepable = segs_.size() == 1 ? head_done_ : 0;
+    const uint64_t excess = appended_ - offset;
+    if (back.len - keepable > excess) {
+      back.len -= static_cast<size_t>(excess);
+      appended_ = offset;
+      break;
+    }
+    appended_ -= back.len - keepable;
+    head_done_ = segs_.size() == 1 ? 0 : head_done_;  // a front segment left with only its sent part is done
+    Chunk* c = back.chunk;
+    segs_.pop_back();
+    if (c != nullptr)
+      drop_ref(c);
+  }
 }
 
 void OutQueue::drop_ref(Chunk* c) {

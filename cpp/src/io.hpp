@@ -42,6 +42,13 @@ class OutQueue {
   void consume(size_t n);
   // Drops everything queued.  With a writer thread, call stop_taking first.
   void clear();
+  // Offsets in the stream of everything ever appended: the end of it, and how much has been
+  // sent.  Bytes in [sent_offset(), end_offset()) are queued.
+  uint64_t end_offset() const;
+  uint64_t sent_offset() const;
+  // Drops the queued bytes from offset (>= sent_offset()) to the end.  Not for a queue a
+  // writer thread drains.
+  void truncate(uint64_t offset);
 
   // The writer thread's side.  take blocks until bytes are queued (then gathers them, as
   // gather does, and marks them in use) or stop_taking was called (then returns 0).  sent
@@ -74,6 +81,8 @@ class OutQueue {
   std::condition_variable cv_;
   std::deque<Seg> segs_;
   size_t head_done_ = 0;  // bytes of segs_.front() already sent
+  uint64_t appended_ = 0;  // bytes ever appended
+  uint64_t consumed_ = 0;  // bytes ever consumed (or cleared)
   Chunk* tail_ = nullptr;   // where copies go
   Chunk* spare_ = nullptr;  // an empty chunk kept for reuse
   bool taking_ = false;     // the writer thread holds iovecs into the queue

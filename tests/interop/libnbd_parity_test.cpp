@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "common/api_fixture.hpp"
+#include "common/io_helpers.hpp"
 #include "common/servers.hpp"
 
 using nbd_test::ApiTest;
@@ -111,4 +112,43 @@ TEST_F(ApiTest, ParityCallbackErrnoFailsTheCommand) {
   EXPECT_TRUE(last_error_is(EBADMSG, "nbd_block_status: "));
   EXPECT_EQ(nbd_aio_is_ready(h), 1);  // a failed command leaves the connection usable
   close_handle();
+}
+
+// Shutdown with LIBNBD_SHUTDOWN_ABANDON_PENDING: the requests still queued in the handle are
+// never sent and complete with ENOTCONN; the ones already on the wire finish normally.
+TEST_F(ApiTest, ParityShutdownAbandonsUnsentCommands) {
+  NBD_TEST_REQUIRE_PROGRAM("nbdkit");
+  auto srv = nbd_test::start_nbdkit({"memory", "64M"});
+  ASSERT_TRUE(srv);
+  ASSERT_EQ(nbd_connect_uri(h, srv->uri().c_str()), 0) << nbd_get_error();
+  struct Outcome {
+    int calls = 0, error = -1;
+  };
+  std::vector<Outcome> outcomes(32);
+  std::vector<char> data(1 << 20, 'x');
+  {
+    // The server reads nothing while stopped, so most of 32 MiB stays queued in the handle.
+    ASSERT_TRUE(nbd_test::stop_child(srv->pid()));
+    nbd_test::Resume resume{srv->pid()};
+    for (size_t i = 0; i < outcomes.size(); ++i) {
+      nbd_completion_callback cb{[](void* ud, int* error) {
+                                   auto* o = static_cast<Outcome*>(ud);
+                                   ++o->calls;
+                                   o->error = *error;
+                                   return 1;
+                                 },
+                                 &outcomes[i], nullptr};
+      ASSERT_GT(nbd_aio_pwrite(h, data.data(), data.size(), i << 20, cb, 0), 0) << nbd_get_error();
+    }
+  }
+  ASSERT_EQ(nbd_shutdown(h, LIBNBD_SHUTDOWN_ABANDON_PENDING), 0) << nbd_get_error();
+  EXPECT_EQ(nbd_aio_is_closed(h), 1);
+  int abandoned = 0;
+  for (const Outcome& o : outcomes) {
+    EXPECT_EQ(o.calls, 1);
+    abandoned += o.error == ENOTCONN;
+    // Sent ones succeed, unless nbdkit saw the disconnect first (it then says ESHUTDOWN).
+    EXPECT_TRUE(o.error == 0 || o.error == ENOTCONN || o.error == ESHUTDOWN) << o.error;
+  }
+  EXPECT_GE(abandoned, 16);
 }

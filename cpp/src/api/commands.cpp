@@ -1,7 +1,9 @@
 // commands.cpp: the transmission calls.  Each sync call is its aio form plus a wait; the wire
 // flags equal the LIBNBD_CMD_FLAG_* values (proto.md "Command flags").
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <vector>
 
 #include "cmd/issue.hpp"
 #include "error.hpp"
@@ -116,10 +118,34 @@ int unlocked_aio_disconnect(nbd_handle& h, uint32_t flags) {
   return send_queued(h);
 }
 
+namespace {
+
+// Drops the commands whose requests have not started to go out (still whole in h.out): they
+// complete with ENOTCONN, as in libnbd.  Commands handed to a concurrent writer count as sent.
+void abandon_unsent(nbd_handle& h) {
+  if (!sends_pending(h))
+    return;
+  const uint64_t sent = h.out.sent_offset();
+  uint64_t cut = h.out.end_offset();
+  std::vector<uint64_t> unsent;
+  for (const auto& [cookie, cmd] : h.cmds) {
+    if (cmd->wire_offset >= sent) {
+      unsent.push_back(cookie);
+      cut = std::min(cut, cmd->wire_offset);
+    }
+  }
+  h.out.truncate(cut);
+  for (uint64_t cookie : unsent) {
+    h.cmds.at(cookie)->error = ENOTCONN;
+    complete_command(h, cookie);
+  }
+}
+
+}  // namespace
+
 int unlocked_shutdown(nbd_handle& h, uint32_t flags) {
-  // Every command is handed to the socket as soon as it is issued, so there is never a queue
-  // of unsent commands for LIBNBD_SHUTDOWN_ABANDON_PENDING to drop.
-  (void)flags;
+  if ((flags & LIBNBD_SHUTDOWN_ABANDON_PENDING) != 0 && !h.disconnect_sent)
+    abandon_unsent(h);
   if (!h.disconnect_sent && unlocked_aio_disconnect(h, 0) == -1)
     return -1;
   return wait_until(h, [](nbd_handle& hh) { return (state_group(hh.state) & (kClosed | kDead)) != 0; });

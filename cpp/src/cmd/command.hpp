@@ -19,6 +19,7 @@ struct Command {
   Closure<nbd_completion_callback> completion;
   Closure<nbd_chunk_callback> chunk;
   Closure<nbd_extent_callback> extent;
+  uint64_t wire_offset = 0;  // where its request starts in the handle's outgoing stream
   int error = 0;            // the first error seen; 0 while the command succeeds
   uint64_t data_seen = 0;   // bytes of a structured read covered by data or hole chunks
 };

@@ -142,6 +142,7 @@ int64_t issue_command(nbd_handle& h, const CommandSpec& spec, Closure<nbd_comple
   put64(req + 8, c.cookie);
   put64(req + 16, c.offset);
   put32(req + 24, static_cast<uint32_t>(c.count));
+  c.wire_offset = h.out.end_offset();
   h.out.append_copy(req, sizeof req);
   if (c.type == kCmdWrite)
     h.out.append_ref(spec.data, spec.count);
