@@ -58,11 +58,22 @@ def start_nbdkit(tmp):
     return pid, "nbd+unix:///?socket=" + sock
 
 
-def run_bench(exe, libdir, uri, args):
+def process_cpu_seconds(pid):
+    """utime + stime of a process (all its threads), from /proc/PID/stat."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_bench(exe, libdir, uri, args, server_pid=None):
     env = dict(os.environ, LD_LIBRARY_PATH=libdir)
+    before = process_cpu_seconds(server_pid) if server_pid else 0.0
     out = subprocess.run([exe, "--uri", uri] + args, env=env, check=True,
                          stdout=subprocess.PIPE, text=True).stdout
-    return json.loads(out)
+    r = json.loads(out)
+    if server_pid:
+        r["server_cpu_seconds"] = process_cpu_seconds(server_pid) - before
+    return r
 
 
 def fmt(values, scale):
@@ -90,7 +101,7 @@ def main():
                 results = {v[0]: [] for v in VARIANTS}
                 for _ in range(a.reps):
                     for vname, libdir, extra in VARIANTS:  # alternate, so drift hits all alike
-                        r = run_bench(exe, libdir or build, uri, args + extra)
+                        r = run_bench(exe, libdir or build, uri, args + extra, pid)
                         want = "libnbd" if vname == "libnbd" else "nbdpp"
                         if not r["library"].startswith(want + " "):
                             sys.exit(f"{vname}: loaded {r['library']}, not {want}")
@@ -111,6 +122,23 @@ def main():
             cells.append(fmt(vals, 1.0) + (" IOPS" if small else " MiB/s"))
         ratios = [f"{medians[v[0]] / medians['libnbd']:.2f}" for v in VARIANTS[1:]]
         print(f"| {name} | {' | '.join(cells)} | {' | '.join(ratios)} |")
+    # Where the CPU went: the client's and the server's seconds per GiB, and how many of the
+    # machine's cores the pair kept busy (os.cpu_count() is the ceiling).
+    print()
+    print(f"CPU per GiB moved, client + server (cores busy; this machine has {os.cpu_count()}):")
+    print()
+    print(f"| workload | {' | '.join(v[0] for v in VARIANTS)} |")
+    print("|---" * (1 + len(VARIANTS)) + "|")
+    for name, args, results in rows:
+        cells = []
+        for vname, _, _ in VARIANTS:
+            rs = results[vname]
+            gib = statistics.median(r["bytes"] for r in rs) / 2**30
+            client = statistics.median(r["cpu_seconds"] for r in rs) / gib
+            server = statistics.median(r["server_cpu_seconds"] for r in rs) / gib
+            busy = statistics.median((r["cpu_seconds"] + r["server_cpu_seconds"]) / r["seconds"] for r in rs)
+            cells.append(f"{client:.2f} + {server:.2f} s ({busy:.1f})")
+        print(f"| {name} | {' | '.join(cells)} |")
 
 
 if __name__ == "__main__":
