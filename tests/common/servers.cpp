@@ -17,6 +17,7 @@
 #include <cerrno>
 #include <chrono>
 #include <climits>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -264,7 +265,9 @@ class GreetingProbe {
  public:
   enum class State { Waiting, Greeted, Failed };
 
-  GreetingProbe(std::string host, std::string port) : host_(std::move(host)), port_(std::move(port)) {}
+  // A TCP address, or (unix_path non-empty) a Unix socket.
+  GreetingProbe(std::string host, std::string port, std::string unix_path = "")
+      : host_(std::move(host)), port_(std::move(port)), unix_path_(std::move(unix_path)) {}
   GreetingProbe(const GreetingProbe&) = delete;
   GreetingProbe& operator=(const GreetingProbe&) = delete;
   ~GreetingProbe() {
@@ -291,6 +294,8 @@ class GreetingProbe {
  private:
   // Loopback connect() completes or is refused at once, so a blocking socket is fine.
   bool connect() {
+    if (!unix_path_.empty())
+      return connect_unix();
     const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_in sin{};
     sin.sin_family = AF_INET;
@@ -305,8 +310,23 @@ class GreetingProbe {
     return false;
   }
 
+  bool connect_unix() {
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un sun{};
+    sun.sun_family = AF_UNIX;
+    std::snprintf(sun.sun_path, sizeof sun.sun_path, "%s", unix_path_.c_str());
+    if (fd >= 0 && ::connect(fd, reinterpret_cast<const sockaddr*>(&sun), sizeof sun) == 0) {
+      fd_ = fd;
+      return true;
+    }
+    if (fd >= 0)
+      ::close(fd);
+    return false;
+  }
+
   std::string host_;
   std::string port_;
+  std::string unix_path_;
   int fd_ = -1;
   std::string got_;
 };
@@ -407,7 +427,7 @@ bool valid_section_name(const std::string& name) {
   return !name.empty() && name != "generic" && name.find_first_of("[]\n") == std::string::npos;
 }
 
-Attempt start_nbd_server_once(const std::vector<NbdServerExport>& exports) {
+Attempt start_nbd_server_once(const std::vector<NbdServerExport>& exports, bool unix_socket) {
   Attempt attempt;
   TmpDir dir = server_dir();
   Address address{"", kLoopback, free_tcp_port(), exports.front().name};
@@ -417,6 +437,12 @@ Attempt start_nbd_server_once(const std::vector<NbdServerExport>& exports) {
   }
   std::string config = "[generic]\n    listenaddr = " + address.host + "\n    port = " + address.port +
                        "\n    allowlist = true\n";
+  if (unix_socket) {
+    // It listens on TCP as well; readiness is still probed there, and uri() names the socket.
+    address.unix_socket = dir.path() + "/sock";
+    config += "    unixsock = " + address.unix_socket + "\n";
+  }
+  // nbd-server may listen on the Unix socket only, so readiness is probed where uri() points.
   for (const auto& exp : exports) {
     // The daemon runs in /, so relative paths would point elsewhere.
     config += "[" + exp.name + "]\n    exportname = " + std::filesystem::absolute(exp.file).string() + "\n";
@@ -444,7 +470,7 @@ Attempt start_nbd_server_once(const std::vector<NbdServerExport>& exports) {
   // nothing can fail between its setsid() and that write.
   bool launcher_done = false;
   pid_t daemon = 0;
-  GreetingProbe probe(address.host, address.port);
+  GreetingProbe probe(address.host, address.port, address.unix_socket);
   const auto deadline = Clock::now() + kStartLimit;
   for (;;) {
     int status = 0;
@@ -591,7 +617,7 @@ std::unique_ptr<Server> start_qemu_nbd(std::string image, std::string format, st
   });
 }
 
-std::unique_ptr<Server> start_nbd_server(std::vector<NbdServerExport> exports) {
+std::unique_ptr<Server> start_nbd_server(std::vector<NbdServerExport> exports, bool unix_socket) {
   if (exports.empty()) {
     ADD_FAILURE() << "start_nbd_server: no exports";
     return nullptr;
@@ -608,7 +634,7 @@ std::unique_ptr<Server> start_nbd_server(std::vector<NbdServerExport> exports) {
     ADD_FAILURE() << "start_nbd_server: PR_SET_CHILD_SUBREAPER: " << errno_text(errno);
     return nullptr;
   }
-  return start_with_retries(true, [&]() { return start_nbd_server_once(exports); });
+  return start_with_retries(true, [&]() { return start_nbd_server_once(exports, unix_socket); });
 }
 
 bool have_program(const char* name) {

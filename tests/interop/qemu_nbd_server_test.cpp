@@ -322,3 +322,26 @@ TEST(NbdServer, ConnectTcpWithExportName) {
   free(name);
   round_trip(h, (3 << 20) - 4096, 4096, 5);
 }
+
+// nbd-server's named exports over its Unix socket (unixsock in [generic]).
+TEST(NbdServer, NamedExportsOverUnixSocket) {
+  NBD_TEST_REQUIRE_PROGRAM("nbd-server");
+  NBD_TEST_REQUIRE_PROGRAM("qemu-img");
+  nbd_test::TmpDir dir;
+  const std::string d1 = dir.path() + "/a.img", d2 = dir.path() + "/b.img";
+  ASSERT_TRUE(nbd_test::run_or_fail({"qemu-img", "create", "-f", "raw", d1, "2M"}));
+  ASSERT_TRUE(nbd_test::run_or_fail({"qemu-img", "create", "-f", "raw", d2, "3M"}));
+  auto srv = nbd_test::start_nbd_server({{"first", d1, false}, {"second", d2, false}}, true);
+  ASSERT_TRUE(srv);
+  ASSERT_FALSE(srv->unix_socket().empty());
+  Handle a, b;
+  ASSERT_EQ(nbd_set_export_name(a, "first"), 0);
+  ASSERT_EQ(nbd_connect_unix(a, srv->unix_socket().c_str()), 0) << nbd_get_error();
+  ASSERT_EQ(nbd_connect_uri(b, srv->export_uri("second").c_str()), 0) << nbd_get_error();
+  EXPECT_EQ(nbd_get_size(a), 2 << 20);
+  EXPECT_EQ(nbd_get_size(b), 3 << 20);
+  round_trip(a, 4096, 65536, 21);
+  round_trip(b, 8192, 65536, 22);
+  EXPECT_EQ(nbd_shutdown(a, 0), 0) << nbd_get_error();
+  EXPECT_EQ(nbd_shutdown(b, 0), 0) << nbd_get_error();
+}
