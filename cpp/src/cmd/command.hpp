@@ -2,11 +2,53 @@
 #pragma once
 
 #include <cstdint>
+#include <iterator>
+#include <map>
 
 #include "closure.hpp"
 #include "libnbd.h"
 
 namespace nbd {
+
+// Which bytes of a structured read the server's data and hole chunks have covered.  Chunks
+// normally arrive in order, which only moves prefix_end_; runs out of order wait in rest_.
+class Coverage {
+ public:
+  void reset(uint64_t start) {
+    prefix_end_ = start;
+    rest_.clear();
+  }
+
+  // Adds [off, off + len) (already checked to lie inside the request); false if it overlaps
+  // bytes covered before (proto.md: chunks of one reply must not overlap).
+  bool add(uint64_t off, uint64_t len) {
+    const uint64_t end = off + len;
+    if (off < prefix_end_)
+      return false;
+    auto next = rest_.lower_bound(off);
+    if (next != rest_.end() && next->first < end)
+      return false;
+    if (next != rest_.begin() && std::prev(next)->second > off)
+      return false;
+    if (off != prefix_end_) {
+      rest_.emplace(off, end);
+      return true;
+    }
+    prefix_end_ = end;
+    while (!rest_.empty() && rest_.begin()->first == prefix_end_) {
+      prefix_end_ = rest_.begin()->second;
+      rest_.erase(rest_.begin());
+    }
+    return true;
+  }
+
+  // Whether everything up to end is covered.
+  bool complete(uint64_t end) const { return prefix_end_ == end && rest_.empty(); }
+
+ private:
+  uint64_t prefix_end_ = 0;            // [start, prefix_end_) is covered
+  std::map<uint64_t, uint64_t> rest_;  // covered runs further on: start -> end
+};
 
 struct Command {
   uint64_t cookie = 0;
@@ -21,7 +63,7 @@ struct Command {
   Closure<nbd_extent_callback> extent;
   uint64_t wire_offset = 0;  // where its request starts in the handle's outgoing stream
   int error = 0;            // the first error seen; 0 while the command succeeds
-  uint64_t data_seen = 0;   // bytes of a structured read covered by data or hole chunks
+  Coverage covered;         // a structured read's bytes covered by data or hole chunks
 };
 
 }  // namespace nbd

@@ -128,6 +128,7 @@ int64_t issue_command(nbd_handle& h, const CommandSpec& spec, Closure<nbd_comple
   c.offset = spec.offset;
   c.count = spec.count;
   c.data = spec.data;
+  c.covered.reset(c.offset);
   if (completion != nullptr)
     c.completion = std::move(*completion);
   if (chunk != nullptr)

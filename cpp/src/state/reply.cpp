@@ -65,7 +65,8 @@ Transition finish_chunk(nbd_handle& h) {
   const bool done = (h.rflags & kReplyFlagDone) != 0;
   expect_header(h);
   if (done) {
-    if (c->type == kCmdRead && c->error == 0 && h.structured_replies && c->data_seen != c->count)
+    if (c->type == kCmdRead && c->error == 0 && h.structured_replies &&
+        !c->covered.complete(c->offset + c->count))
       command_error(*c, EIO);  // the server's chunks did not cover the whole read
     complete_command(h, c->cookie);
   }
@@ -89,7 +90,8 @@ Transition structured_payload(nbd_handle& h) {
         return reply_protocol_error("hole chunk outside the request (cookie %" PRIu64 ")", c.cookie);
       unsigned char* dst = static_cast<unsigned char*>(c.data) + (off - c.offset);
       std::memset(dst, 0, size);
-      c.data_seen += size;
+      if (!c.covered.add(off, size))
+        command_error(c, EPROTO);  // overlaps an earlier chunk
       if (c.chunk.has_callback() && c.error == 0)
         run_callback(c, c.chunk, static_cast<const void*>(dst), size_t{size}, off, unsigned{LIBNBD_READ_HOLE});
       break;
@@ -181,7 +183,6 @@ Transition payload_done(nbd_handle& h) {
   if (h.rstate == ReplyState::ReadData) {
     unsigned char* dst = static_cast<unsigned char*>(c.data) + (h.roffset - c.offset);
     const uint32_t n = h.rlength - 8;
-    c.data_seen += n;
     if (c.chunk.has_callback() && c.error == 0)
       run_callback(c, c.chunk, static_cast<const void*>(dst), size_t{n}, h.roffset, unsigned{LIBNBD_READ_DATA});
     return finish_chunk(h);
@@ -190,6 +191,9 @@ Transition payload_done(nbd_handle& h) {
   const uint32_t n = h.rlength - 8;
   if (!within(c, h.roffset, n))
     return reply_protocol_error("data chunk outside the request (cookie %" PRIu64 ")", c.cookie);
+  // Overlapping data still lands inside the caller's buffer, but the read fails.
+  if (!c.covered.add(h.roffset, n))
+    command_error(c, EPROTO);
   h.rbuf = static_cast<unsigned char*>(c.data) + (h.roffset - c.offset);
   h.rlen = n;
   h.rstate = ReplyState::ReadData;
