@@ -109,8 +109,16 @@ Transition structured_payload(nbd_handle& h) {
       std::vector<uint32_t> entries((len - 4) / 4);
       for (size_t i = 0; i < entries.size(); ++i)
         entries[i] = get32(p + 4 + 4 * i);
-      if (entries[0] == 0) {
-        command_error(c, EPROTO);  // an extent must make progress
+      // Every extent must make progress, and together they must stay inside the export
+      // (proto.md "Block status": the last one may run past the request, not past the end).
+      uint64_t covered = 0;
+      bool valid = c.offset <= h.exportsize;  // (strict mode off lets a request start past it)
+      for (size_t i = 0; i < entries.size() && valid; i += 2) {
+        covered += entries[i];
+        valid = entries[i] != 0 && covered <= h.exportsize - c.offset;
+      }
+      if (!valid) {
+        command_error(c, EPROTO);
         break;
       }
       if (c.extent.has_callback() && c.error == 0)
