@@ -25,7 +25,12 @@ def environment():
                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
                              trim_blocks=True, lstrip_blocks=True)
     for module in (lang_c, lang_cpp, lang_man, lang_rust, lang_ocaml):
-        for name in getattr(module, "EXPORTS", None) or [n for n in dir(module) if not n.startswith("_")]:
+        # EXPORTS lists a module's template helpers; an empty list exports none (a module without
+        # it exports every public name).
+        names = getattr(module, "EXPORTS", None)
+        if names is None:
+            names = [n for n in dir(module) if not n.startswith("_")]
+        for name in names:
             obj = getattr(module, name)
             if callable(obj):
                 env.globals[name] = obj
@@ -75,6 +80,8 @@ def outputs(api):
     yield "cpp", "include/nbd/nbd.hpp", "nbd.hpp.j2", common
     for call in api.calls:
         yield "man", f"man/man3/{call.c_name}.3", "man3.j2", {"call": call}
+    if lang_man.overview_page(api):
+        yield "man", f"man/man3/{lang_man.overview_page(api)}.3", "overview.j2", {}
     # The bindings' generated files go under rust/ and ocaml/ (see bindings/).
     yield from lang_rust.outputs(api, common)
     yield from lang_ocaml.outputs(api, common)

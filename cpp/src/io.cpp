@@ -193,6 +193,18 @@ void OutQueue::sent(size_t n) {
   cv_.notify_all();  // stop_taking may be waiting for this
 }
 
+void OutQueue::progress(size_t n) {
+  std::lock_guard<std::mutex> lock(mu_);
+  consume_locked(n);
+  cv_.notify_all();  // wait_sent may be waiting for this
+}
+
+bool OutQueue::wait_sent(uint64_t offset, std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait_for(lock, timeout, [&] { return consumed_ >= offset || !taking_; });
+  return consumed_ >= offset;
+}
+
 void OutQueue::stop_taking() {
   std::unique_lock<std::mutex> lock(mu_);
   stopped_ = true;

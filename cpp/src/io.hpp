@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <memory>
@@ -55,6 +56,11 @@ class OutQueue {
   // consumes n of them and ends the use.
   int take(struct iovec* iov, int max);
   void sent(size_t n);
+  // Consumes n bytes the writer thread sent while it still holds the rest of what it took.
+  void progress(size_t n);
+  // Whether the stream is sent up to offset, waiting (at most timeout) while the writer thread
+  // is in the middle of a send that may be about to report it.
+  bool wait_sent(uint64_t offset, std::chrono::milliseconds timeout);
   // Wakes take for good, then waits until the bytes it handed out are no longer in use, so
   // the buffers they point to may be freed.
   void stop_taking();

@@ -37,9 +37,9 @@ class WriterThread {
  private:
   WriterThread(nbd_handle& h, OutQueue& q, UniqueFd stop) : h_(h), q_(&q), stop_fd_(std::move(stop)) {}
   void loop();
-  // Sends iov in full, waiting for POLLOUT when the socket is full; -1 with errno on failure
-  // (ESHUTDOWN when the writer is being stopped).  Returns the bytes sent through *sent.
-  int send_all(int fd, struct iovec* iov, int n, size_t* sent);
+  // Sends iov in full, waiting for POLLOUT when the socket is full, and reports each part sent
+  // to q as it goes; -1 with errno on failure (ESHUTDOWN when the writer is being stopped).
+  int send_all(int fd, struct iovec* iov, int n, OutQueue& q);
 
   nbd_handle& h_;
   std::atomic<OutQueue*> q_;

@@ -14,7 +14,8 @@ from . import lang_c
 from .model import LINK_RE, POINTER_KINDS, doc_blocks
 
 EXPORTS = ["roff_escape", "man_th", "man_name", "man_prototype", "man_typedefs", "man_description",
-           "man_return", "man_errors", "man_state", "man_version", "man_see_also"]
+           "man_return", "man_errors", "man_state", "man_version", "man_example", "man_see_also",
+           "overview_page", "overview_th", "overview_sections"]
 
 # .TH date: fixed, never the build date, so that pages are reproducible; bump it for a release.
 MAN_DATE = "2026-11-28"
@@ -24,7 +25,10 @@ LONG_WORD = 20      # longer words get explicit break points, so roff never has 
 # Inline markup inside generated sentences, turned into font escapes after escaping.  Private use
 # code points, so they cannot collide with roff syntax; stripped from spec text first.
 _I, _B, _R = "\ue000", "\ue001", "\ue002"
-_FONTS = {_I: "\\fI", _B: "\\fB", _R: "\\fR"}
+# _N goes after the first letter of a name that must not become a link (a call inside a code
+# span); it renders as roff's zero-width \& so that the name reads the same.
+_N = "\ue003"
+_FONTS = {_I: "\\fI", _B: "\\fB", _R: "\\fR", _N: "\\&"}
 # A name the generator marks up, with the "()" or "(3)" a writer may have put after it.
 _NAME_RE = re.compile(LINK_RE.pattern + r"(?:\(\)|\(3\))?")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\ue000\ue001])")
@@ -64,7 +68,14 @@ def _escape_word(word):
         if m:
             pieces.append(m.group(0))
             pos = m.end()
-    return "\\:".join(roff_escape(p) for p in pieces)
+    # No break point next to bare punctuation: "(" or ")," stays with the word it belongs to.
+    merged = []
+    for p in pieces:
+        if merged and not (re.search(r"[A-Za-z0-9]", p) and re.search(r"[A-Za-z0-9]", merged[-1])):
+            merged[-1] += p
+        else:
+            merged.append(p)
+    return "\\:".join(roff_escape(p) for p in merged)
 
 
 def _link(api, self_name):
@@ -323,13 +334,15 @@ def man_errors(call, api):
     intro = ("On error the reason is kept per thread: nbd_get_error returns a message and "
              "nbd_get_errno an errno value.  The errno values this call sets include:")
     reasons = {}
-    nulls = [_arg("h")] if call.handle == "required" else []
-    nulls += [_arg(a.name) for a in call.all_args if a.kind in POINTER_KINDS]
-    nulls += [f"the {_bold('callback')} member of {_arg(a.name)}"
-              for a in call.closures if not a.optional]
+    # Only entry points that take a handle check their arguments (see api.cpp.j2).
+    nulls = []
+    if call.handle == "required":
+        nulls = [_arg("h")] + [_arg(a.name) for a in call.all_args if a.kind in POINTER_KINDS]
+        nulls += [f"the {_bold('callback')} member of {_arg(a.name)}"
+                  for a in call.closures if not a.optional]
     if nulls:
         reasons.setdefault("EFAULT", []).append(f"{_join(nulls)} is NULL.")
-    if call.states:
+    if call.states and call.handle == "required":
         words = _join([api.states[s] for s in call.states])
         if "created" not in call.states:
             reasons.setdefault("ENOTCONN", []).append(
@@ -339,13 +352,22 @@ def man_errors(call, api):
                 f"be {words}).")
         else:
             reasons.setdefault("EINVAL", []).append(f"The handle is not {words}.")
-    for a in call.all_args:
+    for a in call.all_args if call.handle == "required" else []:
         if a.kind == "enum":
             reasons.setdefault("EINVAL", []).append(
                 f"{_arg(a.name)} is not one of the values listed above.")
         elif a.kind == "flags":
             reasons.setdefault("EINVAL", []).append(
                 f"{_arg(a.name)} has a flag set that this call does not accept.")
+    if call.pending:
+        reasons.setdefault("ENOTSUP", []).append(
+            "This build does not implement the call yet; it always fails.")
+    names = "|".join(re.escape(n) for a in call.all_args for n in (a.name, a.len) if n)
+    for errno, text in call.errors:          # call-specific, from api.yaml; arguments in italics
+        text = _clean(text)
+        if names:
+            text = re.sub(rf"(?<![\w-])({names})(?![\w-])", lambda m: _arg(m.group(1)), text)
+        reasons.setdefault(errno, []).append(text)
     if call.locked:     # calls without the lock touch atomics only and allocate nothing
         reasons.setdefault("ENOMEM", []).append("The library ran out of memory.")
     if not reasons:
@@ -390,11 +412,124 @@ def man_version(call, api):
             ("code", _code([f"#ifdef {macro}", "...", "#endif"]))]
 
 
+def man_example(call):
+    """The EXAMPLE section's verbatim lines, or [] when api.yaml gives none."""
+    return _code(call.example.rstrip("\n").split("\n")) if call.example else []
+
+
+def overview_page(api):
+    """Name of the overview page (the package name), or "" when the spec has no overview."""
+    return (api.package or "nbdpp") if api.overview else ""
+
+
+def _see_also_lines(refs):
+    """.BR arguments for (name, section) pairs, the last one without a comma."""
+    return [f"{n} ({s}){',' if i + 1 < len(refs) else ''}" for i, (n, s) in enumerate(refs)]
+
+
 def man_see_also(call, api):
-    """SEE ALSO entries as .BR arguments, the last one without a comma."""
+    """SEE ALSO entries: the calls of see_also, then the overview page."""
     names = []
     for other in call.see_also:
         if other != call.name and f"nbd_{other}" not in names:
             names.append(f"nbd_{other}")
-    names.append("libnbd")
-    return [f"{n} (3){',' if i + 1 < len(names) else ''}" for i, n in enumerate(names)]
+    if overview_page(api):
+        names.append(overview_page(api))
+    return _see_also_lines([(n, "3") for n in names])
+
+
+# ---- the overview page ----------------------------------------------------------------------
+# Its source is the markup model.markup_blocks() parses (see docs/README.md); here it becomes the
+# same kinds of blocks as a call's page, plus "steps" (numbered items) and "terms" (tagged items
+# whose term carries inline markup), so man3.j2's macro renders both.
+
+_CODE_SPAN_RE = re.compile(r"`([^`]*)`")
+_EMPHASIS_RE = re.compile(r"(?<![\w*])\*(\S(?:[^*]*?\S)?)\*(?![\w*])")
+# NAME(N): a reference to another page; our own names are left to _markup, which links them.
+_REF_RE = re.compile(r"(?<![\w.+-])([A-Za-z][\w.+-]*?)\(([1-9])\)")
+
+
+def _refs_markup(text):
+    def sub(m):
+        if LINK_RE.fullmatch(m.group(1)):
+            return m.group(0)
+        return f"{_B}{m.group(1)}{_R}({m.group(2)})"
+    return _REF_RE.sub(sub, text)
+
+
+def _code_span(text):
+    """`literal`: bold.  A span that is just a name is a mention like any other (a link for a
+    call); names inside a longer literal, such as a C expression, are kept from linking."""
+    if _NAME_RE.fullmatch(text):
+        return text
+    return _B + LINK_RE.sub(lambda m: m.group(0)[0] + _N + m.group(0)[1:], text) + _R
+
+
+def inline_markup(text):
+    """Overview inline markup (`literal`, *emphasis*, NAME(N)) turned into font marks."""
+    out = []
+    for i, part in enumerate(_CODE_SPAN_RE.split(_clean(text))):
+        if i % 2:
+            out.append(_code_span(part))
+        else:
+            out.append(_refs_markup(_EMPHASIS_RE.sub(lambda m: f"{_I}{m.group(1)}{_R}", part)))
+    return "".join(out)
+
+
+def _one_line(text, api, page):
+    """Inline markup on text that must stay on one line (a term, a heading)."""
+    words = " ".join(inline_markup(text).split()).split(" ")
+    return _markup(" ".join(_escape_word(w) for w in words), api, page)
+
+
+def _see_also_refs(text):
+    """(name, section) of every reference in a SEE ALSO paragraph; bare names are section 3."""
+    refs = []
+    for item in re.split(r"\s*,\s*", " ".join(_clean(text).split()).rstrip(".")):
+        m = re.fullmatch(r"`?([A-Za-z][\w.+-]*?)`?(?:\(([1-9])\))?", item)
+        if not m:
+            raise ValueError(f"SEE ALSO: {item!r} is not NAME(N)")
+        refs.append((m.group(1), m.group(2) or "3"))
+    return refs
+
+
+def overview_th(api):
+    package = api.package or "nbdpp"
+    return f'.TH {overview_page(api).upper()} 3 "{MAN_DATE}" "{package}" "{package} C API"'
+
+
+def overview_sections(api):
+    """[(title, kind, content)]: kind "blocks" with content [(subsection or None, blocks)], or
+    kind "refs" (SEE ALSO) with content as .BR arguments."""
+    page = overview_page(api)
+    out = []
+    for kind, value, _ in api.overview:
+        if kind == "sh":
+            out.append((value, "blocks", [(None, [])]))
+            continue
+        title, _, subsections = out[-1]
+        blocks = subsections[-1][1]
+        if kind == "ss":
+            subsections.append((roff_escape(value), []))
+        elif title == "SEE ALSO":
+            if kind != "para":
+                raise ValueError("SEE ALSO holds only NAME(N) references")
+            refs = _see_also_refs(value)
+            prev = out[-1][2] if out[-1][1] == "refs" else []
+            out[-1] = (title, "refs", prev + [f"{roff_escape(n)} ({s})" for n, s in refs])
+        elif kind == "para":
+            blocks.append(("para", _fill(inline_markup(value), api, page)))
+        elif kind == "list":
+            blocks.append(("list", [_fill(inline_markup(v), api, page) or ["\\&"] for v in value]))
+        elif kind == "steps":
+            blocks.append(("steps", [(f"{n}.", _fill(inline_markup(v), api, page))
+                                     for n, v in value]))
+        elif kind == "tags":
+            # A term without markup of its own is set in bold.
+            terms = [t if re.search(r"[`*]", t) else f"`{t}`" for t, _ in value]
+            blocks.append(("terms", [(_one_line(t, api, page), _fill(inline_markup(v), api, page))
+                                     for t, (_, v) in zip(terms, value)]))
+        elif kind == "code":
+            blocks.append(("code", _code(value)))
+    # .BR lines: a comma after every entry but the last.
+    return [(t, k, [f"{r}," for r in c[:-1]] + c[-1:] if k == "refs" else c) for t, k, c in out]

@@ -6,14 +6,17 @@ import re
 from .load import Node, SpecError, load_abi
 from .model import (ARG_KINDS, CLOSURE_ARG_KINDS, LIFETIMES, LINK_RE, POINTER_KINDS, RET_KINDS,
                     RET_WITHOUT_ERROR, STATE_BITS, Api, Arg, Call, Closure, ClosureArg,
-                    MetaNamespace, Value, ValueSet, doc_blocks)
+                    MarkupError, MetaNamespace, Value, ValueSet, doc_blocks, markup_blocks)
 
 SNAKE = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
 UPPER = re.compile(r"^[A-Z][A-Z0-9_]*$")
 TOP_KEYS = {"schema", "package", "symbol_versions", "frozen", "frozen_abi", "environment", "states",
-            "enums", "flags", "constants", "meta_contexts", "closures", "calls"}
+            "enums", "flags", "constants", "meta_contexts", "closures", "calls", "overview"}
 CALL_KEYS = {"since", "args", "optargs", "ret", "ret_type", "states", "locked", "may_fail", "handle",
-             "status", "setting", "short", "doc", "see_also"}
+             "status", "setting", "short", "doc", "see_also", "example", "errors"}
+ERRNO = re.compile(r"^E[A-Z0-9]+$")
+# Columns an EXAMPLE line may take: man indents the code by 11 of the 80 columns it renders.
+EXAMPLE_WIDTH = 69
 # Return kinds a generated getter (setting: FIELD) can produce from a handle field.
 SETTING_GETTER_RETS = {"bool", "enum", "flags", "string"}
 ARG_KEYS = {"name", "kind", "type", "closure", "lifetime", "len", "persist", "allowed"}
@@ -209,16 +212,54 @@ def _call(ck, name, c, api_sets, closures, versions, states):
     doc = c.get("doc", "")
     if not isinstance(doc, str) or not doc.strip():
         ck.err(c.line, f"{what}: missing 'doc'")
+    example = _example(ck, name, c)
+    errors = []
+    if "errors" in c:
+        raw_errors = c["errors"]
+        if not isinstance(raw_errors, dict) or not raw_errors:
+            ck.err(c.line_of("errors"), f"{what}: 'errors' must map errno names to sentences")
+        elif not may_fail:
+            ck.err(c.line_of("errors"), f"{what}: a call that cannot fail has no 'errors'")
+        else:
+            for errno, text in raw_errors.items():
+                line = raw_errors.line_of(errno) if isinstance(raw_errors, Node) else c.line
+                if not ERRNO.match(str(errno)):
+                    ck.err(line, f"{what}: errors: {errno!r} is not an errno name such as ERANGE")
+                elif not isinstance(text, str) or not text.rstrip().endswith("."):
+                    ck.err(line, f"{what}: errors: {errno} needs a sentence ending in a period")
+                else:
+                    errors.append((str(errno), " ".join(text.split())))
     return Call(name=name, line=c.line, since=since, args=args, optargs=optargs, ret=ret,
                 ret_type=ret_type, states=call_states, locked=bool(c.get("locked", True)),
                 may_fail=bool(may_fail), handle=handle, pending=status == "pending",
                 setting=str(setting or ""),
-                short=short or "", doc=doc or "", see_also=list(c.get("see_also") or []))
+                short=short or "", doc=doc or "", see_also=list(c.get("see_also") or []),
+                example=example, errors=errors)
+
+
+def _example(ck, name, c):
+    """The call's EXAMPLE program: verbatim C that mentions the call and fits the page."""
+    if "example" not in c:
+        return ""
+    what, example = f"call {name}", c["example"]
+    line = c.line_of("example")
+    if not isinstance(example, str) or not example.strip():
+        ck.err(line, f"{what}: 'example' must be a block of C code")
+        return ""
+    if not re.search(rf"\bnbd_{name}\b", example):
+        ck.err(line, f"{what}: 'example' does not use nbd_{name}")
+    for n, text in enumerate(example.rstrip("\n").split("\n"), line + 1):
+        if "\t" in text:
+            ck.err(n, f"{what}: example: use spaces, not tabs")
+        elif len(text) > EXAMPLE_WIDTH:
+            ck.err(n, f"{what}: example: line is {len(text)} columns, more than {EXAMPLE_WIDTH}")
+    return example.rstrip("\n") + "\n"
 
 
 def _check_links(ck, api, raw_calls):
     names = {c.c_name for c in api.calls} | {c.c_type for c in api.closures} | {"nbd_handle"}
     consts = set(api.environment)
+    consts |= {f"LIBNBD_HAVE_{n.upper()}" for n in names - {"nbd_handle"}}   # libnbd.h.j2
     for vs in api.enums + api.flags + api.constants:
         consts |= {f"LIBNBD_{vs.prefix}_{v.name}" for v in vs.values}
         if vs.kind == "flags":
@@ -231,12 +272,46 @@ def _check_links(ck, api, raw_calls):
             consts |= {f"LIBNBD_{v.name}" for v in values}
     for c in api.calls:
         raw = raw_calls[c.name]
-        for word in LINK_RE.findall(c.doc):
-            if word not in names and word not in consts:
-                ck.err(raw.line_of("doc"), f"call {c.name}: doc mentions unknown {word!r}")
+        texts = [("doc", c.doc), ("example", c.example)] + [("errors", t) for _, t in c.errors]
+        for key, text in texts:
+            for word in LINK_RE.findall(text):
+                if word not in names and word not in consts:
+                    ck.err(raw.line_of(key), f"call {c.name}: {key} mentions unknown {word!r}")
         for other in c.see_also:
             if other not in api.call_map:
                 ck.err(raw.line_of("see_also"), f"call {c.name}: see_also names unknown call {other!r}")
+    return names | consts
+
+
+def _overview(ck, raw, spec, known):
+    """Parses the overview page's source (overview: PATH, relative to the spec) and checks that
+    every name it mentions exists.  Messages name the source's own lines."""
+    if "overview" not in raw:
+        return []
+    rel = raw["overview"]
+    if not isinstance(rel, str) or not rel:
+        ck.err(raw.line_of("overview"), "spec: 'overview' must be a path relative to the spec")
+        return []
+    path = os.path.join(os.path.dirname(spec), rel)
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as e:
+        ck.err(raw.line_of("overview"), f"spec: overview: cannot read {rel}: {e.strerror}")
+        return []
+    where = os.path.basename(path)
+    try:
+        blocks = markup_blocks(text)
+    except MarkupError as e:
+        ck.errors.append(f"{where}:{e.line}: {e}")
+        return []
+    if not blocks or blocks[0][:2] != ("sh", "NAME"):
+        ck.errors.append(f"{where}:1: the first section must be ## NAME")
+    for n, line in enumerate(text.split("\n"), 1):
+        for word in LINK_RE.findall(line):
+            if word not in known:
+                ck.errors.append(f"{where}:{n}: mentions unknown {word!r}")
+    return blocks
 
 
 def _check_frozen(ck, api, spec, frozen_abi):
@@ -296,7 +371,8 @@ def validate(raw, path):
               enums=[e for e in enums if e], flags=[f for f in flags if f],
               constants=[c for c in consts if c], meta=meta, closures=closures, calls=calls,
               value_sets=api_sets, closure_map=closure_map, call_map={c.name: c for c in calls})
-    _check_links(ck, api, raw_calls)
+    known = _check_links(ck, api, raw_calls)
+    api.overview = _overview(ck, raw, path, known)
     _check_frozen(ck, api, path, raw.get("frozen_abi"))
     for c in api.calls:
         doc_blocks(c.doc)

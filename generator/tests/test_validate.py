@@ -74,7 +74,54 @@ CASES = [
     ("argument names unique", "{name: offset, kind: uint64}]\n    optargs: [{name: flags",
      "{name: buf, kind: uint64}]\n    optargs: [{name: flags",
      "call pread: argument name 'buf' is used twice", "  pread:"),
+    ("example uses its call", "        return nbd_pread (h, buf, sizeof buf, 0, 0) == -1;\n",
+     "        return 0;\n", "call pread: 'example' does not use nbd_pread", "    example: |"),
+    ("example names resolve", "        char buf[512];\n", "        char buf[512]; nbd_gone ();\n",
+     "call pread: example mentions unknown 'nbd_gone'", "    example: |"),
+    ("example fits the page", "        char buf[512];\n", "        char buf[512];" + " " * 60 + "\n",
+     "call pread: example: line is 76 columns, more than 69", "char buf[512];"),
+    ("errors are errno names", "      ERANGE: count", "      Erange: count",
+     "call pread: errors: 'Erange' is not an errno name", "Erange: count"),
+    ("errors are sentences", "ERANGE: count is more than the buf can take.",
+     "ERANGE: count is more than the buf can take",
+     "call pread: errors: ERANGE needs a sentence ending in a period", "ERANGE: count"),
+    ("infallible calls list no errors", "    ret_type: mode\n    may_fail: false\n",
+     "    ret_type: mode\n    may_fail: false\n    errors: {EIO: Never.}\n",
+     "call get_mode: a call that cannot fail has no 'errors'", "errors: {EIO: Never.}"),
+    ("overview file exists", "overview: mini-overview.md", "overview: missing.md",
+     "spec: overview: cannot read missing.md", "overview: missing.md"),
 ]
+
+# (rule, text to replace in mini-overview.md, replacement, expected message, text on its line)
+OVERVIEW_CASES = [
+    ("overview names resolve", "another, mentioning nbd_close", "another, mentioning nbd_gone",
+     "mentions unknown 'nbd_gone'", "nbd_gone"),
+    ("sections are upper case", "## DESCRIPTION\n", "## Description\n",
+     "section title 'Description' must be upper case", "## Description"),
+    ("NAME comes first", "## NAME\n", "## NAMES\n", "the first section must be ## NAME", None),
+    ("fences are closed", "cc prog.c -lnbd\n```\n", "cc prog.c -lnbd\n",
+     "code fence is not closed", "```"),
+    ("comments are closed", "<!-- a comment inside a paragraph -->", "<!-- a comment",
+     "comment is not closed with -->", "<!-- a comment"),
+    ("backquotes pair up", "`a literal`,", "`a literal,", "unbalanced ` in this block",
+     "A paragraph that mentions"),
+    ("definitions follow a term", "LIBNBD_READ_DATA\n: a data chunk", ": a data chunk",
+     "a ': ' definition needs a term line before it", ": a data chunk"),
+    ("lists are not mixed", "2. the second step", "- the second step",
+     "a list mixes - items and numbered items", "1. the first step"),
+]
+
+
+def copy_fixtures(tmp, replace=None):
+    """Copies the fixture files into tmp, applying replace = {file: (old, new)}."""
+    fixtures = os.path.join(HERE, "fixtures")
+    for name in os.listdir(fixtures):
+        with open(os.path.join(fixtures, name), encoding="utf-8") as f:
+            text = f.read()
+        if replace and name in replace:
+            text = text.replace(*replace[name])
+        with open(os.path.join(tmp, name), "w", encoding="utf-8") as f:
+            f.write(text)
 
 
 def line_of(text, marker):
@@ -101,20 +148,34 @@ class ValidatorRules(unittest.TestCase):
                 self.assertEqual(original.count(old), 1, f"fixture text for {rule!r} not unique")
                 text = original.replace(old, new)
                 with tempfile.TemporaryDirectory() as tmp:
+                    copy_fixtures(tmp, {"mini.yaml": (old, new)})
                     path = os.path.join(tmp, "mini.yaml")
-                    with open(path, "w", encoding="utf-8") as f:
-                        f.write(text)
-                    with open(os.path.join(HERE, "fixtures", "mini-abi.txt"), encoding="utf-8") as src, \
-                            open(os.path.join(tmp, "mini-abi.txt"), "w", encoding="utf-8") as dst:
-                        dst.write(src.read())
                     with self.assertRaises(SpecError) as ctx:
                         validate(load(path), path)
                 expected = f"mini.yaml:{line_of(text, marker)}: {message}"
                 self.assertTrue(any(l.startswith(expected) for l in str(ctx.exception).split("\n")),
                                 f"{rule}: wanted {expected!r} in:\n{ctx.exception}")
 
+    def test_each_overview_rule_rejects_its_fixture(self):
+        with open(os.path.join(HERE, "fixtures", "mini-overview.md"), encoding="utf-8") as f:
+            original = f.read()
+        for rule, old, new, message, marker in OVERVIEW_CASES:
+            with self.subTest(rule=rule):
+                self.assertEqual(original.count(old), 1, f"overview text for {rule!r} not unique")
+                text = original.replace(old, new)
+                with tempfile.TemporaryDirectory() as tmp:
+                    copy_fixtures(tmp, {"mini-overview.md": (old, new)})
+                    path = os.path.join(tmp, "mini.yaml")
+                    with self.assertRaises(SpecError) as ctx:
+                        validate(load(path), path)
+                line = line_of(text, marker) if marker else 1
+                expected = f"mini-overview.md:{line}: {message}"
+                self.assertTrue(any(l.startswith(expected) for l in str(ctx.exception).split("\n")),
+                                f"{rule}: wanted {expected!r} in:\n{ctx.exception}")
+
     def test_every_rule_has_a_case(self):
-        self.assertEqual(len({c[0] for c in CASES}), len(CASES))
+        rules = [c[0] for c in CASES + OVERVIEW_CASES]
+        self.assertEqual(len(set(rules)), len(rules))
 
 
 if __name__ == "__main__":

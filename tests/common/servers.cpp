@@ -427,7 +427,8 @@ bool valid_section_name(const std::string& name) {
   return !name.empty() && name != "generic" && name.find_first_of("[]\n") == std::string::npos;
 }
 
-Attempt start_nbd_server_once(const std::vector<NbdServerExport>& exports, bool unix_socket) {
+Attempt start_nbd_server_once(const std::vector<NbdServerExport>& exports, bool unix_socket,
+                              const std::vector<std::string>& generic_config) {
   Attempt attempt;
   TmpDir dir = server_dir();
   Address address{"", kLoopback, free_tcp_port(), exports.front().name};
@@ -442,6 +443,8 @@ Attempt start_nbd_server_once(const std::vector<NbdServerExport>& exports, bool 
     address.unix_socket = dir.path() + "/sock";
     config += "    unixsock = " + address.unix_socket + "\n";
   }
+  for (const auto& line : generic_config)
+    config += "    " + line + "\n";
   // nbd-server may listen on the Unix socket only, so readiness is probed where uri() points.
   for (const auto& exp : exports) {
     // The daemon runs in /, so relative paths would point elsewhere.
@@ -617,7 +620,8 @@ std::unique_ptr<Server> start_qemu_nbd(std::string image, std::string format, st
   });
 }
 
-std::unique_ptr<Server> start_nbd_server(std::vector<NbdServerExport> exports, bool unix_socket) {
+std::unique_ptr<Server> start_nbd_server(std::vector<NbdServerExport> exports, bool unix_socket,
+                                         std::vector<std::string> generic_config) {
   if (exports.empty()) {
     ADD_FAILURE() << "start_nbd_server: no exports";
     return nullptr;
@@ -634,7 +638,14 @@ std::unique_ptr<Server> start_nbd_server(std::vector<NbdServerExport> exports, b
     ADD_FAILURE() << "start_nbd_server: PR_SET_CHILD_SUBREAPER: " << errno_text(errno);
     return nullptr;
   }
-  return start_with_retries(true, [&]() { return start_nbd_server_once(exports, unix_socket); });
+  for (const auto& line : generic_config) {
+    if (line.find_first_of("[]\n") != std::string::npos) {
+      ADD_FAILURE() << "start_nbd_server: \"" << line << "\" cannot go into [generic]";
+      return nullptr;
+    }
+  }
+  return start_with_retries(true,
+                            [&]() { return start_nbd_server_once(exports, unix_socket, generic_config); });
 }
 
 bool have_program(const char* name) {

@@ -106,8 +106,11 @@ struct NbdServerExport {
 // nbd-server always daemonizes (its -d serves a single client and exits), so this process becomes a
 // child subreaper (PR_SET_CHILD_SUBREAPER, for the rest of its life): the daemon and its
 // per-connection children are then reparented to us, and can be signalled as a group and reaped.
-// With unix_socket, it also listens on DIR/sock, and uri() names that socket.
-std::unique_ptr<Server> start_nbd_server(std::vector<NbdServerExport> exports, bool unix_socket = false);
+// With unix_socket, it also listens on DIR/sock, and uri() names that socket.  generic_config adds
+// "key = value" lines to [generic], e.g. for TLS: certfile, keyfile, cacertfile (nbd-server then
+// requires a client certificate), force_tls = true.
+std::unique_ptr<Server> start_nbd_server(std::vector<NbdServerExport> exports, bool unix_socket = false,
+                                         std::vector<std::string> generic_config = {});
 
 // Whether name is an executable file on $PATH (or at that path if name has a slash).
 bool have_program(const char* name);

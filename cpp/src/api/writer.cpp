@@ -97,15 +97,15 @@ void WriterThread::loop() {
     if (failed) {
       for (int i = 0; i < n; ++i)
         done += iov[i].iov_len;  // the handle is dying: drop the data
-    } else if (send_all(h_.sock_fd.load(std::memory_order_acquire), iov, n, &done) == -1) {
+    } else if (send_all(h_.sock_fd.load(std::memory_order_acquire), iov, n, *q) == -1) {
       failed = true;
       unlocked_concurrent_writer_error(h_, errno_or(errno, EIO));
     }
-    q->sent(done);
+    q->sent(done);  // what send_all sent it already reported as it went
   }
 }
 
-int WriterThread::send_all(int fd, struct iovec* iov, int n, size_t* sent) {
+int WriterThread::send_all(int fd, struct iovec* iov, int n, OutQueue& q) {
   struct msghdr msg {};
   msg.msg_iov = iov;
   msg.msg_iovlen = static_cast<size_t>(n);
@@ -125,7 +125,7 @@ int WriterThread::send_all(int fd, struct iovec* iov, int n, size_t* sent) {
       }
       continue;
     }
-    *sent += static_cast<size_t>(r);
+    q.progress(static_cast<size_t>(r));  // the handle may now release what the server has
     // Step over what went out: whole iovecs, then into the first partial one.
     auto left = static_cast<size_t>(r);
     while (msg.msg_iovlen > 0 && left >= msg.msg_iov->iov_len) {

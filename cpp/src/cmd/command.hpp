@@ -62,6 +62,7 @@ struct Command {
   Closure<nbd_chunk_callback> chunk;
   Closure<nbd_extent_callback> extent;
   uint64_t wire_offset = 0;  // where its request starts in the handle's outgoing stream
+  uint64_t wire_end = 0;     // and where it (with a write's payload) ends
   int error = 0;            // the first error seen; 0 while the command succeeds
   Coverage covered;         // a structured read's bytes covered by data or hole chunks
 };

@@ -147,6 +147,7 @@ int64_t issue_command(nbd_handle& h, const CommandSpec& spec, Closure<nbd_comple
   h.out.append_copy(req, sizeof req);
   if (c.type == kCmdWrite)
     h.out.append_ref(spec.data, spec.count);
+  c.wire_end = h.out.end_offset();
   const auto cookie = static_cast<int64_t>(c.cookie);
   h.cmds.emplace(c.cookie, std::move(cmd));  // c may be retired (and freed) from here on
   // Send now, as far as the socket takes it; replies wait for the caller's next poll or

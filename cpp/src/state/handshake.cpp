@@ -31,9 +31,24 @@ void expect(nbd_handle& h, size_t len) {
 }
 
 // A receive that hit the end of the stream or an error during the handshake.
-Transition recv_failed(Io io) {
-  if (io == Io::Eof)
+// The server hung up (EOF, a reset or a broken pipe) during the handshake.  Right after TLS
+// is up that is how a server refuses a client certificate under TLS 1.3 (the client's side of
+// the TLS handshake already finished), so the error says so, with one errno whichever way the
+// hang-up showed.
+Transition hung_up(const nbd_handle& h) {
+  if (h.tls_negotiated)
+    set_error(ECONNRESET, "handshake: the server closed the connection after TLS was set up "
+                          "(did it refuse the client certificate?)");
+  else
     set_error(ECONNRESET, "server closed the connection during the handshake");
+  return Transition::Fail;
+}
+
+bool is_hang_up(int err) { return err == ECONNRESET || err == EPIPE; }
+
+Transition recv_failed(const nbd_handle& h, Io io) {
+  if (io == Io::Eof || (io == Io::Error && is_hang_up(last_errno())))
+    return hung_up(h);
   return Transition::Fail;
 }
 
@@ -44,7 +59,7 @@ std::optional<Transition> receive(nbd_handle& h) {
     return std::nullopt;
   if (io == Io::Again)
     return Transition::Block;
-  return recv_failed(io);
+  return recv_failed(h, io);
 }
 
 bool tls_required(const nbd_handle& h) { return h.tls == LIBNBD_TLS_REQUIRE; }
@@ -241,8 +256,12 @@ Transition option_error(nbd_handle& h) {
   std::string about;
   if (opt == kOptGo || opt == kOptInfo || opt == kOptExportName)
     about = " for export \"" + h.export_name + "\"";
-  set_error(err, "server replied with error to %s%s%s%s", opt_name(opt), about.c_str(),
-            msg.empty() ? "" : ": ", msg.c_str());
+  if (h.reply_type == kRepErrTlsReqd)
+    set_error(err, "handshake: the server requires TLS first (see nbd_set_tls)%s%s",
+              msg.empty() ? "" : ": ", msg.c_str());
+  else
+    set_error(err, "server replied with error to %s%s%s%s", opt_name(opt), about.c_str(),
+              msg.empty() ? "" : ": ", msg.c_str());
   if (!h.opt_user)
     return Transition::Fail;  // the automatic handshake cannot go on without its export
   h.opt_todo.clear();
@@ -501,7 +520,7 @@ Transition h_newstyle_opt_send(nbd_handle& h) {
   if (io == Io::Again)
     return Transition::Block;
   if (io == Io::Error)
-    return Transition::Fail;
+    return is_hang_up(last_errno()) ? hung_up(h) : Transition::Fail;
   switch (h.opt_current) {
     case kOptExportName:
       expect(h, 8 + 2 + ((h.gflags & kFlagNoZeroes) != 0 ? 0 : kHandshakePadding));

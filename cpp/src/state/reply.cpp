@@ -34,6 +34,17 @@ void expect_header(nbd_handle& h) {
   h.rlen = 4;
 }
 
+// Whether the whole request (and a write's payload) has left the handle: a server cannot
+// answer what it has not received, and the payload buffer must not be released mid-send.
+bool request_sent(nbd_handle& h, const nbd::Command& c) {
+  // The writer thread reports each send right after it returns; a reply can only overtake
+  // that report by a moment, so wait for it briefly (a server answering an unsent request
+  // makes this time out).
+  if (writer_drains_out(h))
+    return h.out.wait_sent(c.wire_end, std::chrono::milliseconds(1000));
+  return h.out.sent_offset() >= c.wire_end;
+}
+
 nbd::Command* find_command(nbd_handle& h, uint64_t cookie) {
   auto it = h.cmds.find(cookie);
   return it == h.cmds.end() ? nullptr : it->second.get();
@@ -109,13 +120,14 @@ Transition structured_payload(nbd_handle& h) {
       std::vector<uint32_t> entries((len - 4) / 4);
       for (size_t i = 0; i < entries.size(); ++i)
         entries[i] = get32(p + 4 + 4 * i);
-      // Every extent must make progress, and together they must stay inside the export
-      // (proto.md "Block status": the last one may run past the request, not past the end).
+      // Every extent must make progress and start inside the request, and together they must
+      // stay inside the export (proto.md "Block status": the last may run past the request).
       uint64_t covered = 0;
       bool valid = c.offset <= h.exportsize;  // (strict mode off lets a request start past it)
       for (size_t i = 0; i < entries.size() && valid; i += 2) {
+        const bool starts_inside = covered < c.count;  // only the last may end past the request
         covered += entries[i];
-        valid = entries[i] != 0 && covered <= h.exportsize - c.offset;
+        valid = entries[i] != 0 && starts_inside && covered <= h.exportsize - c.offset;
       }
       if (!valid) {
         command_error(c, EPROTO);
@@ -161,6 +173,8 @@ Transition structured_header(nbd_handle& h) {
   h.rcmd = find_command(h, cookie);
   if (h.rcmd == nullptr)
     return reply_protocol_error("reply for unknown cookie %" PRIu64, cookie);
+  if (!request_sent(h, *h.rcmd))
+    return reply_protocol_error("reply for cookie %" PRIu64 " before its request was sent", cookie);
   nbd::Command& c = *h.rcmd;
   if (h.rtype == kReplyTypeNone && h.rlength != 0)
     return reply_protocol_error("NBD_REPLY_TYPE_NONE with a payload (cookie %" PRIu64 ")", cookie);
@@ -215,6 +229,8 @@ Transition simple_header(nbd_handle& h) {
   h.rcmd = find_command(h, cookie);
   if (h.rcmd == nullptr)
     return reply_protocol_error("reply for unknown cookie %" PRIu64, cookie);
+  if (!request_sent(h, *h.rcmd))
+    return reply_protocol_error("reply for cookie %" PRIu64 " before its request was sent", cookie);
   nbd::Command& c = *h.rcmd;
   h.rflags = kReplyFlagDone;
   h.rtype = kReplyTypeNone;
@@ -225,6 +241,11 @@ Transition simple_header(nbd_handle& h) {
     return Transition::Next;
   }
   if (c.type == kCmdRead) {
+    // With structured replies a read's data must come in chunks (proto.md "Structured
+    // replies"); only an error may be a simple reply.
+    if (h.structured_replies)
+      return reply_protocol_error("simple reply with data to a read (cookie %" PRIu64
+                                  ") although structured replies were negotiated", cookie);
     // A simple reply to a read carries exactly the requested bytes.
     h.rtype = kReplyTypeOffsetData;
     h.roffset = c.offset;

@@ -101,8 +101,10 @@ class GnutlsTransport final : public TlsTransport {
       gnutls_datum_t why{};
       const unsigned status = gnutls_session_get_verify_cert_status(session_);
       gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509, &why, 0);
-      set_error(EACCES, "TLS: the server's certificate was not accepted: %s",
-                why.data != nullptr ? reinterpret_cast<const char*>(why.data) : "unknown reason");
+      std::string text = why.data != nullptr ? reinterpret_cast<const char*>(why.data) : "unknown reason";
+      while (!text.empty() && (text.back() == ' ' || text.back() == '.'))
+        text.pop_back();  // GnuTLS ends it with ". "; ours adds ": strerror"
+      set_error(EACCES, "TLS: the server's certificate was not accepted: %s", text.c_str());
       gnutls_free(why.data);
       return TlsStep::Error;
     }
@@ -110,8 +112,12 @@ class GnutlsTransport final : public TlsTransport {
       set_error(last_io_errno_, "TLS handshake: %s", gnutls_strerror(r));
       return TlsStep::Error;
     }
-    // The peer refused us (a wrong PSK, no client certificate, no common cipher...).
-    set_error(ECONNREFUSED, "TLS handshake failed: %s", gnutls_strerror(r));
+    // Garbage where TLS records belong is a protocol violation (a downgrade attempt, or not
+    // a TLS server at all); anything else is the peer refusing us (a wrong PSK, a client
+    // certificate it does not accept, no common cipher...).
+    const bool garbage = r == GNUTLS_E_UNEXPECTED_PACKET || r == GNUTLS_E_UNEXPECTED_PACKET_LENGTH ||
+                         r == GNUTLS_E_UNSUPPORTED_VERSION_PACKET || r == GNUTLS_E_DECRYPTION_FAILED;
+    set_error(garbage ? EPROTO : ECONNREFUSED, "TLS handshake failed: %s", gnutls_strerror(r));
     return TlsStep::Error;
   }
 
@@ -154,7 +160,7 @@ class GnutlsTransport final : public TlsTransport {
       return false;
     }
     if (!key) {
-      set_error(ENOENT, "TLS: username %s was not found in the PSK file %s", s.username.c_str(),
+      set_error(EINVAL, "TLS: username %s was not found in the PSK file %s", s.username.c_str(),
                 s.psk_file.c_str());
       return false;
     }

@@ -1,0 +1,52 @@
+//! Safe Rust binding of nbdpp, a Network Block Device (NBD) client library whose C ABI is a
+//! drop-in replacement for libnbd 1.14 (`libnbd.so.0`).
+//!
+//! The binding is generated from the same `api.yaml` as the C header: every call of the C API
+//! that takes a handle is a method of [`Handle`] with the same name (`nbd_pread` is
+//! [`Handle::pread`]), documented with the text of its man page.  Under it, [`sys`] declares the
+//! C API as it is.
+//!
+//! - A [`Handle`] closes itself when dropped.  It is [`Send`] and [`Sync`]: the C library takes a
+//!   lock per handle, so one handle may be shared between threads (in an `Arc`).
+//! - Calls that can fail return [`Result`]; an [`Error`] carries the errno and message, and
+//!   tells whether the handle is dead ([`Error::is_fatal`]) or may be used again.
+//! - Enums are Rust enums ([`Tls`]), flag sets are typed bit sets ([`CmdFlags`]).  An optional
+//!   flags argument takes `None` or a set.
+//! - Callbacks are closures (`FnMut(...) -> i32 + Send + 'static`), boxed and handed to the C
+//!   library, which frees them exactly once.  An optional callback takes `None` or a value of its
+//!   callback type ([`CompletionCallback::new`]).  A panic in a callback makes the callback fail
+//!   and is resumed by the method during which it ran.
+//! - Asynchronous reads and writes take an [`AioBuffer`], which the command leases until it
+//!   retires, so the library never writes to memory Rust code is reading.
+//!
+//! ```no_run
+//! # fn main() -> nbd::Result<()> {
+//! let h = nbd::Handle::new()?;
+//! h.connect_uri("nbd+unix:///?socket=/tmp/nbd.sock")?;
+//! let mut buf = vec![0u8; 512];
+//! h.pread(&mut buf, 0, None)?;
+//! h.pwrite(&buf, 512, nbd::CmdFlags::FUA)?;
+//! println!("{} bytes", h.get_size()?);
+//! # Ok(())
+//! # }
+//! ```
+#![warn(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+use std::ffi::{c_char, c_int, c_uint, c_void};
+
+mod buffer;
+mod callback;
+mod error;
+mod handle;
+mod sockaddr;
+pub mod sys;
+
+pub use buffer::{AioBuffer, BufferMut, BufferRef};
+pub use callback::set_errno;
+pub use error::{Error, Result};
+pub use handle::Handle;
+pub use sockaddr::SockAddr;
+
+// Enums, flag sets, constants, callback types and the methods of Handle.
+include!(concat!(env!("NBDPP_RUST_GENERATED"), "/api.rs"));

@@ -1,0 +1,89 @@
+// Test 1: handle lifecycle: create, settings on a new handle, raw ownership, drop.
+mod common;
+
+use nbd::Handle;
+
+#[test]
+fn create_and_drop_many() {
+    for _ in 0..100 {
+        let h = Handle::new().unwrap();
+        assert!(h.aio_is_created());
+        assert!(!h.aio_is_ready());
+    }
+}
+
+#[test]
+fn handle_is_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Handle>();
+    assert_send_sync::<nbd::AioBuffer>();
+    assert_send_sync::<nbd::Error>();
+    // One handle shared by threads.
+    let h = std::sync::Arc::new(Handle::new().unwrap());
+    let threads: Vec<_> = (0..4)
+        .map(|i| {
+            let h = h.clone();
+            std::thread::spawn(move || {
+                h.set_handle_name(&format!("t{i}")).unwrap();
+                h.get_handle_name().unwrap()
+            })
+        })
+        .collect();
+    for t in threads {
+        assert!(t.join().unwrap().starts_with('t'));
+    }
+}
+
+#[test]
+fn package_and_version() {
+    let h = Handle::new().unwrap();
+    assert_eq!(h.get_package_name(), "nbdpp");
+    assert!(h.get_version().starts_with("1.14."), "{}", h.get_version());
+    assert!(h.supports_uri());
+}
+
+#[test]
+fn settings_round_trip() {
+    let h = Handle::new().unwrap();
+    h.set_handle_name("lifecycle").unwrap();
+    assert_eq!(h.get_handle_name().unwrap(), "lifecycle");
+    h.set_export_name("disk").unwrap();
+    assert_eq!(h.get_export_name().unwrap(), "disk");
+    assert_eq!(h.get_tls(), nbd::Tls::Disable);
+    h.set_tls(nbd::Tls::Allow).unwrap();
+    assert_eq!(h.get_tls(), nbd::Tls::Allow);
+    let strict = h.get_strict_mode();
+    assert!(strict.contains(nbd::StrictFlags::BOUNDS));
+    h.set_strict_mode(strict - nbd::StrictFlags::BOUNDS).unwrap();
+    assert!(!h.get_strict_mode().contains(nbd::StrictFlags::BOUNDS));
+    assert_eq!(h.set_private_data(42), 0);
+    assert_eq!(h.get_private_data(), 42);
+    assert!(!h.connection_state().unwrap().is_empty());
+}
+
+#[test]
+fn flags_behave_as_sets() {
+    use nbd::CmdFlags;
+    let f = CmdFlags::FUA | CmdFlags::DF;
+    assert_eq!(f.bits(), 0x05);
+    assert!(f.contains(CmdFlags::FUA) && !f.contains(CmdFlags::REQ_ONE));
+    assert_eq!(CmdFlags::from_bits(0x100), None);
+    assert_eq!(CmdFlags::from_bits_truncate(0x101), CmdFlags::FUA);
+    assert_eq!(CmdFlags::all().bits(), nbd::sys::LIBNBD_CMD_FLAG_MASK);
+    assert_eq!(!CmdFlags::all(), CmdFlags::empty());
+    assert_eq!(format!("{f:?}"), "CmdFlags(FUA | DF)");
+    assert_eq!(format!("{:?}", CmdFlags::from_bits_retain(0x101)), "CmdFlags(FUA | 0x100)");
+    assert_eq!(nbd::Tls::from_c_value(2), Some(nbd::Tls::Require));
+    assert_eq!(nbd::Tls::from_c_value(7), None);
+}
+
+#[test]
+fn raw_ownership() {
+    let h = Handle::new().unwrap();
+    h.set_handle_name("raw").unwrap();
+    let raw = h.into_raw();
+    // SAFETY: raw came from into_raw and nothing else owns it.
+    let h = unsafe { Handle::from_raw(raw) };
+    assert_eq!(h.as_raw(), raw);
+    assert_eq!(h.get_handle_name().unwrap(), "raw");
+}

@@ -1,0 +1,369 @@
+// nbd_stubs.c: the C stubs of the OCaml module NBD, one per call of api.yaml.
+// GENERATED from api.yaml by generator/generate.py: DO NOT EDIT.
+// Each stub: check the handle; convert the arguments (conversions that can raise come before
+// anything is allocated); copy strings and bytes out of the OCaml heap; box the closures; release
+// the runtime lock around calls that take the handle lock; call; take the lock back; copy results
+// in; free the copies; raise a callback's exception, then the call's error.  The helpers are in
+// nbdpp_runtime.c.
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <caml/alloc.h>
+#include <caml/callback.h>
+#include <caml/fail.h>
+#include <caml/memory.h>
+#include <caml/mlvalues.h>
+#include <caml/socketaddr.h>
+
+#include <libnbd.h>
+
+#include "nbdpp_ocaml.h"
+
+// MODE.t <-> int.  Constant constructors are numbered in declaration order.
+static int nbdpp_ocaml_mode_val(value v) {
+  if (Is_block(v))
+    return Int_val(Field(v, 0));
+  switch (Int_val(v)) {
+    case 0:
+      return LIBNBD_MODE_IDLE;
+    case 1:
+      return LIBNBD_MODE_BUSY;
+  }
+  return -1;
+}
+
+static value nbdpp_ocaml_alloc_mode(int r) {
+  CAMLparam0();
+  CAMLlocal1(rv);
+  switch (r) {
+    case LIBNBD_MODE_IDLE:
+      CAMLreturn(Val_int(0));
+    case LIBNBD_MODE_BUSY:
+      CAMLreturn(Val_int(1));
+  }
+  rv = caml_alloc(1, 0);
+  Store_field(rv, 0, Val_int(r));
+  CAMLreturn(rv);
+}
+
+// CMD_FLAG.t list <-> uint32_t.
+static uint32_t nbdpp_ocaml_cmd_val(value list) {
+  uint32_t r = 0;
+  for (; list != Val_emptylist; list = Field(list, 1)) {
+    const value f = Field(list, 0);
+    if (Is_block(f)) {
+      r |= (uint32_t)Long_val(Field(f, 0));
+      continue;
+    }
+    switch (Int_val(f)) {
+      case 0:
+        r |= LIBNBD_CMD_FLAG_FUA;
+        break;
+      case 1:
+        r |= LIBNBD_CMD_FLAG_DF;
+        break;
+    }
+  }
+  return r;
+}
+
+// nbd_completion_callback: runs the OCaml completion_callback; the caller holds the runtime lock.
+static int nbdpp_ocaml_completion_invoke(struct nbdpp_ocaml_closure *cl, int *error) {
+  CAMLparam0();
+  CAMLlocalN(args, 1);
+  CAMLlocal1(rv);
+  int r;
+  args[0] = nbdpp_ocaml_alloc_ref(*error);
+  rv = caml_callbackN_exn(cl->fn, 1, args);
+  if (Is_exception_result(rv)) {
+    r = nbdpp_ocaml_callback_raised(Extract_exception(rv), error);
+  } else {
+    r = Int_val(rv);
+    *error = Int_val(Field(args[0], 0));
+  }
+  CAMLreturnT(int, r);
+}
+
+static int nbdpp_ocaml_completion_trampoline(void *user_data, int *error) {
+  bool reacquired;
+  if (!nbdpp_ocaml_callback_enter(&reacquired))
+    return nbdpp_ocaml_callback_refused(error);
+  const int r = nbdpp_ocaml_completion_invoke(user_data, error);
+  nbdpp_ocaml_callback_leave(reacquired);
+  return r;
+}
+
+// Boxes fn (Val_unit: no callback) and keep (a value to hold alive, or Val_unit) for the C
+// library; sets *oom instead when memory runs out.
+static nbd_completion_callback nbdpp_ocaml_completion_closure(value fn, value keep, bool *oom) {
+  nbd_completion_callback c = {NULL, NULL, NULL};
+  if (fn == Val_unit && keep == Val_unit)
+    return c;
+  c.user_data = nbdpp_ocaml_closure_new(fn, keep);
+  if (c.user_data == NULL) {
+    *oom = true;
+    return c;
+  }
+  if (fn != Val_unit)
+    c.callback = nbdpp_ocaml_completion_trampoline;
+  c.free = nbdpp_ocaml_closure_free;
+  return c;
+}
+
+// nbd_chunk_callback: runs the OCaml chunk_callback; the caller holds the runtime lock.
+static int nbdpp_ocaml_chunk_invoke(struct nbdpp_ocaml_closure *cl, const void *subbuf,
+                                    size_t count, uint64_t offset, int *error) {
+  CAMLparam0();
+  CAMLlocalN(args, 3);
+  CAMLlocal1(rv);
+  int r;
+  args[0] = nbdpp_ocaml_copy_bytes(subbuf, count);
+  args[1] = caml_copy_int64((int64_t)offset);
+  args[2] = nbdpp_ocaml_alloc_ref(*error);
+  rv = caml_callbackN_exn(cl->fn, 3, args);
+  if (Is_exception_result(rv)) {
+    r = nbdpp_ocaml_callback_raised(Extract_exception(rv), error);
+  } else {
+    r = Int_val(rv);
+    *error = Int_val(Field(args[2], 0));
+  }
+  CAMLreturnT(int, r);
+}
+
+static int nbdpp_ocaml_chunk_trampoline(void *user_data, const void *subbuf, size_t count,
+                                        uint64_t offset, int *error) {
+  bool reacquired;
+  if (!nbdpp_ocaml_callback_enter(&reacquired))
+    return nbdpp_ocaml_callback_refused(error);
+  const int r = nbdpp_ocaml_chunk_invoke(user_data, subbuf, count, offset, error);
+  nbdpp_ocaml_callback_leave(reacquired);
+  return r;
+}
+
+// Boxes fn (Val_unit: no callback) and keep (a value to hold alive, or Val_unit) for the C
+// library; sets *oom instead when memory runs out.
+static nbd_chunk_callback nbdpp_ocaml_chunk_closure(value fn, value keep, bool *oom) {
+  nbd_chunk_callback c = {NULL, NULL, NULL};
+  if (fn == Val_unit && keep == Val_unit)
+    return c;
+  c.user_data = nbdpp_ocaml_closure_new(fn, keep);
+  if (c.user_data == NULL) {
+    *oom = true;
+    return c;
+  }
+  if (fn != Val_unit)
+    c.callback = nbdpp_ocaml_chunk_trampoline;
+  c.free = nbdpp_ocaml_closure_free;
+  return c;
+}
+
+// nbd_debug_callback: runs the OCaml debug_callback; the caller holds the runtime lock.
+static int nbdpp_ocaml_debug_invoke(struct nbdpp_ocaml_closure *cl, const char *context,
+                                    const char *msg) {
+  CAMLparam0();
+  CAMLlocalN(args, 2);
+  CAMLlocal1(rv);
+  int r;
+  args[0] = nbdpp_ocaml_copy_string(context);
+  args[1] = nbdpp_ocaml_copy_string(msg);
+  rv = caml_callbackN_exn(cl->fn, 2, args);
+  if (Is_exception_result(rv)) {
+    r = nbdpp_ocaml_callback_raised(Extract_exception(rv), NULL);
+  } else {
+    r = Int_val(rv);
+  }
+  CAMLreturnT(int, r);
+}
+
+static int nbdpp_ocaml_debug_trampoline(void *user_data, const char *context, const char *msg) {
+  bool reacquired;
+  if (!nbdpp_ocaml_callback_enter(&reacquired))
+    return nbdpp_ocaml_callback_refused(NULL);
+  const int r = nbdpp_ocaml_debug_invoke(user_data, context, msg);
+  nbdpp_ocaml_callback_leave(reacquired);
+  return r;
+}
+
+// Boxes fn (Val_unit: no callback) and keep (a value to hold alive, or Val_unit) for the C
+// library; sets *oom instead when memory runs out.
+static nbd_debug_callback nbdpp_ocaml_debug_closure(value fn, value keep, bool *oom) {
+  nbd_debug_callback c = {NULL, NULL, NULL};
+  if (fn == Val_unit && keep == Val_unit)
+    return c;
+  c.user_data = nbdpp_ocaml_closure_new(fn, keep);
+  if (c.user_data == NULL) {
+    *oom = true;
+    return c;
+  }
+  if (fn != Val_unit)
+    c.callback = nbdpp_ocaml_debug_trampoline;
+  c.free = nbdpp_ocaml_closure_free;
+  return c;
+}
+
+// nbd_close: close a handle
+value nbdpp_ocaml_close(value hv);
+value nbdpp_ocaml_close(value hv) {
+  CAMLparam1(hv);
+  CAMLlocal1(rv);
+  struct nbd_handle *h = nbdpp_ocaml_take_handle(hv);
+  nbdpp_ocaml_release();
+  nbd_close(h);
+  nbdpp_ocaml_acquire();
+  nbdpp_ocaml_drop_pending();
+  rv = Val_unit;
+  CAMLreturn(rv);
+}
+
+// nbd_set_mode: choose the mode
+value nbdpp_ocaml_set_mode(value hv, value modev);
+value nbdpp_ocaml_set_mode(value hv, value modev) {
+  CAMLparam2(hv, modev);
+  CAMLlocal1(rv);
+  struct nbd_handle *h = nbdpp_ocaml_handle(hv, "nbd_set_mode");
+  int mode = nbdpp_ocaml_mode_val(modev);
+  struct nbdpp_ocaml_error failure = {NULL, 0};
+  nbdpp_ocaml_release();
+  int r = nbd_set_mode(h, mode);
+  if (r == -1)
+    nbdpp_ocaml_save_error(&failure);
+  nbdpp_ocaml_acquire();
+  nbdpp_ocaml_raise_pending(&failure);
+  if (r == -1)
+    nbdpp_ocaml_raise_error(&failure, "nbd_set_mode");
+  rv = Val_unit;
+  CAMLreturn(rv);
+}
+
+// nbd_get_mode: read the mode
+value nbdpp_ocaml_get_mode(value hv);
+value nbdpp_ocaml_get_mode(value hv) {
+  CAMLparam1(hv);
+  CAMLlocal1(rv);
+  struct nbd_handle *h = nbdpp_ocaml_handle(hv, "nbd_get_mode");
+  nbdpp_ocaml_release();
+  int r = nbd_get_mode(h);
+  nbdpp_ocaml_acquire();
+  nbdpp_ocaml_raise_pending(NULL);
+  rv = nbdpp_ocaml_alloc_mode(r);
+  CAMLreturn(rv);
+}
+
+// nbd_pread: read data
+value nbdpp_ocaml_pread(value flagsv, value hv, value bufv, value offsetv);
+value nbdpp_ocaml_pread(value flagsv, value hv, value bufv, value offsetv) {
+  CAMLparam4(flagsv, hv, bufv, offsetv);
+  CAMLlocal1(rv);
+  struct nbd_handle *h = nbdpp_ocaml_handle(hv, "nbd_pread");
+  size_t count = caml_string_length(bufv);
+  uint64_t offset = (uint64_t)Int64_val(offsetv);
+  uint32_t flags = Is_none(flagsv) ? 0 : nbdpp_ocaml_cmd_val(Some_val(flagsv));
+  bool oom = false;
+  void *buf = nbdpp_ocaml_malloc(bufv, &oom);
+  if (oom) {
+    free(buf);
+    caml_raise_out_of_memory();
+  }
+  struct nbdpp_ocaml_error failure = {NULL, 0};
+  nbdpp_ocaml_release();
+  int r = nbd_pread(h, buf, count, offset, flags);
+  if (r == -1)
+    nbdpp_ocaml_save_error(&failure);
+  nbdpp_ocaml_acquire();
+  if (r != -1)
+    memcpy(Bytes_val(bufv), buf, count);
+  free(buf);
+  nbdpp_ocaml_raise_pending(&failure);
+  if (r == -1)
+    nbdpp_ocaml_raise_error(&failure, "nbd_pread");
+  rv = Val_unit;
+  CAMLreturn(rv);
+}
+
+// nbd_aio_pread: start reading data
+value nbdpp_ocaml_aio_pread(value completion_callbackv, value flagsv, value hv, value bufv,
+                            value offsetv, value chunk_callbackv);
+value nbdpp_ocaml_aio_pread(value completion_callbackv, value flagsv, value hv, value bufv,
+                            value offsetv, value chunk_callbackv) {
+  CAMLparam5(completion_callbackv, flagsv, hv, bufv, offsetv);
+  CAMLxparam1(chunk_callbackv);
+  CAMLlocal1(rv);
+  struct nbd_handle *h = nbdpp_ocaml_handle(hv, "nbd_aio_pread");
+  size_t count = nbdpp_ocaml_buffer_size(bufv);
+  void *buf = nbdpp_ocaml_buffer_data(bufv);
+  uint64_t offset = (uint64_t)Int64_val(offsetv);
+  uint32_t flags = Is_none(flagsv) ? 0 : nbdpp_ocaml_cmd_val(Some_val(flagsv));
+  bool oom = false;
+  nbd_chunk_callback chunk_callback = nbdpp_ocaml_chunk_closure(chunk_callbackv, Val_unit, &oom);
+  nbd_completion_callback completion_callback =
+      nbdpp_ocaml_completion_closure(nbdpp_ocaml_option_fn(completion_callbackv), bufv, &oom);
+  if (oom) {
+    nbdpp_ocaml_closure_free(chunk_callback.user_data);
+    nbdpp_ocaml_closure_free(completion_callback.user_data);
+    caml_raise_out_of_memory();
+  }
+  struct nbdpp_ocaml_error failure = {NULL, 0};
+  nbdpp_ocaml_release();
+  int64_t r = nbd_aio_pread(h, buf, count, offset, chunk_callback, completion_callback, flags);
+  if (r == -1)
+    nbdpp_ocaml_save_error(&failure);
+  nbdpp_ocaml_acquire();
+  nbdpp_ocaml_raise_pending(&failure);
+  if (r == -1)
+    nbdpp_ocaml_raise_error(&failure, "nbd_aio_pread");
+  rv = caml_copy_int64(r);
+  CAMLreturn(rv);
+}
+
+value nbdpp_ocaml_aio_pread_byte(value *argv, int argn);
+value nbdpp_ocaml_aio_pread_byte(value *argv, int argn) {
+  (void)argn;
+  return nbdpp_ocaml_aio_pread(argv[0], argv[1], argv[2], argv[3], argv[4], argv[5]);
+}
+
+// nbd_set_debug_callback: set the debug callback
+value nbdpp_ocaml_set_debug_callback(value hv, value debug_callbackv);
+value nbdpp_ocaml_set_debug_callback(value hv, value debug_callbackv) {
+  CAMLparam2(hv, debug_callbackv);
+  CAMLlocal1(rv);
+  struct nbd_handle *h = nbdpp_ocaml_handle(hv, "nbd_set_debug_callback");
+  bool oom = false;
+  nbd_debug_callback debug_callback = nbdpp_ocaml_debug_closure(debug_callbackv, Val_unit, &oom);
+  if (oom) {
+    nbdpp_ocaml_closure_free(debug_callback.user_data);
+    caml_raise_out_of_memory();
+  }
+  struct nbdpp_ocaml_error failure = {NULL, 0};
+  nbdpp_ocaml_release();
+  int r = nbd_set_debug_callback(h, debug_callback);
+  if (r == -1)
+    nbdpp_ocaml_save_error(&failure);
+  nbdpp_ocaml_acquire();
+  nbdpp_ocaml_raise_pending(&failure);
+  if (r == -1)
+    nbdpp_ocaml_raise_error(&failure, "nbd_set_debug_callback");
+  rv = Val_unit;
+  CAMLreturn(rv);
+}
+
+// nbd_get_name: get the handle name
+value nbdpp_ocaml_get_name(value hv);
+value nbdpp_ocaml_get_name(value hv) {
+  CAMLparam1(hv);
+  CAMLlocal1(rv);
+  struct nbd_handle *h = nbdpp_ocaml_handle(hv, "nbd_get_name");
+  struct nbdpp_ocaml_error failure = {NULL, 0};
+  char *r = nbd_get_name(h);
+  if (r == NULL)
+    nbdpp_ocaml_save_error(&failure);
+  if (r != NULL) {
+    rv = caml_copy_string(r);
+    free(r);
+  }
+  nbdpp_ocaml_raise_pending(&failure);
+  if (r == NULL)
+    nbdpp_ocaml_raise_error(&failure, "nbd_get_name");
+  CAMLreturn(rv);
+}

@@ -1,0 +1,643 @@
+// api.rs: the safe layer of the nbd crate, one item per enum, flag set, constant, closure kind and
+// call of api.yaml (included by src/lib.rs).
+// GENERATED from api.yaml by generator/generate.py: DO NOT EDIT.
+//
+// Each method converts its arguments (strings, leases on AioBuffers, closures last, since from
+// then on the C library owns them), makes the C call inside a CallScope (which hands a callback's
+// panic back to this thread) and turns a failure into an Error.
+
+use crate::buffer::Lease;
+#[allow(unused_imports)]
+use crate::callback::{c_string, free_box, invoke, CStringList, CallScope, ClosureBox};
+
+/// Values of the `LIBNBD_MODE_*` constants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(i32)]
+pub enum Mode {
+    /// do nothing
+    ///
+    /// C: `LIBNBD_MODE_IDLE`.
+    Idle = 0,
+    /// do something
+    ///
+    /// C: `LIBNBD_MODE_BUSY`.
+    Busy = 1,
+}
+
+impl Mode {
+    /// Every value, in the order of the C constants.
+    pub const ALL: [Mode; 2] = [
+        Mode::Idle,
+        Mode::Busy,
+    ];
+
+    /// The C value.
+    pub const fn to_c(self) -> i32 {
+        self as i32
+    }
+
+    /// The value with this C number, if there is one.
+    pub const fn from_c_value(value: i32) -> Option<Self> {
+        match value {
+            0 => Some(Mode::Idle),
+            1 => Some(Mode::Busy),
+            _ => None,
+        }
+    }
+
+    #[allow(dead_code)]
+    pub(crate) fn from_c(value: c_int, call: &str) -> Result<Self> {
+        Self::from_c_value(value).ok_or_else(|| Error::unknown_value(call, value))
+    }
+}
+
+/// A set of `LIBNBD_CMD_FLAG_*` flags.
+///
+/// Bits the library does not know are kept as they are; [`Self::all`] is `LIBNBD_CMD_FLAG_MASK`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct CmdFlags(u32);
+
+impl CmdFlags {
+    /// force unit access
+    ///
+    /// C: `LIBNBD_CMD_FLAG_FUA`.
+    pub const FUA: Self = Self(0x1);
+    /// do not fragment
+    ///
+    /// C: `LIBNBD_CMD_FLAG_DF`.
+    pub const DF: Self = Self(0x4);
+    const NAMED: [(&'static str, u32); 2] = [
+        ("FUA", 0x1),
+        ("DF", 0x4),
+    ];
+
+    /// No flag.
+    pub const fn empty() -> Self {
+        Self(0)
+    }
+
+    /// Every flag the library knows (C: `LIBNBD_CMD_FLAG_MASK`).
+    pub const fn all() -> Self {
+        Self(0x5)
+    }
+
+    /// The C value.
+    pub const fn bits(self) -> u32 {
+        self.0
+    }
+
+    /// The set with these bits, or `None` if one of them is not a known flag.
+    pub const fn from_bits(bits: u32) -> Option<Self> {
+        if bits & !Self::all().0 == 0 {
+            Some(Self(bits))
+        } else {
+            None
+        }
+    }
+
+    /// The set with these bits, unknown ones dropped.
+    pub const fn from_bits_truncate(bits: u32) -> Self {
+        Self(bits & Self::all().0)
+    }
+
+    /// The set with exactly these bits, unknown ones kept (they reach the C library as they are).
+    pub const fn from_bits_retain(bits: u32) -> Self {
+        Self(bits)
+    }
+
+    /// Whether no bit is set.
+    pub const fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// Whether every known flag is set.
+    pub const fn is_all(self) -> bool {
+        self.0 & Self::all().0 == Self::all().0
+    }
+
+    /// Whether every bit of `other` is set in `self`.
+    pub const fn contains(self, other: Self) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// Whether `self` and `other` have a bit in common.
+    pub const fn intersects(self, other: Self) -> bool {
+        self.0 & other.0 != 0
+    }
+
+    /// The bits of either.
+    pub const fn union(self, other: Self) -> Self {
+        Self(self.0 | other.0)
+    }
+
+    /// The bits of both.
+    pub const fn intersection(self, other: Self) -> Self {
+        Self(self.0 & other.0)
+    }
+
+    /// The bits of `self` that are not in `other`.
+    pub const fn difference(self, other: Self) -> Self {
+        Self(self.0 & !other.0)
+    }
+
+    /// Sets the bits of `other`.
+    pub fn insert(&mut self, other: Self) {
+        self.0 |= other.0;
+    }
+
+    /// Clears the bits of `other`.
+    pub fn remove(&mut self, other: Self) {
+        self.0 &= !other.0;
+    }
+
+    /// Flips the bits of `other`.
+    pub fn toggle(&mut self, other: Self) {
+        self.0 ^= other.0;
+    }
+
+    /// Sets (`value` true) or clears the bits of `other`.
+    pub fn set(&mut self, other: Self, value: bool) {
+        if value {
+            self.insert(other);
+        } else {
+            self.remove(other);
+        }
+    }
+}
+
+impl std::ops::BitOr for CmdFlags {
+    type Output = Self;
+    fn bitor(self, other: Self) -> Self {
+        self.union(other)
+    }
+}
+
+impl std::ops::BitOrAssign for CmdFlags {
+    fn bitor_assign(&mut self, other: Self) {
+        self.insert(other);
+    }
+}
+
+impl std::ops::BitAnd for CmdFlags {
+    type Output = Self;
+    fn bitand(self, other: Self) -> Self {
+        self.intersection(other)
+    }
+}
+
+impl std::ops::BitAndAssign for CmdFlags {
+    fn bitand_assign(&mut self, other: Self) {
+        self.0 &= other.0;
+    }
+}
+
+impl std::ops::BitXor for CmdFlags {
+    type Output = Self;
+    fn bitxor(self, other: Self) -> Self {
+        Self(self.0 ^ other.0)
+    }
+}
+
+impl std::ops::BitXorAssign for CmdFlags {
+    fn bitxor_assign(&mut self, other: Self) {
+        self.toggle(other);
+    }
+}
+
+impl std::ops::Sub for CmdFlags {
+    type Output = Self;
+    fn sub(self, other: Self) -> Self {
+        self.difference(other)
+    }
+}
+
+impl std::ops::SubAssign for CmdFlags {
+    fn sub_assign(&mut self, other: Self) {
+        self.remove(other);
+    }
+}
+
+impl std::ops::Not for CmdFlags {
+    type Output = Self;
+    /// The known flags not in `self`.
+    fn not(self) -> Self {
+        Self(!self.0 & Self::all().0)
+    }
+}
+
+impl FromIterator<CmdFlags> for CmdFlags {
+    fn from_iter<I: IntoIterator<Item = Self>>(iter: I) -> Self {
+        iter.into_iter().fold(Self::empty(), Self::union)
+    }
+}
+
+impl From<CmdFlags> for u32 {
+    fn from(flags: CmdFlags) -> u32 {
+        flags.0
+    }
+}
+
+impl std::fmt::Debug for CmdFlags {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        crate::callback::fmt_flags(f, "CmdFlags", self.0, &Self::NAMED)
+    }
+}
+
+/// C: `LIBNBD_READ_DATA`.
+pub const READ_DATA: u32 = 1;
+
+/// C: `LIBNBD_READ_HOLE`.
+pub const READ_HOLE: u32 = 2;
+
+/// The "base:" metadata context namespace
+///
+/// C: `LIBNBD_NAMESPACE_BASE`.
+pub const NAMESPACE_BASE: &str = "base:";
+
+/// The "base:allocation" metadata context
+///
+/// C: `LIBNBD_CONTEXT_BASE_ALLOCATION`.
+pub const CONTEXT_BASE_ALLOCATION: &str = "base:allocation";
+
+/// C: `LIBNBD_STATE_HOLE`.
+pub const STATE_HOLE: u32 = 1;
+
+type CompletionCallbackFn = dyn FnMut(&mut i32) -> i32 + Send + 'static;
+
+/// A callback of the `nbd_completion_callback` kind.
+///
+/// A boxed `FnMut(&mut i32) -> i32 + Send`; the C library frees it exactly once.
+///
+/// C: `nbd_completion_callback`.
+pub struct CompletionCallback(Box<CompletionCallbackFn>);
+
+impl CompletionCallback {
+    /// Boxes `f`.
+    pub fn new(f: impl FnMut(&mut i32) -> i32 + Send + 'static) -> Self {
+        Self(Box::new(f))
+    }
+
+    // Gives the callable to C; keep rides along until the closure is freed.
+    #[allow(dead_code)]
+    pub(crate) fn into_c(self, keep: Option<Lease>) -> sys::nbd_completion_callback {
+        let user_data = ClosureBox::<CompletionCallbackFn>::into_raw(Some(self.0), keep);
+        let free = free_box::<CompletionCallbackFn>;
+        sys::nbd_completion_callback {
+            callback: Some(completion_trampoline),
+            user_data,
+            free: Some(free),
+        }
+    }
+
+    // No callable: the C API's NBD_NULL_*, or a closure with only .free when keep is set.
+    #[allow(dead_code)]
+    pub(crate) fn into_c_option(
+        cb: Option<Self>,
+        keep: Option<Lease>,
+    ) -> sys::nbd_completion_callback {
+        match (cb, keep) {
+            (Some(cb), keep) => cb.into_c(keep),
+            (None, None) => sys::nbd_completion_callback {
+                callback: None,
+                user_data: std::ptr::null_mut(),
+                free: None,
+            },
+            (None, keep) => {
+                let user_data = ClosureBox::<CompletionCallbackFn>::into_raw(None, keep);
+                let free = free_box::<CompletionCallbackFn>;
+                sys::nbd_completion_callback { callback: None, user_data, free: Some(free) }
+            }
+        }
+    }
+}
+
+impl<F: FnMut(&mut i32) -> i32 + Send + 'static> From<F> for CompletionCallback {
+    fn from(f: F) -> Self {
+        Self::new(f)
+    }
+}
+
+impl std::fmt::Debug for CompletionCallback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CompletionCallback")
+    }
+}
+
+unsafe extern "C" fn completion_trampoline(user_data: *mut c_void, error: *mut c_int) -> c_int {
+    unsafe {
+        invoke::<CompletionCallbackFn>(user_data, error, |f| {
+            let mut error_slot = 0;
+            let error = crate::callback::int_arg(error, &mut error_slot);
+            f(error)
+        })
+    }
+}
+
+type ChunkCallbackFn = dyn FnMut(&[u8], u64, &mut i32) -> i32 + Send + 'static;
+
+/// A callback of the `nbd_chunk_callback` kind.
+///
+/// A boxed `FnMut(&[u8], u64, &mut i32) -> i32 + Send`; the C library frees it exactly once.
+///
+/// C: `nbd_chunk_callback`.
+pub struct ChunkCallback(Box<ChunkCallbackFn>);
+
+impl ChunkCallback {
+    /// Boxes `f`.
+    pub fn new(f: impl FnMut(&[u8], u64, &mut i32) -> i32 + Send + 'static) -> Self {
+        Self(Box::new(f))
+    }
+
+    // Gives the callable to C; keep rides along until the closure is freed.
+    #[allow(dead_code)]
+    pub(crate) fn into_c(self, keep: Option<Lease>) -> sys::nbd_chunk_callback {
+        let user_data = ClosureBox::<ChunkCallbackFn>::into_raw(Some(self.0), keep);
+        let free = free_box::<ChunkCallbackFn>;
+        sys::nbd_chunk_callback {
+            callback: Some(chunk_trampoline),
+            user_data,
+            free: Some(free),
+        }
+    }
+
+    // No callable: the C API's NBD_NULL_*, or a closure with only .free when keep is set.
+    #[allow(dead_code)]
+    pub(crate) fn into_c_option(
+        cb: Option<Self>,
+        keep: Option<Lease>,
+    ) -> sys::nbd_chunk_callback {
+        match (cb, keep) {
+            (Some(cb), keep) => cb.into_c(keep),
+            (None, None) => sys::nbd_chunk_callback {
+                callback: None,
+                user_data: std::ptr::null_mut(),
+                free: None,
+            },
+            (None, keep) => {
+                let user_data = ClosureBox::<ChunkCallbackFn>::into_raw(None, keep);
+                let free = free_box::<ChunkCallbackFn>;
+                sys::nbd_chunk_callback { callback: None, user_data, free: Some(free) }
+            }
+        }
+    }
+}
+
+impl<F: FnMut(&[u8], u64, &mut i32) -> i32 + Send + 'static> From<F> for ChunkCallback {
+    fn from(f: F) -> Self {
+        Self::new(f)
+    }
+}
+
+impl std::fmt::Debug for ChunkCallback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ChunkCallback")
+    }
+}
+
+unsafe extern "C" fn chunk_trampoline(
+    user_data: *mut c_void,
+    subbuf: *const c_void,
+    count: usize,
+    offset: u64,
+    error: *mut c_int,
+) -> c_int {
+    unsafe {
+        invoke::<ChunkCallbackFn>(user_data, error, |f| {
+            let subbuf = crate::callback::bytes_arg(subbuf, count);
+            let mut error_slot = 0;
+            let error = crate::callback::int_arg(error, &mut error_slot);
+            f(subbuf, offset, error)
+        })
+    }
+}
+
+type DebugCallbackFn = dyn FnMut(&str, &str) -> i32 + Send + 'static;
+
+/// A callback of the `nbd_debug_callback` kind.
+///
+/// A boxed `FnMut(&str, &str) -> i32 + Send`; the C library frees it exactly once.
+///
+/// C: `nbd_debug_callback`.
+pub struct DebugCallback(Box<DebugCallbackFn>);
+
+impl DebugCallback {
+    /// Boxes `f`.
+    pub fn new(f: impl FnMut(&str, &str) -> i32 + Send + 'static) -> Self {
+        Self(Box::new(f))
+    }
+
+    // Gives the callable to C; keep rides along until the closure is freed.
+    #[allow(dead_code)]
+    pub(crate) fn into_c(self, keep: Option<Lease>) -> sys::nbd_debug_callback {
+        let user_data = ClosureBox::<DebugCallbackFn>::into_raw(Some(self.0), keep);
+        let free = free_box::<DebugCallbackFn>;
+        sys::nbd_debug_callback {
+            callback: Some(debug_trampoline),
+            user_data,
+            free: Some(free),
+        }
+    }
+
+    // No callable: the C API's NBD_NULL_*, or a closure with only .free when keep is set.
+    #[allow(dead_code)]
+    pub(crate) fn into_c_option(
+        cb: Option<Self>,
+        keep: Option<Lease>,
+    ) -> sys::nbd_debug_callback {
+        match (cb, keep) {
+            (Some(cb), keep) => cb.into_c(keep),
+            (None, None) => sys::nbd_debug_callback {
+                callback: None,
+                user_data: std::ptr::null_mut(),
+                free: None,
+            },
+            (None, keep) => {
+                let user_data = ClosureBox::<DebugCallbackFn>::into_raw(None, keep);
+                let free = free_box::<DebugCallbackFn>;
+                sys::nbd_debug_callback { callback: None, user_data, free: Some(free) }
+            }
+        }
+    }
+}
+
+impl<F: FnMut(&str, &str) -> i32 + Send + 'static> From<F> for DebugCallback {
+    fn from(f: F) -> Self {
+        Self::new(f)
+    }
+}
+
+impl std::fmt::Debug for DebugCallback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DebugCallback")
+    }
+}
+
+unsafe extern "C" fn debug_trampoline(
+    user_data: *mut c_void,
+    context: *const c_char,
+    msg: *const c_char,
+) -> c_int {
+    unsafe {
+        invoke::<DebugCallbackFn>(user_data, std::ptr::null_mut(), |f| {
+            let context = crate::callback::str_arg(context);
+            let msg = crate::callback::str_arg(msg);
+            f(&context, &msg)
+        })
+    }
+}
+
+impl Handle {
+    /// Choose the mode.
+    ///
+    /// Sets the mode; see [`Handle::get_mode`].
+    ///
+    /// - [`Mode::Busy`] keeps it busy
+    /// - [`Mode::Idle`] lets it rest
+    ///
+    /// The handle must be newly created.
+    ///
+    /// See also [`Handle::get_mode`].
+    ///
+    /// C: `nbd_set_mode(3)`.
+    pub fn set_mode(&self, mode: Mode) -> Result<()> {
+        let scope = CallScope::enter();
+        let r = unsafe { sys::nbd_set_mode(self.h, mode as c_int) };
+        scope.finish();
+        if r == -1 {
+            return Err(self.last_error());
+        }
+        Ok(())
+    }
+
+    /// Read the mode.
+    ///
+    /// Returns the mode.
+    ///
+    /// C: `nbd_get_mode(3)`.
+    pub fn get_mode(&self) -> Mode {
+        let scope = CallScope::enter();
+        let r = unsafe { sys::nbd_get_mode(self.h) };
+        scope.finish();
+        Mode::from_c(r, "nbd_get_mode").expect("a known value")
+    }
+
+    /// Read data.
+    ///
+    /// Reads into buf:
+    ///
+    /// ```text
+    /// nbd_pread (h, buf, sizeof buf, 0, 0);
+    /// ```
+    ///
+    /// The handle must be connected with the server.
+    ///
+    /// # Errors
+    ///
+    /// - `ERANGE`: count is more than the buf can take.
+    ///
+    /// See also [`Handle::aio_pread`].
+    ///
+    /// C: `nbd_pread(3)`.
+    pub fn pread(
+        &self,
+        buf: &mut [u8],
+        offset: u64,
+        flags: impl Into<Option<CmdFlags>>,
+    ) -> Result<()> {
+        let scope = CallScope::enter();
+        let r = unsafe {
+            sys::nbd_pread(
+                self.h,
+                buf.as_mut_ptr() as *mut c_void,
+                buf.len(),
+                offset,
+                flags.into().unwrap_or_default().bits(),
+            )
+        };
+        scope.finish();
+        if r == -1 {
+            return Err(self.last_error());
+        }
+        Ok(())
+    }
+
+    /// Start reading data.
+    ///
+    /// Starts a read; the [`ChunkCallback`] sees each chunk.
+    ///
+    /// `buf` is leased to the command until it retires (see [`AioBuffer`]): reading or writing it
+    /// from Rust before then fails, and the library never touches it afterwards. The completion
+    /// callback may already use it.
+    ///
+    /// The handle must be connected with the server.
+    ///
+    /// See also [`Handle::pread`].
+    ///
+    /// C: `nbd_aio_pread(3)`.
+    pub fn aio_pread(
+        &self,
+        buf: &AioBuffer,
+        offset: u64,
+        chunk_callback: impl FnMut(&[u8], u64, &mut i32) -> i32 + Send + 'static,
+        completion_callback: impl Into<Option<CompletionCallback>>,
+        flags: impl Into<Option<CmdFlags>>,
+    ) -> Result<u64> {
+        let buf_lease = buf.lease(true, "nbd_aio_pread", "buf")?;
+        let buf_ptr = buf_lease.as_ptr();
+        let buf_len = buf_lease.len();
+        let chunk_callback = ChunkCallback::new(chunk_callback).into_c(None);
+        let completion_callback =
+            CompletionCallback::into_c_option(completion_callback.into(), Some(buf_lease));
+        let scope = CallScope::enter();
+        let r = unsafe {
+            sys::nbd_aio_pread(
+                self.h,
+                buf_ptr as *mut c_void,
+                buf_len,
+                offset,
+                chunk_callback,
+                completion_callback,
+                flags.into().unwrap_or_default().bits(),
+            )
+        };
+        scope.finish();
+        if r == -1 {
+            return Err(self.last_error());
+        }
+        Ok(r as u64)
+    }
+
+    /// Set the debug callback.
+    ///
+    /// Sends debug messages to a callback.
+    ///
+    /// C: `nbd_set_debug_callback(3)`.
+    pub fn set_debug_callback(
+        &self,
+        debug_callback: impl FnMut(&str, &str) -> i32 + Send + 'static,
+    ) -> Result<()> {
+        let debug_callback = DebugCallback::new(debug_callback).into_c(None);
+        let scope = CallScope::enter();
+        let r = unsafe { sys::nbd_set_debug_callback(self.h, debug_callback) };
+        scope.finish();
+        if r == -1 {
+            return Err(self.last_error());
+        }
+        Ok(())
+    }
+
+    /// Get the handle name.
+    ///
+    /// Returns a copy the caller frees.
+    ///
+    /// C: `nbd_get_name(3)`.
+    pub fn get_name(&self) -> Result<String> {
+        let scope = CallScope::enter();
+        let r = unsafe { sys::nbd_get_name(self.h) };
+        scope.finish();
+        if r.is_null() {
+            return Err(self.last_error());
+        }
+        Ok(unsafe { crate::callback::take_c_string(r) })
+    }
+}

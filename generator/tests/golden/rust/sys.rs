@@ -1,0 +1,85 @@
+// sys.rs: the raw layer of the nbd crate, libnbd.h spelled in Rust (included by src/sys.rs).
+// GENERATED from api.yaml by generator/generate.py: DO NOT EDIT.
+//
+// Every function, closure struct and constant of the C API, with C types.  Nothing here checks
+// anything: the safe layer (api.rs, src/) is what upholds the C contract.
+
+// ---- Closure structs: {callback, user_data, free}, the C library calls free exactly once.
+
+/// C: `nbd_completion_callback`.
+#[repr(C)]
+pub struct nbd_completion_callback {
+    pub callback: Option<unsafe extern "C" fn(*mut c_void, *mut c_int) -> c_int>,
+    pub user_data: *mut c_void,
+    pub free: Option<unsafe extern "C" fn(*mut c_void)>,
+}
+
+/// C: `nbd_chunk_callback`.
+#[repr(C)]
+pub struct nbd_chunk_callback {
+    pub callback: Option<
+        unsafe extern "C" fn(*mut c_void, *const c_void, usize, u64, *mut c_int) -> c_int,
+    >,
+    pub user_data: *mut c_void,
+    pub free: Option<unsafe extern "C" fn(*mut c_void)>,
+}
+
+/// C: `nbd_debug_callback`.
+#[repr(C)]
+pub struct nbd_debug_callback {
+    pub callback: Option<unsafe extern "C" fn(*mut c_void, *const c_char, *const c_char) -> c_int>,
+    pub user_data: *mut c_void,
+    pub free: Option<unsafe extern "C" fn(*mut c_void)>,
+}
+
+// ---- Constants.
+
+pub const LIBNBD_MODE_IDLE: c_int = 0;
+pub const LIBNBD_MODE_BUSY: c_int = 1;
+pub const LIBNBD_CMD_FLAG_FUA: u32 = 0x1;
+pub const LIBNBD_CMD_FLAG_DF: u32 = 0x4;
+pub const LIBNBD_CMD_FLAG_MASK: u32 = 0x5;
+pub const LIBNBD_READ_DATA: c_uint = 1;
+pub const LIBNBD_READ_HOLE: c_uint = 2;
+pub const LIBNBD_NAMESPACE_BASE: &str = "base:";
+pub const LIBNBD_CONTEXT_BASE_ALLOCATION: &str = "base:allocation";
+pub const LIBNBD_STATE_HOLE: c_uint = 1;
+
+// ---- Functions.
+
+extern "C" {
+    /// `nbd_close(3)`: close a handle.
+    pub fn nbd_close(h: *mut nbd_handle);
+
+    /// `nbd_set_mode(3)`: choose the mode.
+    pub fn nbd_set_mode(h: *mut nbd_handle, mode: c_int) -> c_int;
+
+    /// `nbd_get_mode(3)`: read the mode.
+    pub fn nbd_get_mode(h: *mut nbd_handle) -> c_int;
+
+    /// `nbd_pread(3)`: read data.
+    pub fn nbd_pread(
+        h: *mut nbd_handle,
+        buf: *mut c_void,
+        count: usize,
+        offset: u64,
+        flags: u32,
+    ) -> c_int;
+
+    /// `nbd_aio_pread(3)`: start reading data.
+    pub fn nbd_aio_pread(
+        h: *mut nbd_handle,
+        buf: *mut c_void,
+        count: usize,
+        offset: u64,
+        chunk_callback: nbd_chunk_callback,
+        completion_callback: nbd_completion_callback,
+        flags: u32,
+    ) -> i64;
+
+    /// `nbd_set_debug_callback(3)`: set the debug callback.
+    pub fn nbd_set_debug_callback(h: *mut nbd_handle, debug_callback: nbd_debug_callback) -> c_int;
+
+    /// `nbd_get_name(3)`: get the handle name.
+    pub fn nbd_get_name(h: *mut nbd_handle) -> *mut c_char;
+}

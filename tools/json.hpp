@@ -1,0 +1,43 @@
+// json.hpp: a small streaming JSON writer (indented, valid UTF-8 out whatever comes in).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace nbdpp {
+
+// Appends one JSON document to a string: begin/end nest objects and arrays, key() names the next
+// member of an object, and the value calls write one value.  Commas and indentation are
+// automatic.  Strings that are not valid UTF-8 (export names are bytes) get U+FFFD for each
+// bad byte, so the output always parses.
+class JsonWriter {
+ public:
+  explicit JsonWriter(std::string& out) : out_(out) {}
+
+  void begin_object() { open('{'); }
+  void end_object() { close('}'); }
+  void begin_array() { open('['); }
+  void end_array() { close(']'); }
+
+  void key(std::string_view name);
+  void string(std::string_view s);
+  void boolean(bool b);
+  void number(int64_t n);
+  void number(uint64_t n);
+  void null();
+
+ private:
+  void open(char c);
+  void close(char c);
+  void before_value();
+  void newline();
+  void quote(std::string_view s);
+
+  std::string& out_;
+  std::vector<bool> has_members_;  // per open container: whether it has a member yet
+  bool after_key_ = false;
+};
+
+}  // namespace nbdpp
