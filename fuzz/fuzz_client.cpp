@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 
 #include "session.hpp"
 
@@ -20,7 +21,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   nbd_fuzz::BufferServer server(sv[0], data + 1, size - 1);
   const nbd_fuzz::Outcome out = nbd_fuzz::run_session(nbd_fuzz::Settings::decode(data[0]), sv[1], server);
   ::close(sv[0]);
-  static const bool expect_clean = std::getenv("NBD_FUZZ_EXPECT_CLEAN") != nullptr;
+  static const bool expect_clean = [] {
+    const char* s = std::getenv("NBD_FUZZ_EXPECT_CLEAN");
+    return s != nullptr && *s != '\0' && std::strcmp(s, "0") != 0;
+  }();
   if (expect_clean && !out.clean()) {
     std::fprintf(stderr, "nbd_fuzz: the input did not replay to a clean session: %s\n", out.summary().c_str());
     std::abort();

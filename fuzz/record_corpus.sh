@@ -10,19 +10,21 @@ dir=$(mktemp -d)
 trap 'for p in "$dir"/*.pid; do [ -f "$p" ] && kill "$(cat "$p")" 2>/dev/null; done; rm -rf "$dir"' EXIT
 cd "$dir"
 
-# seed NAME SETTINGS SERVER...: starts SERVER (nbdkit arguments, or "qemu" IMAGE FORMAT),
+# seed NAME SETTINGS SERVER...: starts SERVER (nbdkit arguments, or qemu IMAGE FORMAT),
 # records one session, stops the server.
 seed() {
   name=$1 settings=$2
   shift 2
-  rm -f s.sock s.pid
+  # A socket and pid file of its own: the last server may still be exiting (and unlinking).
+  sock="$dir/$name.sock" pid="$dir/$name.pid"
   if [ "$1" = qemu ]; then
-    qemu-nbd -k "$dir/s.sock" -f "$3" -t --fork --pid-file="$dir/s.pid" "$2"
+    cp "$2" "$name.img"  # and an image of its own: the last server may still hold its lock
+    qemu-nbd -k "$sock" -f "$3" -t --fork --pid-file="$pid" "$name.img"
   else
-    nbdkit -P "$dir/s.pid" -U "$dir/s.sock" "$@"
+    nbdkit -P "$pid" -U "$sock" "$@"
   fi
-  "$record" "$dir/s.sock" "$settings" "$out/$name"
-  kill "$(cat s.pid)"
+  "$record" "$sock" "$settings" "$out/$name"
+  kill "$(cat "$pid")"
 }
 
 # Settings bits (fuzz/session.hpp): 1 opt mode, 2 no structured replies, 4 no strict mode,

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 
 namespace nbd_fuzz {
 namespace {
@@ -48,7 +49,9 @@ struct Command {
   const char* name;
   uint64_t offset = 0;
   size_t count = 0;
-  Buffer* buf = nullptr;  // reads and writes
+  // Reads and writes.  Freed by the completion, as a caller may do once a command has
+  // completed: a library that still touched it would be caught by ASan (or valgrind).
+  std::unique_ptr<Buffer> buf;
   Life completion, chunk, extent;
   int error = -1;
   Outcome* out = nullptr;
@@ -59,6 +62,11 @@ int on_completion(void* ud, int* error) {
   if (++c->completion.calls != 1)
     finding("a completion callback ran twice");
   c->error = *error;
+  if (c->buf) {
+    if (!c->buf->guards_intact())
+      finding("bytes were written outside a command's buffer");
+    c->buf.reset();
+  }
   ++c->out->completed;
   if (*error != 0)
     ++c->out->failed;
@@ -68,6 +76,8 @@ int on_completion(void* ud, int* error) {
 int on_chunk(void* ud, const void* subbuf, size_t count, uint64_t offset, unsigned status, int*) {
   auto* c = static_cast<Command*>(ud);
   ++c->chunk.calls;
+  if (!c->buf)
+    finding("a chunk callback ran after its command had completed");
   const auto* p = static_cast<const uint8_t*>(subbuf);
   // The chunk must lie inside the command's buffer, where its offset says.
   if (offset < c->offset || offset - c->offset > c->count || count > c->count - (offset - c->offset) ||
@@ -88,9 +98,15 @@ int on_extent(void* ud, const char* context, uint64_t offset, uint32_t* entries,
     finding("an extent callback was given a bad context name");
   if (offset != c->offset || n == 0 || n % 2 != 0)
     finding("an extent callback was given a bad offset or entry count");
-  for (size_t i = 0; i < n; i += 2)
+  // Every extent advances, and only the last may reach past the request (proto.md "Block status").
+  uint64_t covered = 0;
+  for (size_t i = 0; i < n; i += 2) {
     if (entries[i] == 0)
       finding("an extent callback was given an extent of length 0");
+    if (covered >= c->count)
+      finding("an extent callback was given an extent starting past the request");
+    covered += entries[i];
+  }
   return 0;
 }
 
@@ -120,7 +136,6 @@ nbd_completion_callback completion_of(Command& c) { return {on_completion, &c, [
 // Everything the session owns, outliving the handle (closures are freed by nbd_close).
 struct State {
   Outcome out;
-  Buffer read_buf{512}, structured_buf{1024}, write_buf{512};
   std::array<Command, 8> cmds{};
   Life debug, list, context;
   std::array<Life, 4> opt_completions{};
@@ -137,21 +152,28 @@ void record_error(Outcome& out) {
 // Issues every command once the handle is connected: the same calls, in the same order, on
 // every run (the cookies then match a recording).
 void issue_commands(nbd_handle* h, State& st) {
-  for (size_t i = 0; i < 512; ++i)
-    st.write_buf.data()[i] = static_cast<uint8_t>(i * 31 + 7);
-  const char* names[] = {"pread", "pread_structured", "pwrite", "flush", "trim", "cache", "zero", "block_status"};
+  struct Shape {
+    const char* name;
+    uint64_t offset;
+    size_t count;
+    bool buffer;
+  };
+  static constexpr Shape shapes[] = {{"pread", 0, 512, true},        {"pread_structured", 512, 1024, true},
+                                     {"pwrite", 2048, 512, true},    {"flush", 0, 0, false},
+                                     {"trim", 4096, 512, false},     {"cache", 0, 512, false},
+                                     {"zero", 8192, 512, false},     {"block_status", 0, 65536, false}};
   for (size_t i = 0; i < st.cmds.size(); ++i) {
-    st.cmds[i].name = names[i];
-    st.cmds[i].out = &st.out;
+    Command& c = st.cmds[i];
+    c.name = shapes[i].name;
+    c.offset = shapes[i].offset;
+    c.count = shapes[i].count;
+    c.out = &st.out;
+    if (shapes[i].buffer)
+      c.buf = std::make_unique<Buffer>(c.count);
   }
   Command* c = st.cmds.data();
-  c[0].buf = &st.read_buf, c[0].offset = 0, c[0].count = 512;
-  c[1].buf = &st.structured_buf, c[1].offset = 512, c[1].count = 1024;
-  c[2].buf = &st.write_buf, c[2].offset = 2048, c[2].count = 512;
-  c[4].offset = 4096, c[4].count = 512;
-  c[5].offset = 0, c[5].count = 512;
-  c[6].offset = 8192, c[6].count = 512;
-  c[7].offset = 0, c[7].count = 65536;
+  for (size_t i = 0; i < c[2].count; ++i)
+    c[2].buf->data()[i] = static_cast<uint8_t>(i * 31 + 7);
   int64_t r[8];
   r[0] = nbd_aio_pread(h, c[0].buf->data(), c[0].count, c[0].offset, completion_of(c[0]), 0);
   r[1] = nbd_aio_pread_structured(h, c[1].buf->data(), c[1].count, c[1].offset,
@@ -372,8 +394,9 @@ Outcome run_session(const Settings& settings, int client_fd, Server& server) {
     finding("the session did not end");
   st.out.closed = nbd_aio_is_closed(h) == 1;
   nbd_close(h);
-  if (!st.read_buf.guards_intact() || !st.structured_buf.guards_intact() || !st.write_buf.guards_intact())
-    finding("bytes were written outside a command's buffer");
+  for (const Command& c : st.cmds)
+    if (c.buf && !c.buf->guards_intact())
+      finding("bytes were written outside a command's buffer");
   check_lives(st);
   return st.out;
 }

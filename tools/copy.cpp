@@ -216,11 +216,19 @@ struct Endpoint {
   }
 };
 
+// A source connection asks for the allocation map, and skips zeroing read buffers before each
+// read (the library's safety net for programs that ignore errors): every read's result is
+// checked here, and a failed read's buffer is never used.
+void prepare_source(nbd::Handle& h) {
+  h.add_meta_context(nbd::kContextBaseAllocation);
+  h.set_pread_initialize(false);
+}
+
 void open_nbd(Endpoint& ep, bool source, const CopyOptions& o) {
   ep.kind = Endpoint::Kind::Nbd;
   nbd::Handle h;
   if (source)
-    h.add_meta_context(nbd::kContextBaseAllocation);
+    prepare_source(h);
   connect(h, ep.op, o.socket_activation);
   try {
     ep.size = static_cast<uint64_t>(h.get_size());
@@ -327,7 +335,7 @@ void add_connection(Endpoint& ep, const std::string& uri, bool source) {
   nbd::Handle h;
   try {
     if (source)
-      h.add_meta_context(nbd::kContextBaseAllocation);
+      prepare_source(h);
     h.set_uri_allow_local_file(true);
     h.connect_uri(uri);
   } catch (const nbd::Error& e) {
@@ -406,10 +414,10 @@ ssize_t read_full(int fd, std::byte* buf, size_t n) {
   return static_cast<ssize_t>(got);
 }
 
-// Everything the workers share.  Members are destroyed in reverse order: the endpoints (and
-// with them the NBD handles, which may still hold commands after a failure) before the
-// workers' buffers those commands point into.
 struct Job;
+
+// One thread's share of the copy: its own connection to each NBD endpoint and a fixed set of
+// slots, each holding one request's buffer.
 
 class Worker {
  public:
@@ -433,7 +441,9 @@ class Worker {
   void zero(Slot& s);
   void retire(Slot& s);
   void drain_stream();
-  void wait();
+  void wait(int timeout_ms = -1);
+  void finish_in_flight();
+  bool in_flight();
   void check_fits(const Slot& s);
   const std::byte* zeros();
 
@@ -446,6 +456,9 @@ class Worker {
   uint64_t stream_pos_ = 0;
 };
 
+// Everything the workers share.  Members are destroyed in reverse order: the endpoints (and
+// with them the NBD handles, which may still hold commands after a failure) before the
+// workers' buffers those commands point into.
 struct Job {
   const CopyOptions& o;
   uint64_t request_size = kDefaultRequestSize;
@@ -492,6 +505,13 @@ void Worker::run() noexcept {
     loop();
   } catch (const std::exception& e) {
     job_.fail(e.what());
+  }
+  if (job_.failed) {
+    try {
+      finish_in_flight();
+    } catch (const std::exception&) {
+      // The first failure is the one reported; the connections are closed anyway.
+    }
   }
   std::lock_guard lock{job_.mu};
   ++job_.finished;
@@ -713,8 +733,23 @@ void Worker::retire(Slot& s) {
   s.state = State::Free;
 }
 
-// Waits until a connection with commands in flight can make progress.
-void Worker::wait() {
+bool Worker::in_flight() {
+  return (src_ != nullptr && src_->aio_in_flight() > 0) ||
+         (dst_ != nullptr && dst_->aio_in_flight() > 0);
+}
+
+// After a failure: lets the requests already sent finish, for a while, so that the servers see
+// an orderly end rather than connections dropped under their replies (nbdkit 1.32 can abort
+// then).  Their results no longer matter.
+void Worker::finish_in_flight() {
+  constexpr auto kPatience = std::chrono::seconds{10};
+  const auto give_up = std::chrono::steady_clock::now() + kPatience;
+  while (in_flight() && std::chrono::steady_clock::now() < give_up)
+    wait(100);
+}
+
+// Waits until a connection with commands in flight can make progress (or timeout_ms passes).
+void Worker::wait(int timeout_ms) {
   pollfd fds[2];
   nbd::Handle* handles[2];
   const std::string* names[2];
@@ -741,7 +776,7 @@ void Worker::wait() {
   }
   if (n == 0)
     throw Failure("internal error: busy requests but no connection to wait for");
-  if (poll(fds, n, -1) == -1) {
+  if (poll(fds, n, timeout_ms) == -1) {
     if (errno == EINTR)
       return;
     throw Failure("poll: " + errno_text(errno));
@@ -930,8 +965,19 @@ int run_copy(std::vector<std::string> args) {
       lock.lock();
     }
   }
-  if (job.failed)
+  if (job.failed) {
+    // Disconnect politely; the copy has failed whatever the servers say now.
+    for (Endpoint* ep : {&job.src, &job.dst}) {
+      for (auto& h : ep->conns) {
+        try {
+          if (!h.aio_is_dead() && !h.aio_is_closed())
+            h.shutdown();
+        } catch (const nbd::Error&) {
+        }
+      }
+    }
     throw Failure(job.error);
+  }
   finish_destination(job);
   for (auto& h : job.src.conns) {
     try {

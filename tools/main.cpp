@@ -39,7 +39,7 @@ int version() {
 }
 
 // Where a usage error sends the user: "nbdpp --help", or the command's own help.
-std::string g_help_hint = "nbdpp --help";
+std::string usage_hint = "nbdpp --help";
 
 int dispatch(std::vector<std::string> args) {
   if (args.empty())
@@ -47,7 +47,7 @@ int dispatch(std::vector<std::string> args) {
   const std::string cmd = args.front();
   args.erase(args.begin());
   if (cmd == "info" || cmd == "copy")
-    g_help_hint = "nbdpp " + cmd + " --help";
+    usage_hint = "nbdpp " + cmd + " --help";
   if (cmd == "-h" || cmd == "--help" || cmd == "help") {
     std::fputs(kUsage, stdout);
     return 0;
@@ -69,7 +69,7 @@ int main(int argc, char* argv[]) {
   try {
     return dispatch(std::vector<std::string>(argv + 1, argv + argc));
   } catch (const nbdpp::UsageError& e) {
-    std::fprintf(stderr, "nbdpp: %s (see %s)\n", e.what(), g_help_hint.c_str());
+    std::fprintf(stderr, "nbdpp: %s (see %s)\n", e.what(), usage_hint.c_str());
     return nbdpp::kExitUsage;
   } catch (const nbd::Error& e) {
     std::fprintf(stderr, "nbdpp: %s\n", e.what());

@@ -158,6 +158,8 @@ class Peer {
   // library sees every message split at every possible point.
   void set_drip(bool on) { drip_ = on; }
   std::vector<unsigned char> read_exact(size_t n);
+  // Waits until the client has read every byte sent so far (which the library parses at once).
+  void wait_until_read() { wait_until_read("everything sent"); }
   // Waits until the client closes its end; fails if it sends anything first.
   void expect_eof();
   // Closes the sending direction now (the client reads end of stream, even mid-message) and
@@ -209,7 +211,7 @@ class Peer {
  private:
   // Waits for events on fd_ until the deadline; throws ScriptError on timeout.
   void wait_for(short events, const char* what);
-  void wait_until_read(const char* what);  // drip: until the client has taken every byte
+  void wait_until_read(const char* what);
 
   int fd_;
   int timeout_ms_;

@@ -116,6 +116,8 @@ class Signal {
     ::close(fds_[0]);
     ::close(fds_[1]);
   }
+  Signal(const Signal&) = delete;
+  Signal& operator=(const Signal&) = delete;
   void raise() { EXPECT_EQ(::write(fds_[1], "x", 1), 1); }
   void wait() const {
     struct pollfd p {fds_[0], POLLIN, 0};
@@ -244,6 +246,18 @@ TEST_F(Hostile, StartTlsAckedThenPlaintextInTheSameSegment) {
 
 TEST_F(Hostile, StartTlsAckedThenPlaintextInsteadOfTls) {
   ASSERT_EQ(nbd_set_tls(h, LIBNBD_TLS_REQUIRE), 0) << nbd_get_error();
+  // PSK credentials, so the test needs no certificates (not even the system's trust store).
+  struct PskFile {
+    char path[32] = "/tmp/hostile-psk-XXXXXX";
+    int fd = ::mkstemp(path);
+    ~PskFile() { ::unlink(path); }
+  } psk;
+  ASSERT_NE(psk.fd, -1);
+  const std::string key = "hostile:0123456789abcdef0123456789abcdef\n";
+  ASSERT_EQ(::write(psk.fd, key.data(), key.size()), static_cast<ssize_t>(key.size()));
+  ::close(psk.fd);
+  ASSERT_EQ(nbd_set_tls_psk_file(h, psk.path), 0) << nbd_get_error();
+  ASSERT_EQ(nbd_set_tls_username(h, "hostile"), 0) << nbd_get_error();
   EXPECT_EQ(connect([](Peer& p) {
               p.greeting_newstyle();
               p.expect_client_flags(FLAG_FIXED_NEWSTYLE | FLAG_NO_ZEROES);
@@ -336,6 +350,62 @@ TEST_F(Hostile, OptionAckWithPayload) {
             -1);
   EXPECT_TRUE(last_error_is(EPROTO, "nbd_connect_socket: handshake: NBD_REP_ACK with a payload"));
   EXPECT_TRUE(dead());
+}
+
+TEST_F(Hostile, OptListServerNameOverrunsItsReply) {
+  ASSERT_EQ(nbd_set_opt_mode(h, true), 0);
+  ASSERT_EQ(connect([](Peer& p) {
+              greet_until_structured_reply(p);
+              p.opt_ack(OPT_STRUCTURED_REPLY);
+              p.expect_option(OPT_LIST);
+              p.opt_reply(OPT_LIST, REP_SERVER, Bytes().u32(100).str("short"));
+            }),
+            0)
+      << nbd_get_error();
+  ASSERT_EQ(nbd_aio_is_negotiating(h), 1);
+  Counter list;
+  EXPECT_EQ(nbd_opt_list(h, nbd_test::list_closure(list)), -1);
+  EXPECT_TRUE(last_error_is(EPROTO, "nbd_opt_list: handshake: NBD_REP_SERVER name overruns its reply"));
+  EXPECT_TRUE(dead());
+  EXPECT_EQ(list.calls, 0);
+  // BUG(report): the option's closures are kept until nbd_close when the connection dies during
+  // the option; libnbd 1.14 retires the option then (completion with the error, then frees).
+  EXPECT_EQ(list.frees, 1);
+  close_handle();  // its closures point at this test's locals
+}
+
+TEST_F(Hostile, OptionCompletesWhenTheConnectionDies) {
+  // An option in flight when the connection fails completes with an error, as a command does
+  // (libnbd 1.14: the completion runs with the errno, then the option's closures are freed).
+  ASSERT_EQ(nbd_set_opt_mode(h, true), 0);
+  ASSERT_EQ(connect([](Peer& p) {
+              greet_until_structured_reply(p);
+              p.opt_ack(OPT_STRUCTURED_REPLY);
+              p.expect_option(OPT_LIST);
+              p.opt_reply(OPT_LIST, REP_SERVER, Bytes().u32(3).str("one"));
+              p.send(Bytes().u64(OPT_REPLY_MAGIC).u32(OPT_LIST));  // half a header, then gone
+              p.hangup();
+            }),
+            0)
+      << nbd_get_error();
+  Counter list;
+  Completion done;
+  ASSERT_EQ(nbd_aio_opt_list(h, nbd_test::list_closure(list), done.closure()), 0) << nbd_get_error();
+  EXPECT_TRUE(nbd_test::poll_until(h, [&] { return dead(); }));
+  // The hang-up is seen by nbd_poll, or already by the aio call if the bytes came quickly (which
+  // returns 0 all the same: the option was queued, and its completion reports the failure).
+  EXPECT_TRUE(last_error_is(ECONNRESET, "nbd_poll: server closed the connection during the handshake") ||
+              last_error_is(ECONNRESET, "nbd_aio_opt_list: server closed the connection during the handshake"))
+      << nbd_get_error();
+  EXPECT_EQ(list.calls, 1);
+  // BUG(report): the completion never runs, and both closures wait for nbd_close.
+  EXPECT_EQ(done.counter.calls, 1);
+  EXPECT_EQ(done.error, ENOTCONN);  // as commands lost with the connection (and libnbd here)
+  EXPECT_EQ(list.frees, 1);
+  EXPECT_EQ(done.counter.frees, 1);
+  close_handle();
+  EXPECT_EQ(list.frees, 1);
+  EXPECT_EQ(done.counter.frees, 1);
 }
 
 // Serves the handshake up to NBD_OPT_GO, whose replies the test sends.
@@ -610,6 +680,7 @@ TEST_F(Hostile, DataChunkOutsideTheRequest) {
   EXPECT_TRUE(buf.guards_intact());
   EXPECT_EQ(chunks.calls, 0);
   EXPECT_EQ(chunks.frees, 1);
+  close_handle();  // its closures point at this test's locals
 }
 
 TEST_F(Hostile, DataChunkRunningPastTheRequestEnd) {
@@ -692,6 +763,7 @@ TEST_F(Hostile, OverlappingChunks) {
   EXPECT_FALSE(dead());
   ASSERT_EQ(nbd_pread(h, buf.data(), 1024, 0, 0), 0) << nbd_get_error();
   EXPECT_EQ(buf.contents(), std::vector<unsigned char>(1024, 'd'));
+  close_handle();  // its closures point at this test's locals
 }
 
 TEST_F(Hostile, HoleOverlappingData) {
@@ -785,6 +857,92 @@ TEST_F(Hostile, ErrorChunkFailsTheRead) {
   EXPECT_TRUE(buf.guards_intact());
 }
 
+TEST_F(Hostile, ErrorOffsetChunkReachesTheChunkCallback) {
+  // NBD_REPLY_TYPE_ERROR_OFFSET names where the read failed; nbd_pread_structured's chunk
+  // callback hears of it as LIBNBD_READ_ERROR (libnbd 1.14), with the server's errno.
+  connect_ok(sr_export(), [](Peer& p) {
+    const Request r = p.read_request();
+    p.offset_data(r.cookie, r.offset, Bytes().fill(256, 'a'), 0);
+    p.error_offset_chunk(r.cookie, NBD_EIO, r.offset + 256, "bad sector");
+  });
+  struct Seen {
+    std::vector<std::pair<uint64_t, unsigned>> chunks;
+    std::vector<int> errors;
+    int frees = 0;
+  } seen;
+  nbd_chunk_callback cb{[](void* ud, const void*, size_t, uint64_t off, unsigned status, int* err) {
+                          auto* s = static_cast<Seen*>(ud);
+                          s->chunks.emplace_back(off, status);
+                          s->errors.push_back(*err);
+                          return 0;
+                        },
+                        &seen, [](void* ud) { ++static_cast<Seen*>(ud)->frees; }};
+  Guarded buf(512);
+  EXPECT_EQ(nbd_pread_structured(h, buf.data(), 512, 4096, cb, 0), -1);
+  EXPECT_TRUE(last_error_is(EIO, "nbd_pread_structured: read: command failed"));
+  EXPECT_FALSE(dead());
+  const std::vector<std::pair<uint64_t, unsigned>> want{{4096, LIBNBD_READ_DATA}, {4096 + 256, LIBNBD_READ_ERROR}};
+  // BUG(report): the callback never hears of the error chunk (LIBNBD_READ_ERROR is never used).
+  EXPECT_EQ(seen.chunks, want);
+  if (seen.errors.size() == 2) {
+    EXPECT_EQ(seen.errors[1], EIO);
+  }
+  EXPECT_EQ(seen.frees, 1);
+  EXPECT_TRUE(buf.guards_intact());
+  close_handle();  // its closures point at this test's locals
+}
+
+TEST_F(Hostile, ErrorOffsetChunkOutsideTheRequest) {
+  // proto.md: the offset of NBD_REPLY_TYPE_ERROR_OFFSET MUST lie within the request; one that
+  // does not is refused like a data chunk out of place (libnbd 1.14: "range of structured
+  // reply is out of bounds", and the connection dies).
+  connect_ok(sr_export(), [](Peer& p) {
+    const Request r = p.read_request();
+    p.error_offset_chunk(r.cookie, NBD_EIO, r.offset + r.length, "past the end");
+  });
+  Guarded buf(512);
+  EXPECT_EQ(nbd_pread(h, buf.data(), 512, 4096, 0), -1);
+  // BUG(report): the offset is never checked; the read fails with the chunk's EIO.
+  EXPECT_EQ(nbd_get_errno(), EPROTO) << nbd_get_error();
+  EXPECT_TRUE(dead());
+  EXPECT_TRUE(buf.guards_intact());
+}
+
+TEST_F(Hostile, ErrorChunkWithErrorZero) {
+  // proto.md: the error of an error chunk MUST be nonzero.  The read must fail all the same.
+  connect_ok(sr_export(), [](Peer& p) {
+    const Request r = p.read_request();
+    p.error_chunk(r.cookie, 0, "no error?");
+  });
+  Guarded buf(512);
+  EXPECT_EQ(nbd_pread(h, buf.data(), 512, 0, 0), -1);
+  EXPECT_TRUE(last_error_is(EINVAL, "nbd_pread: read: command failed"));
+}
+
+TEST_F(Hostile, UnknownErrorValueIsEinval) {
+  // proto.md "Error values": a client should treat an unknown error value as EINVAL.
+  connect_ok(simple_export(), [](Peer& p) {
+    const Request r = p.read_request();
+    p.simple_reply(r.cookie, 4242);
+  });
+  Guarded buf(512);
+  EXPECT_EQ(nbd_pread(h, buf.data(), 512, 0, 0), -1);
+  EXPECT_TRUE(last_error_is(EINVAL, "nbd_pread: read: command failed"));
+  EXPECT_FALSE(dead());
+}
+
+TEST_F(Hostile, UnknownReplyFlagsAreIgnored) {
+  // proto.md "Structured reply flags": clients MUST ignore flags they do not know.
+  const auto data = pattern(512, 11);
+  connect_ok(sr_export(), [data](Peer& p) {
+    const Request r = p.read_request();
+    p.offset_data(r.cookie, r.offset, bytes(data), 0x8000 | 0x0040 | REPLY_FLAG_DONE);
+  });
+  Guarded buf(512);
+  ASSERT_EQ(nbd_pread(h, buf.data(), 512, 0, 0), 0) << nbd_get_error();
+  EXPECT_EQ(buf.contents(), data);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Transmission: block status
 
@@ -833,6 +991,24 @@ TEST_F(HostileBlockStatus, ExtentsPastTheExportEnd) {
   EXPECT_TRUE(last_error_is(EPROTO, "nbd_block_status: block-status: command failed"));
   EXPECT_EQ(ext.counter.calls, 0);
   EXPECT_FALSE(dead());
+}
+
+TEST_F(HostileBlockStatus, SeveralExtentsDespiteReqOne) {
+  // proto.md: with NBD_CMD_FLAG_REQ_ONE every chunk MUST hold exactly one extent, no longer
+  // than the request.
+  serve_extents(7, {{256, 0}, {256, 3}});
+  EXPECT_EQ(nbd_block_status(h, 512, 0, ext.closure(), LIBNBD_CMD_FLAG_REQ_ONE), -1);
+  // BUG(report): accepted, both extents reach the callback (libnbd 1.14 does not check either).
+  EXPECT_TRUE(last_error_is(EPROTO, "nbd_block_status: block-status: command failed"));
+  EXPECT_EQ(ext.counter.calls, 0);
+}
+
+TEST_F(HostileBlockStatus, ReqOneExtentLongerThanTheRequest) {
+  serve_extents(7, {{1024, 0}});
+  EXPECT_EQ(nbd_block_status(h, 512, 0, ext.closure(), LIBNBD_CMD_FLAG_REQ_ONE), -1);
+  // BUG(report): accepted (libnbd 1.14 does not check either).
+  EXPECT_TRUE(last_error_is(EPROTO, "nbd_block_status: block-status: command failed"));
+  EXPECT_EQ(ext.counter.calls, 0);
 }
 
 TEST_F(HostileBlockStatus, ZeroLengthExtent) {
@@ -920,6 +1096,7 @@ TEST_F(Hostile, HugeBlockStatusChunk) {
   EXPECT_TRUE(last_error_is(EPROTO, "nbd_block_status: reply chunk too large"));
   EXPECT_TRUE(dead());
   EXPECT_EQ(ext.counter.frees, 1);
+  close_handle();  // its closures point at this test's locals
 }
 
 TEST_F(Hostile, HugeDataChunk) {
@@ -1116,8 +1293,7 @@ TEST_F(Hostile, DripFedHandshake) {
   EXPECT_EQ(nbd_flush(h, 0), 0) << nbd_get_error();
 }
 
-// DISABLED: crashed (SIGSEGV) once in a fresh-clone CI run; to be investigated before re-enabling.
-TEST_F(Hostile, DISABLED_ReplyBeforeTheRequestWasFullySent) {
+TEST_F(Hostile, ReplyBeforeTheRequestWasFullySent) {
   // The server answers a large write after reading only its header.  The library must not
   // retire the command (handing the buffer back to the caller) while it still sends from that
   // buffer: it takes the early reply for the protocol error it is.  The completion scribbles
@@ -1132,6 +1308,8 @@ TEST_F(Hostile, DISABLED_ReplyBeforeTheRequestWasFullySent) {
     if (Bytes().raw(hdr.data() + 6, 10).vec() != Bytes().u16(CMD_WRITE).u64(1).vec())
       throw ScriptError("expected a write with cookie 1");
     p.simple_reply(1, 0);
+    // Nothing more of the payload can leave the client before it has read the reply.
+    p.wait_until_read();
     for (size_t done = 0; done < kSize;) {
       std::vector<unsigned char> piece;
       try {
@@ -1182,6 +1360,7 @@ TEST_F(Hostile, ReplyToARequestNotYetSent) {
   connect_ok(e, [big, small, queued](Peer& p) {
     queued->wait();
     p.simple_reply(2, 0);  // for the small write, not yet sent
+    p.wait_until_read();
     try {
       const Request a = p.read_request();
       const Request b = p.read_request();

@@ -14,6 +14,7 @@ import re
 import select
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -150,34 +151,53 @@ class ToolTest(unittest.TestCase):
             pid = int(f.read().strip())
         self.addCleanup(stop_pid, pid)
 
+    def server_logs(self):
+        """The last lines each server wrote, for a failure message."""
+        out = ""
+        for name in sorted(os.listdir(self.tmp)):
+            if name.startswith("server") and name.endswith(".log"):
+                with open(self.path(name), errors="replace") as f:
+                    out += f"--- {name}:\n" + "".join(f.readlines()[-10:])
+        return out
+
     def nbdkit(self, *args, filters=()):
         """Starts nbdkit with plugin ARGS on a private socket and returns its URI."""
         if not HAVE_NBDKIT:
             self.skipTest("nbdkit is not installed")
         self.servers += 1
-        sock = self.path(f"nbdkit{self.servers}.sock")
+        path = self.path(f"nbdkit{self.servers}.sock")
         log = open(self.path(f"server{self.servers}.log"), "ab")
         self.addCleanup(log.close)
-        # Captive mode: nbdkit runs the --run command once it listens, and the command's first
-        # line on our pipe says so (no polling); the command then waits for its stdin to close.
-        argv = ["nbdkit", "--log=stderr", "-U", sock]
+        # Socket activation: the socket listens before nbdkit starts, so clients simply queue
+        # until it accepts (no readiness to wait for), and nbdkit stays our direct child.
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(path)
+        listener.listen(64)
+
+        def hand_over_socket():  # in the child, before exec: fd 3 and the LISTEN_* variables
+            if listener.fileno() != 3:
+                os.dup2(listener.fileno(), 3)
+            os.set_inheritable(3, True)  # dup2 onto itself would leave close-on-exec set
+            os.environ["LISTEN_FDS"] = "1"
+            os.environ["LISTEN_PID"] = str(os.getpid())
+
+        argv = ["nbdkit", "-f", "--exit-with-parent", "--log=stderr"]
         argv += [f"--filter={f}" for f in filters] + list(args)
-        argv += ["--run", "echo ready; exec cat >/dev/null"]
-        p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log)
-        self.addCleanup(self._stop_captive, p)
-        if p.stdout.readline() != b"ready\n":
-            p.wait(timeout=TIMEOUT)
-            with open(log.name, "rb") as f:
-                self.fail(f"nbdkit did not start: {f.read().decode(errors='replace')}")
-        return f"nbd+unix:///?socket={sock}"
+        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                             close_fds=False, preexec_fn=hand_over_socket)
+        listener.close()
+        self.addCleanup(self._stop_child, p)
+        return f"nbd+unix:///?socket={path}"
 
     @staticmethod
-    def _stop_captive(p):
+    def _stop_child(p):
         if p.poll() is None:
             p.send_signal(signal.SIGTERM)  # by PID: it is our child
-        p.stdin.close()                    # ends the --run command, if still there
-        p.stdout.close()
-        p.wait(timeout=TIMEOUT)
+            try:
+                p.wait(timeout=TIMEOUT)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
 
     def qemu_nbd(self, image, *args, fmt="raw"):
         """Starts qemu-nbd serving IMAGE (4 clients) and returns its URI."""
@@ -197,7 +217,7 @@ class ToolTest(unittest.TestCase):
         try:
             out, err = p.communicate(input, timeout=TIMEOUT)
         except subprocess.TimeoutExpired:
-            self.fail(f"nbdpp {' '.join(args)} hung:\n{stacks(p.pid)}")
+            self.fail(f"nbdpp {' '.join(args)} hung:\n{stacks(p.pid)}\n{self.server_logs()}")
         finally:
             if p.poll() is None:
                 p.kill()
@@ -205,17 +225,19 @@ class ToolTest(unittest.TestCase):
         r = subprocess.CompletedProcess(p.args, p.returncode, out, err)
         if ok:
             self.assertEqual(r.returncode, 0,
-                             f"nbdpp {' '.join(args)} failed: {r.stderr.decode(errors='replace')}")
+                             f"nbdpp {' '.join(args)} failed: {r.stderr.decode(errors='replace')}"
+                             f"{self.server_logs()}")
         return r
 
     def assert_one_error_line(self, r, status, pattern):
         """nbdpp failed with STATUS and said so in one line "nbdpp: ..." matching PATTERN."""
         err = r.stderr.decode(errors="replace")
-        self.assertEqual(r.returncode, status, err)
+        context = err + self.server_logs()
+        self.assertEqual(r.returncode, status, context)
         lines = [l for l in err.splitlines()
                  if l.startswith("nbdpp:") and not re.match(r"nbdpp: copy \d+%$", l)]
-        self.assertEqual(len(lines), 1, err)
-        self.assertRegex(lines[0], pattern)
+        self.assertEqual(len(lines), 1, context)
+        self.assertRegex(lines[0], pattern, context)
         self.assertNotIn("copied", err)
 
     def sparse_image(self, name="in.img", size=64 * MiB, offsets=(1, 9, 30, 50)):
@@ -245,7 +267,7 @@ class CliTest(ToolTest):
         self.assertIn(b"usage: nbdpp copy", self.nbdpp("copy", "--help").stdout)
         self.assertIn(b"--connections", self.nbdpp("copy", "-h").stdout)
 
-    def test_version_is_the_library_s(self):
+    def test_version_comes_from_the_library(self):
         out = self.nbdpp("--version").stdout.decode().strip()
         self.assertRegex(out, r"^nbdpp 1\.14\.0\+nbdpp\.\d+\.\d+\.\d+$")
         if HAVE_DEBIAN_NBD:
@@ -257,6 +279,22 @@ class CliTest(ToolTest):
                                env=env, capture_output=True, text=True, timeout=TIMEOUT)
             if r.returncode == 0 and r.stdout.startswith("nbdpp "):
                 self.assertEqual(out, r.stdout.strip())
+
+    def test_man_page_lints_clean(self):
+        page = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools",
+                            "nbdpp.1")
+        if shutil.which("mandoc") is None:
+            self.skipTest("mandoc is not installed")
+        r = subprocess.run(["mandoc", "-T", "lint", "-W", "warning", page], capture_output=True,
+                           text=True, timeout=TIMEOUT)
+        self.assertEqual((r.returncode, r.stdout + r.stderr), (0, ""))
+        # Every option of the help texts is documented.
+        with open(page) as f:
+            text = f.read().replace("\\-", "-")
+        for command in ["info", "copy"]:
+            helptext = self.nbdpp(command, "--help").stdout.decode()
+            for option in set(re.findall(r"--[a-z-]+", helptext)):
+                self.assertIn(option, text, f"{command} {option} is not in nbdpp.1")
 
     def test_usage_errors_exit_2(self):
         cases = [
@@ -569,6 +607,8 @@ class CopyTest(ToolTest):
                 self.assert_one_error_line(self.copy(uri, dst, ok=False), 1,
                                            r"^nbdpp: reading nbd\+unix:.* at offset \d+: "
                                            r"Input/output error$")
+        # The failed copies ended their connections in order: the server is still there.
+        self.assertEqual(self.nbdpp("info", "--size", uri).stdout, b"16777216\n")
 
     def test_injected_write_error(self):
         src = self.sparse_image()
@@ -579,6 +619,7 @@ class CopyTest(ToolTest):
                 self.assert_one_error_line(self.copy(*args, src, uri, ok=False), 1,
                                            r"^nbdpp: writing nbd\+unix:.* at offset \d+: "
                                            r"No space left on device$")
+        self.assertEqual(self.nbdpp("info", "--size", uri).stdout, b"67108864\n")
 
     def test_injected_zero_error(self):
         # A source of zeroes only sends zero requests: their errors count too.

@@ -497,6 +497,13 @@ Transition h_tls_handshake(nbd_handle& h) {
   return Transition::Fail;
 }
 
+void abandon_user_option(nbd_handle& h, int err) {
+  if (!h.opt_user)
+    return;
+  h.opt_todo.clear();
+  finish_user_option(h, err);
+}
+
 Transition begin_user_option(nbd_handle& h, uint32_t opt) {
   h.opt_user = true;
   h.opt_error = 0;

@@ -47,6 +47,7 @@ Transition dispatch(nbd_handle& h) {
 
 // Completes every command still in flight with err (they will get no reply now).
 void fail_all_commands(nbd_handle& h, int err) {
+  abandon_user_option(h, err);
   while (!h.cmds.empty()) {
     auto it = h.cmds.begin();
     if (it->second->error == 0)

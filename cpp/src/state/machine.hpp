@@ -65,6 +65,9 @@ Transition start_handshake(nbd_handle& h);
 Transition start_options(nbd_handle& h);
 // Starts an option the caller asked for in opt mode (its closures are already in h).
 Transition begin_user_option(nbd_handle& h, uint32_t opt);
+// Ends the caller's option when the connection ends under it: its completion runs with err,
+// then its closures are freed (nothing waits for nbd_close).
+void abandon_user_option(nbd_handle& h, int err);
 void enter_transmission(nbd_handle& h);
 Transition h_connect_wait(nbd_handle& h);
 Transition h_magic_recv_greeting(nbd_handle& h);

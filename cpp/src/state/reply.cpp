@@ -129,6 +129,9 @@ Transition structured_payload(nbd_handle& h) {
         covered += entries[i];
         valid = entries[i] != 0 && starts_inside && covered <= h.exportsize - c.offset;
       }
+      // With NBD_CMD_FLAG_REQ_ONE a chunk holds exactly one extent, no longer than the request.
+      if ((c.flags & LIBNBD_CMD_FLAG_REQ_ONE) != 0 && (entries.size() != 2 || entries[0] > c.count))
+        valid = false;
       if (!valid) {
         command_error(c, EPROTO);
         break;
@@ -148,7 +151,21 @@ Transition structured_payload(nbd_handle& h) {
         return reply_protocol_error("error chunk with a bad length (cookie %" PRIu64 ")", c.cookie);
       if (h.debug_enabled() && msglen > 0)
         debug(h, "server error message: %.*s", static_cast<int>(msglen), p + 6);
-      command_error(c, errno_of_wire(error != 0 ? error : kEinval));
+      const int err = errno_of_wire(error != 0 ? error : kEinval);
+      if (h.rtype == kReplyTypeErrorOffset) {
+        // The offset must name a byte of the request (proto.md "Structured reply types").
+        const uint64_t off = get64(p + 6 + msglen);
+        if (off < c.offset || off - c.offset >= c.count)
+          return reply_protocol_error("error chunk offset outside the request (cookie %" PRIu64 ")", c.cookie);
+        // A structured read's chunk callback hears where the read failed.
+        if (c.type == kCmdRead && c.chunk.has_callback() && c.error == 0) {
+          const void* at = static_cast<unsigned char*>(c.data) + (off - c.offset);
+          int cb_err = err;
+          if (c.chunk(at, size_t{0}, off, unsigned{LIBNBD_READ_ERROR}, &cb_err) == -1 && cb_err != 0)
+            command_error(c, cb_err);
+        }
+      }
+      command_error(c, err);
       break;
     }
     default:

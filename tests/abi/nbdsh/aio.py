@@ -33,9 +33,12 @@ while not h.aio_command_completed(c3):
         h.aio_notify_read()
 call("aio_pread read back what aio_pwrite wrote", lambda: rbuf.to_bytearray() == bytearray(b"\xab" * 4096))
 
-cookies = [h.aio_zero(4096, 8192), h.aio_trim(4096, 0), h.aio_cache(4096, 0),
+# In flight together, so none may overlap another (the server may run them in any order).
+cookies = [h.aio_zero(4096, 8192), h.aio_trim(4096, 16384), h.aio_cache(4096, 0),
            h.aio_pwrite(nbd.Buffer.from_bytearray(bytearray(b"\xcd" * 512)), 0, None, nbd.CMD_FLAG_FUA),
            h.aio_zero(512, 512, None, nbd.CMD_FLAG_NO_HOLE)]
+# nbdkit runs requests in parallel threads: the map is asked for only once they are done.
+wait_idle(h)
 ext = []
 cookies.append(h.aio_block_status(65536, 0, lambda m, o, e, err: ext.append((m, o, list(e))) or 0))
 wait_idle(h)
