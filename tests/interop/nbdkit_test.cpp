@@ -333,10 +333,10 @@ TEST(Nbdkit, AioManyInFlight) {
 
 TEST(Nbdkit, AioCompletionCallbackAutoRetires) {
   START({"memory", "1M"});
+  Counter wc, rc;  // outlive the handle
   Handle h;
   ASSERT_EQ(nbd_connect_uri(h, server->uri().c_str()), 0) << nbd_get_error();
   auto data = random_bytes(4096, 11);
-  Counter wc, rc;
   nbd_completion_callback retire{[](void* ud, int* err) {
                                    ++static_cast<Counter*>(ud)->calls;
                                    EXPECT_EQ(*err, 0);

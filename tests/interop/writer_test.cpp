@@ -15,6 +15,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -254,17 +255,18 @@ TEST(Writer, AppWriterCarriesTheHandshake) {
   NBD_TEST_REQUIRE_PROGRAM("nbdkit");
   auto srv = nbd_test::start_nbdkit({"memory", "4M"});
   ASSERT_TRUE(srv);
+  std::optional<AppWriter> w;  // outlives the handle, which frees its closure at close
   nbd_test::Handle h;
   const int fd = connect_unix_socket(srv->unix_socket());
   ASSERT_NE(fd, -1);
-  AppWriter w(h, fd);
-  ASSERT_EQ(nbd_set_concurrent_writer(h, w.closure()), 0) << nbd_get_error();
+  w.emplace(h, fd);
+  ASSERT_EQ(nbd_set_concurrent_writer(h, w->closure()), 0) << nbd_get_error();
   ASSERT_EQ(nbd_connect_socket(h, fd), 0) << nbd_get_error();  // the handle owns fd now
-  EXPECT_GT(w.calls.load(), 0);
-  const size_t handshake_bytes = w.bytes_sent;
+  EXPECT_GT(w->calls.load(), 0);
+  const size_t handshake_bytes = w->bytes_sent;
   EXPECT_GT(handshake_bytes, 0u);
   round_trip(h, 8192, 65536, 1);
-  EXPECT_GT(w.bytes_sent.load(), handshake_bytes + 65536);
+  EXPECT_GT(w->bytes_sent.load(), handshake_bytes + 65536);
   // 32 writes queued at once: all handed to the writer, none waiting for POLLOUT.
   std::vector<std::vector<char>> bufs;
   Outcomes o;
@@ -282,7 +284,7 @@ TEST(Writer, AppWriterCarriesTheHandshake) {
     EXPECT_EQ(back, bufs[i]) << i;
   }
   EXPECT_EQ(nbd_shutdown(h, 0), 0) << nbd_get_error();
-  EXPECT_EQ(w.frees.load(), 0);
+  EXPECT_EQ(w->frees.load(), 0);
 }
 
 // A writer installed with commands queued and partly sent: the bytes still queued follow the
@@ -392,9 +394,9 @@ TEST(Writer, CallbackRefusalFailsTheCommand) {
   NBD_TEST_REQUIRE_PROGRAM("nbdkit");
   auto srv = nbd_test::start_nbdkit({"memory", "1M"});
   ASSERT_TRUE(srv);
+  Counter c;  // outlives the handle, which frees the writer at close
   nbd_test::Handle h;
   ASSERT_EQ(nbd_connect_uri(h, srv->uri().c_str()), 0) << nbd_get_error();
-  Counter c;
   nbd_writer_callback refuse{[](void* ud, const void*, size_t) {
                                ++static_cast<Counter*>(ud)->calls;
                                errno = ENOMEM;
