@@ -4,8 +4,20 @@
  *
  * Usage: nbdbench --uri URI --op read|write|mixed|randread|randwrite|randmixed
  *                 [--bs BYTES] [--depth N] [--bytes TOTAL | --requests N]
- *                 [--connections N] [--writer] [--span BYTES]
- * Prints one JSON object: the library, the workload, bytes moved, wall and CPU seconds.
+ *                 [--conns N] [--writer] [--span BYTES] [--no-pread-initialize]
+ *
+ * --depth is the number of requests kept in flight on each connection.  With --conns N the
+ * program opens N handles and drives all of them from one poll(2) loop in this thread (the
+ * same loop for both libraries).  --writer gives every handle nbdpp's ready-made concurrent
+ * writer (nbd_start_concurrent_writer); it fails with exit status 3 on a library without it.
+ * --no-pread-initialize calls nbd_set_pread_initialize (h, false) (both libraries have it):
+ * reads then skip the library's pre-zeroing of the caller's buffer.
+ *
+ * Prints one JSON object: the library, the workload, requests and bytes moved, wall seconds,
+ * MiB/s and IOPS, the client's CPU seconds (getrusage user + sys, all threads) and CPU seconds
+ * per GiB.  Only the request loop is timed; connecting, filling the buffers and shutting down
+ * are not.  Under valgrind --tool=callgrind --instr-atstart=no the same loop, and only it, is
+ * instrumented (all threads), so the Ir total divided by the requests is the cost per request.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -22,23 +34,41 @@
 
 #include <libnbd.h>
 
+#include "benchutil.h"
+
+#if defined(__has_include)
+#if __has_include(<valgrind/callgrind.h>)
+#include <valgrind/callgrind.h>
+#endif
+#endif
+#ifndef CALLGRIND_START_INSTRUMENTATION
+#define CALLGRIND_START_INSTRUMENTATION
+#define CALLGRIND_STOP_INSTRUMENTATION
+#endif
+
+enum op_kind { OP_READ, OP_WRITE, OP_MIXED };
+
 struct options {
   const char *uri;
   const char *op;
+  enum op_kind kind;
+  bool random;
   uint64_t bs, span, total_requests;
   unsigned depth, connections;
   bool writer;
+  bool no_pread_init;
 };
 
 struct conn {
   struct nbd_handle *nbd;
   char **bufs;                  /* one buffer per slot */
-  bool *busy;
-  uint64_t issued;              /* requests issued on this connection */
+  unsigned *free_slots;         /* a stack of the slots with no request in flight */
+  unsigned nfree;
 };
 
 struct slot_ctx {
-  bool *busy;
+  struct conn *cn;
+  unsigned slot;
   int *error;
 };
 
@@ -54,27 +84,23 @@ next_random (void)
   return rng_state * 2685821657736338717ULL;
 }
 
-static double
-now (void)
-{
-  struct timespec ts;
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
-static double
-cpu_seconds (void)
+/* The whole process's user and system CPU seconds, every thread included (so the writer
+ * thread counts). */
+static void
+cpu_seconds (double *user, double *sys)
 {
   struct rusage ru;
   getrusage (RUSAGE_SELF, &ru);
-  return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
-         ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+  *user = (double) ru.ru_utime.tv_sec + (double) ru.ru_utime.tv_usec / 1e6;
+  *sys = (double) ru.ru_stime.tv_sec + (double) ru.ru_stime.tv_usec / 1e6;
 }
 
 static void
 die (const char *what)
 {
-  fprintf (stderr, "nbdbench: %s: %s\n", what, nbd_get_error () ? nbd_get_error () : strerror (errno));
+  const char *msg = nbd_get_error ();
+  fprintf (stderr, "nbdbench: %s: %s\n", what, msg ? msg : strerror (errno));
   exit (1);
 }
 
@@ -84,46 +110,30 @@ completed (void *user_data, int *error)
   struct slot_ctx *c = user_data;
   if (*error != 0 && *c->error == 0)
     *c->error = *error;
-  *c->busy = false;
-  return 1;
+  c->cn->free_slots[c->cn->nfree++] = c->slot;
+  return 1;                     /* retire the command: no nbd_aio_command_completed needed */
 }
 
-/* Whether request number n of this workload is a write, and at which offset. */
+/* Whether request number n of this workload is a write (mixed: every other one). */
 static bool
 is_write (const struct options *o, uint64_t n)
 {
-  if (strcmp (o->op, "write") == 0 || strcmp (o->op, "randwrite") == 0)
-    return true;
-  if (strcmp (o->op, "mixed") == 0 || strcmp (o->op, "randmixed") == 0)
-    return n % 2 == 0;
-  return false;
+  switch (o->kind) {
+  case OP_WRITE: return true;
+  case OP_MIXED: return n % 2 == 0;
+  default: return false;
+  }
 }
 
 static uint64_t
 offset_of (const struct options *o, uint64_t n)
 {
   uint64_t blocks = o->span / o->bs;
-  if (strncmp (o->op, "rand", 4) == 0)
+  if (o->random)
     return (next_random () % blocks) * o->bs;
   return (n % blocks) * o->bs;
 }
 
-/* A byte count with an optional K, M or G suffix (powers of 1024). */
-static uint64_t
-parse_size (const char *arg)
-{
-  char *end;
-  uint64_t v = strtoull (arg, &end, 0);
-  switch (*end) {
-  case 'K': case 'k': return v << 10;
-  case 'M': case 'm': return v << 20;
-  case 'G': case 'g': return v << 30;
-  case '\0': return v;
-  default:
-    fprintf (stderr, "nbdbench: bad size: %s\n", arg);
-    exit (2);
-  }
-}
 
 static void
 usage (void)
@@ -131,7 +141,7 @@ usage (void)
   fprintf (stderr,
            "usage: nbdbench --uri URI --op read|write|mixed|randread|randwrite|randmixed\n"
            "                [--bs BYTES] [--depth N] [--bytes TOTAL | --requests N]\n"
-           "                [--connections N] [--writer] [--span BYTES]\n");
+           "                [--conns N] [--writer] [--span BYTES] [--no-pread-initialize]\n");
   exit (2);
 }
 
@@ -145,12 +155,15 @@ parse (int argc, char *argv[], struct options *o)
     { "depth", required_argument, NULL, 'd' },
     { "bytes", required_argument, NULL, 'B' },
     { "requests", required_argument, NULL, 'r' },
+    { "conns", required_argument, NULL, 'c' },
     { "connections", required_argument, NULL, 'c' },
     { "span", required_argument, NULL, 's' },
     { "writer", no_argument, NULL, 'w' },
+    { "no-pread-initialize", no_argument, NULL, 'z' },
     { NULL, 0, NULL, 0 },
   };
   uint64_t bytes = 0;
+  const char *base;
   int c;
 
   *o = (struct options) { .op = "read", .bs = 262144, .depth = 16, .connections = 1 };
@@ -158,20 +171,95 @@ parse (int argc, char *argv[], struct options *o)
     switch (c) {
     case 'u': o->uri = optarg; break;
     case 'o': o->op = optarg; break;
-    case 'b': o->bs = parse_size (optarg); break;
+    case 'b': o->bs = parse_size ("nbdbench", optarg); break;
     case 'd': o->depth = (unsigned) strtoul (optarg, NULL, 0); break;
-    case 'B': bytes = parse_size (optarg); break;
+    case 'B': bytes = parse_size ("nbdbench", optarg); break;
     case 'r': o->total_requests = strtoull (optarg, NULL, 0); break;
     case 'c': o->connections = (unsigned) strtoul (optarg, NULL, 0); break;
-    case 's': o->span = parse_size (optarg); break;
+    case 's': o->span = parse_size ("nbdbench", optarg); break;
     case 'w': o->writer = true; break;
+    case 'z': o->no_pread_init = true; break;
     default: usage ();
     }
   }
   if (o->uri == NULL || o->bs == 0 || o->depth == 0 || o->connections == 0 || optind != argc)
     usage ();
+  o->random = strncmp (o->op, "rand", 4) == 0;
+  base = o->random ? o->op + 4 : o->op;
+  if (strcmp (base, "read") == 0)
+    o->kind = OP_READ;
+  else if (strcmp (base, "write") == 0)
+    o->kind = OP_WRITE;
+  else if (strcmp (base, "mixed") == 0)
+    o->kind = OP_MIXED;
+  else
+    usage ();
   if (o->total_requests == 0)
     o->total_requests = bytes ? (bytes + o->bs - 1) / o->bs : 1024;
+}
+
+/* Keeps every slot of every connection busy until total_requests have been issued and all
+ * of them have completed.  Returns the number of requests issued.  Kept out of line so a
+ * profile shows it as the root of the timed work. */
+static uint64_t __attribute__ ((noinline))
+run_loop (const struct options *o, struct conn *conns, struct slot_ctx *ctxs,
+          struct pollfd *pfds, const int *error)
+{
+  uint64_t issued = 0;
+  unsigned c;
+
+  for (;;) {
+    unsigned in_flight = 0;
+    /* Fill every free slot, connection by connection.  The free slots are kept on a stack, so
+     * the program's own cost per request does not grow with the depth. */
+    for (c = 0; c < o->connections; c++) {
+      struct conn *cn = &conns[c];
+      while (cn->nfree > 0 && issued < o->total_requests) {
+        unsigned s = cn->free_slots[--cn->nfree];
+        nbd_completion_callback cb = { .callback = completed,
+                                       .user_data = &ctxs[c * o->depth + s] };
+        int64_t r;
+        if (is_write (o, issued))
+          r = nbd_aio_pwrite (cn->nbd, cn->bufs[s], o->bs, offset_of (o, issued), cb, 0);
+        else
+          r = nbd_aio_pread (cn->nbd, cn->bufs[s], o->bs, offset_of (o, issued), cb, 0);
+        if (r == -1)
+          die ("issuing a request");
+        issued++;
+      }
+      in_flight += o->depth - cn->nfree;
+    }
+    if (*error != 0) {
+      errno = *error;
+      die ("a request failed");
+    }
+    if (in_flight == 0 && issued >= o->total_requests)
+      return issued;
+    if (o->connections == 1) {
+      if (nbd_poll (conns[0].nbd, -1) == -1)
+        die ("nbd_poll");
+      continue;
+    }
+    for (c = 0; c < o->connections; c++) {
+      unsigned dir = nbd_aio_get_direction (conns[c].nbd);
+      pfds[c] = (struct pollfd) { .fd = nbd_aio_get_fd (conns[c].nbd), .events = 0 };
+      if (dir & LIBNBD_AIO_DIRECTION_READ)
+        pfds[c].events |= POLLIN;
+      if (dir & LIBNBD_AIO_DIRECTION_WRITE)
+        pfds[c].events |= POLLOUT;
+    }
+    if (poll (pfds, o->connections, -1) == -1) {
+      if (errno == EINTR)
+        continue;
+      die ("poll");
+    }
+    for (c = 0; c < o->connections; c++) {
+      if ((pfds[c].revents & (POLLIN | POLLHUP | POLLERR)) && nbd_aio_notify_read (conns[c].nbd) == -1)
+        die ("nbd_aio_notify_read");
+      if ((pfds[c].revents & POLLOUT) && nbd_aio_notify_write (conns[c].nbd) == -1)
+        die ("nbd_aio_notify_write");
+    }
+  }
 }
 
 int
@@ -182,10 +270,10 @@ main (int argc, char *argv[])
   struct slot_ctx *ctxs;
   struct pollfd *pfds;
   int (*start_writer) (struct nbd_handle *) = NULL;
-  uint64_t issued = 0, done_requests;
+  uint64_t done_requests, bytes;
   unsigned c, s;
   int error = 0;
-  double t0, c0, wall, cpu;
+  double t0, u0, s0, u1, s1, wall, cpu, gib;
   int64_t size;
 
   parse (argc, argv, &o);
@@ -207,24 +295,27 @@ main (int argc, char *argv[])
     cn->nbd = nbd_create ();
     /* TLS URIs name certificate or PSK files. */
     if (cn->nbd == NULL || nbd_set_uri_allow_local_file (cn->nbd, true) == -1 ||
+        (o.no_pread_init && nbd_set_pread_initialize (cn->nbd, false) == -1) ||
         nbd_connect_uri (cn->nbd, o.uri) == -1)
       die ("connect");
     if (start_writer && start_writer (cn->nbd) == -1)
       die ("nbd_start_concurrent_writer");
     cn->bufs = calloc (o.depth, sizeof *cn->bufs);
-    cn->busy = calloc (o.depth, sizeof *cn->busy);
-    if (cn->bufs == NULL || cn->busy == NULL)
+    cn->free_slots = calloc (o.depth, sizeof *cn->free_slots);
+    if (cn->bufs == NULL || cn->free_slots == NULL)
       die ("calloc");
     for (s = 0; s < o.depth; s++) {
       uint64_t j;
       cn->bufs[s] = malloc (o.bs);
       if (cn->bufs[s] == NULL)
         die ("malloc");
+      /* Random contents, so a server that detects zeroes has nothing to skip. */
       for (j = 0; j + 8 <= o.bs; j += 8) {
         uint64_t v = next_random ();
         memcpy (cn->bufs[s] + j, &v, 8);
       }
-      ctxs[c * o.depth + s] = (struct slot_ctx) { &cn->busy[s], &error };
+      ctxs[c * o.depth + s] = (struct slot_ctx) { cn, s, &error };
+      cn->free_slots[cn->nfree++] = o.depth - 1 - s;   /* slot 0 on top */
     }
   }
   size = nbd_get_size (conns[0].nbd);
@@ -238,68 +329,27 @@ main (int argc, char *argv[])
   }
 
   t0 = now ();
-  c0 = cpu_seconds ();
-  for (;;) {
-    unsigned in_flight = 0;
-    /* Fill every free slot, connection by connection. */
-    for (c = 0; c < o.connections; c++) {
-      struct conn *cn = &conns[c];
-      for (s = 0; s < o.depth && issued < o.total_requests; s++) {
-        nbd_completion_callback cb;
-        int64_t r;
-        if (cn->busy[s])
-          continue;
-        cb = (nbd_completion_callback) { .callback = completed,
-                                         .user_data = &ctxs[c * o.depth + s] };
-        cn->busy[s] = true;
-        if (is_write (&o, issued))
-          r = nbd_aio_pwrite (cn->nbd, cn->bufs[s], o.bs, offset_of (&o, issued), cb, 0);
-        else
-          r = nbd_aio_pread (cn->nbd, cn->bufs[s], o.bs, offset_of (&o, issued), cb, 0);
-        if (r == -1)
-          die ("issuing a request");
-        issued++;
-      }
-      in_flight += (unsigned) nbd_aio_in_flight (cn->nbd);
-    }
-    if (error != 0) {
-      errno = error;
-      die ("a request failed");
-    }
-    if (in_flight == 0 && issued >= o.total_requests)
-      break;
-    if (o.connections == 1) {
-      if (nbd_poll (conns[0].nbd, -1) == -1)
-        die ("nbd_poll");
-      continue;
-    }
-    for (c = 0; c < o.connections; c++) {
-      unsigned dir = nbd_aio_get_direction (conns[c].nbd);
-      pfds[c] = (struct pollfd) { .fd = nbd_aio_get_fd (conns[c].nbd), .events = 0 };
-      if (dir & LIBNBD_AIO_DIRECTION_READ)
-        pfds[c].events |= POLLIN;
-      if (dir & LIBNBD_AIO_DIRECTION_WRITE)
-        pfds[c].events |= POLLOUT;
-    }
-    if (poll (pfds, o.connections, -1) == -1 && errno != EINTR)
-      die ("poll");
-    for (c = 0; c < o.connections; c++) {
-      if ((pfds[c].revents & (POLLIN | POLLHUP | POLLERR)) && nbd_aio_notify_read (conns[c].nbd) == -1)
-        die ("nbd_aio_notify_read");
-      if ((pfds[c].revents & POLLOUT) && nbd_aio_notify_write (conns[c].nbd) == -1)
-        die ("nbd_aio_notify_write");
-    }
-  }
+  cpu_seconds (&u0, &s0);
+  CALLGRIND_START_INSTRUMENTATION;
+  done_requests = run_loop (&o, conns, ctxs, pfds, &error);
+  CALLGRIND_STOP_INSTRUMENTATION;
+  cpu_seconds (&u1, &s1);
   wall = now () - t0;
-  cpu = cpu_seconds () - c0;
-  done_requests = issued;
+  cpu = (u1 - u0) + (s1 - s0);
+  bytes = done_requests * o.bs;
+  gib = (double) bytes / 1073741824.0;
 
   printf ("{\"library\": \"%s %s\", \"op\": \"%s\", \"bs\": %" PRIu64 ", \"depth\": %u, "
-          "\"connections\": %u, \"writer\": %s, \"requests\": %" PRIu64 ", \"bytes\": %" PRIu64 ", "
-          "\"seconds\": %.6f, \"cpu_seconds\": %.6f}\n",
+          "\"connections\": %u, \"writer\": %s, \"pread_initialize\": %s, \"requests\": %" PRIu64 ", \"bytes\": %" PRIu64 ", "
+          "\"seconds\": %.6f, \"mib_per_s\": %.3f, \"iops\": %.1f, "
+          "\"cpu_seconds\": %.6f, \"cpu_user_seconds\": %.6f, \"cpu_sys_seconds\": %.6f, "
+          "\"cpu_seconds_per_gib\": %.6f}\n",
           nbd_get_package_name (conns[0].nbd), nbd_get_version (conns[0].nbd), o.op, o.bs,
-          o.depth, o.connections, o.writer ? "true" : "false", done_requests,
-          done_requests * o.bs, wall, cpu);
+          o.depth, o.connections, o.writer ? "true" : "false",
+          o.no_pread_init ? "false" : "true", done_requests, bytes,
+          wall, (double) bytes / 1048576.0 / wall, (double) done_requests / wall,
+          cpu, u1 - u0, s1 - s0, gib > 0 ? cpu / gib : 0.0);
+  fflush (stdout);
   for (c = 0; c < o.connections; c++) {
     if (nbd_shutdown (conns[c].nbd, 0) == -1)
       die ("nbd_shutdown");
@@ -307,7 +357,7 @@ main (int argc, char *argv[])
     for (s = 0; s < o.depth; s++)
       free (conns[c].bufs[s]);
     free (conns[c].bufs);
-    free (conns[c].busy);
+    free (conns[c].free_slots);
   }
   free (conns);
   free (ctxs);

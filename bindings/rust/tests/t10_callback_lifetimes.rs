@@ -159,18 +159,22 @@ fn extent_callbacks() {
     .unwrap();
     assert_eq!(counter.dropped(), 2);
     let token = counter.token();
-    h.aio_block_status(
-        MIB,
-        0,
-        move |_: &str, _, _: &[u32], _: &mut i32| {
-            let _ = &token;
-            0
-        },
-        None,
-        None,
-    )
-    .unwrap();
+    let cookie = h
+        .aio_block_status(
+            MIB,
+            0,
+            move |_: &str, _, _: &[u32], _: &mut i32| {
+                let _ = &token;
+                0
+            },
+            None,
+            None,
+        )
+        .unwrap();
     drain(&h);
+    // A command keeps its closures until it is retired, as in libnbd.
+    assert_eq!(counter.dropped(), 2);
+    assert!(h.aio_command_completed(cookie).unwrap());
     assert_eq!(counter.dropped(), 3);
 }
 
@@ -278,20 +282,24 @@ fn panicking_callback_is_still_freed_once() {
     let counter = DropCounter::new();
     let token = counter.token();
     let buf = AioBuffer::new(512);
-    h.aio_pread(
-        &buf,
-        0,
-        CompletionCallback::new(move |_| {
-            let _ = &token;
-            panic!("completion panicked")
-        }),
-        None,
-    )
-    .unwrap();
+    let cookie = h
+        .aio_pread(
+            &buf,
+            0,
+            CompletionCallback::new(move |_| {
+                let _ = &token;
+                panic!("completion panicked")
+            }),
+            None,
+        )
+        .unwrap();
     let caught = panic::catch_unwind(AssertUnwindSafe(|| drain(&h)));
     assert!(caught.is_err());
-    // The panicking callback returned -1, so the command waits to be collected.
+    // The panicking callback returned -1, so the command waits to be collected, and its
+    // closure lives until then.
     drain(&h);
+    assert_eq!(counter.dropped(), 0);
+    assert!(h.aio_command_completed(cookie).is_err());
     assert_eq!(counter.dropped(), 1);
     assert!(!buf.is_busy());
 }

@@ -169,18 +169,16 @@ void complete_command(nbd_handle& h, uint64_t cookie) {
   if (h.debug_enabled())
     debug(h, "command %" PRIu64 " (%s) complete: %s", cookie, command_name(cmd->type),
           cmd->error != 0 ? std::strerror(cmd->error) : "success");
-  // The command's other callbacks are done; release them before the completion runs.
-  cmd->chunk.reset();
-  cmd->extent.reset();
+  // Every closure of the command (completion, chunk, extent) lives until the command is
+  // retired: by nbd_aio_command_completed, by the completion returning 1, or at close.
   if (cmd->completion.has_callback()) {
     int err = cmd->error;
     const int r = cmd->completion(&err);
     if (r == -1 && err != 0 && cmd->error == 0)
       cmd->error = err;
     if (r == 1)
-      return;  // retired by its callback: the command (and its completion) is freed here
+      return;  // retired by its callback: the command and its closures are freed here
   }
-  cmd->completion.reset();
   h.cmds_done.push_back(std::move(cmd));
 }
 
