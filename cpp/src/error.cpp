@@ -13,21 +13,24 @@ namespace nbd {
 namespace {
 
 struct ThreadError {
-  const char* call = nullptr;  // static string of the public call in progress
   std::string message;
   int errnum = 0;
   bool set = false;
 };
 
 thread_local ThreadError t_error;
+// The public call in progress (a static string), which every public call sets and restores.
+// Trivial, so it needs no guard, and initial-exec: a plain %fs-relative access instead of a
+// __tls_get_addr call (8 bytes fit the static TLS space kept for dlopen'ed libraries).
+thread_local const char* t_call __attribute__((tls_model("initial-exec"))) = nullptr;
 
 }  // namespace
 
 int set_error(int errnum, const char* fmt, ...) {
   ThreadError& e = t_error;
   e.message.clear();
-  if (e.call != nullptr) {
-    e.message += e.call;
+  if (t_call != nullptr) {
+    e.message += t_call;
     e.message += ": ";
   }
   va_list ap;
@@ -48,10 +51,10 @@ const char* last_error() { return t_error.set ? t_error.message.c_str() : nullpt
 
 int last_errno() { return t_error.errnum; }
 
-const char* current_call() { return t_error.call; }
+const char* current_call() { return t_call; }
 
-ApiScope::ApiScope(const char* name) : saved_(t_error.call) { t_error.call = name; }
+ApiScope::ApiScope(const char* name) : saved_(t_call) { t_call = name; }
 
-ApiScope::~ApiScope() { t_error.call = saved_; }
+ApiScope::~ApiScope() { t_call = saved_; }
 
 }  // namespace nbd

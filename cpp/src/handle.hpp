@@ -15,7 +15,9 @@
 #include <vector>
 
 #include "closure.hpp"
+#include "fast_mutex.hpp"
 #include "cmd/command.hpp"
+#include "cmd/table.hpp"
 #include "io.hpp"
 #include "libnbd.h"
 #include "state.hpp"
@@ -32,7 +34,7 @@ struct nbd_handle {
   nbd_handle(const nbd_handle&) = delete;
   nbd_handle& operator=(const nbd_handle&) = delete;
 
-  std::mutex lock;
+  nbd::FastMutex lock;
 
   // Diagnostics.
   std::string name;  // "nbd1", "nbd2", ... unless set
@@ -105,6 +107,8 @@ struct nbd_handle {
   std::vector<unsigned char> inbuf;
   size_t in_pos = 0;
   size_t in_end = 0;
+  bool peek_headers = false;  // large payloads are coming: read no further than a header
+
   unsigned char scratch[256];     // fixed-size headers are received here
   std::vector<unsigned char> payload;  // variable-length replies and option payloads
 
@@ -112,6 +116,9 @@ struct nbd_handle {
   // thread (out is then encrypted by the handle's own thread).
   nbd::OutQueue out;
   nbd::OutQueue wire;
+  // The last send filled the socket: new requests only queue until it is writable again (a
+  // poll or notify), instead of each trying a send that would fail with EAGAIN.
+  bool send_full = false;
 
   // ---- What the handshake learnt ----
   const char* protocol = nullptr;  // "oldstyle", "newstyle", "newstyle-fixed"
@@ -146,8 +153,9 @@ struct nbd_handle {
 
   // ---- Commands ----
   uint64_t next_cookie = 1;
-  std::unordered_map<uint64_t, std::unique_ptr<nbd::Command>> cmds;  // issued, not yet complete
+  nbd::CommandTable cmds;                                            // issued, not yet complete
   std::deque<std::unique_ptr<nbd::Command>> cmds_done;              // complete, not retired
+  nbd::CommandPool cmd_pool;                                         // retired, for reuse
   bool disconnect_sent = false;
   // Reader side of the connected state: the reply being received.
   nbd::ReplyState rstate = nbd::ReplyState::Header;

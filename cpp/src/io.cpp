@@ -16,9 +16,20 @@ namespace {
 // Reads at least this long go straight into the caller's buffer (a pread payload) instead of
 // through the internal buffer.
 constexpr size_t kDirectRead = 16 * 1024;
+// A structured reply's header and a data chunk's offset: what comes before a payload.
+constexpr size_t kPeek = 20 + 8;
 constexpr int kMaxIov = 64;
+// A send gathers at most this many bytes (a Unix socket's default send buffer is 208 KiB).
+constexpr size_t kMaxGather = 512 * 1024;
 // Request headers and options are copied into chunks of this size.
 constexpr size_t kChunk = 64 * 1024;
+
+size_t iov_bytes(const struct iovec* iov, int n) {
+  size_t total = 0;
+  for (int i = 0; i < n; ++i)
+    total += iov[i].iov_len;
+  return total;
+}
 
 }  // namespace
 
@@ -31,7 +42,7 @@ OutQueue::~OutQueue() {
 void OutQueue::append_copy(const void* p, size_t len) {
   if (len == 0)
     return;
-  std::lock_guard<std::mutex> lock(mu_);
+  Guard lock(*this);
   if (tail_ == nullptr || tail_->cap - tail_->used < len) {
     Chunk* old = tail_;
     if (spare_ != nullptr && spare_->cap >= len) {
@@ -55,38 +66,43 @@ void OutQueue::append_copy(const void* p, size_t len) {
     segs_.push_back({dst, len, tail_});
     ++tail_->refs;
   }
-  if (waiting_)
+  if (shared_ && waiting_)
     cv_.notify_one();
 }
 
 void OutQueue::append_ref(const void* p, size_t len) {
   if (len == 0)
     return;
-  std::lock_guard<std::mutex> lock(mu_);
+  Guard lock(*this);
   segs_.push_back({static_cast<const unsigned char*>(p), len, nullptr});
   appended_ += len;
-  if (waiting_)
+  if (shared_ && waiting_)
     cv_.notify_one();
 }
 
-bool OutQueue::empty() const {
+bool OutQueue::empty_shared() const {
   std::lock_guard<std::mutex> lock(mu_);
   return segs_.empty();
 }
 
 int OutQueue::gather(struct iovec* iov, int max) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  Guard lock(*this);
   return gather_locked(iov, max);
 }
 
 int OutQueue::gather_locked(struct iovec* iov, int max) const {
   int n = 0;
   size_t skip = head_done_;
-  for (const Seg& s : segs_) {
-    if (n == max)
+  size_t bytes = 0;
+  for (size_t i = 0; i < segs_.size(); ++i) {
+    const Seg& s = segs_[i];
+    // No socket takes more than a few MiB at once: gathering beyond that is wasted work
+    // (a deep queue of large writes would otherwise be walked again on every send).
+    if (n == max || bytes >= kMaxGather)
       break;
     iov[n].iov_base = const_cast<unsigned char*>(s.p + skip);
     iov[n].iov_len = s.len - skip;
+    bytes += iov[n].iov_len;
     skip = 0;
     ++n;
   }
@@ -94,7 +110,7 @@ int OutQueue::gather_locked(struct iovec* iov, int max) const {
 }
 
 void OutQueue::consume(size_t n) {
-  std::lock_guard<std::mutex> lock(mu_);
+  Guard lock(*this);
   consume_locked(n);
 }
 
@@ -117,7 +133,7 @@ void OutQueue::consume_locked(size_t n) {
 }
 
 void OutQueue::clear() {
-  std::lock_guard<std::mutex> lock(mu_);
+  Guard lock(*this);
   consumed_ = appended_;
   while (!segs_.empty()) {
     Chunk* c = segs_.front().chunk;
@@ -128,18 +144,18 @@ void OutQueue::clear() {
   head_done_ = 0;
 }
 
-uint64_t OutQueue::end_offset() const {
+uint64_t OutQueue::end_offset_shared() const {
   std::lock_guard<std::mutex> lock(mu_);
   return appended_;
 }
 
-uint64_t OutQueue::sent_offset() const {
+uint64_t OutQueue::sent_offset_shared() const {
   std::lock_guard<std::mutex> lock(mu_);
   return consumed_;
 }
 
 void OutQueue::truncate(uint64_t offset) {
-  std::lock_guard<std::mutex> lock(mu_);
+  Guard lock(*this);
   while (appended_ > offset && !segs_.empty()) {
     Seg& back = segs_.back();
     // The front segment's sent part stays (offset is never before what was sent).
@@ -226,7 +242,20 @@ Io recv_into_rbuf(nbd_handle& h) {
     if (!direct && h.inbuf.empty())
       h.inbuf.resize(64 * 1024);
     void* target = direct ? static_cast<void*>(h.rbuf) : h.inbuf.data();
-    const size_t want = direct ? h.rlen : h.inbuf.size();
+    // Reading ahead batches small replies into one recv, but the bytes it takes of a large
+    // payload then have to be copied out of the buffer.  So while large payloads come (the
+    // last one went straight to its buffer), headers are read with a short peek that stops
+    // about where a payload starts; a small payload turns read-ahead back on.
+    size_t want;
+    if (direct) {
+      want = h.rlen;
+      h.peek_headers = true;
+    } else if (h.peek_headers && h.rlen <= kPeek) {
+      want = kPeek;
+    } else {
+      want = h.inbuf.size();
+      h.peek_headers = false;
+    }
     const ssize_t r = h.sock->recv(target, want);
     if (r == -1) {
       if (errno == EAGAIN || errno == EWOULDBLOCK)
@@ -256,8 +285,10 @@ Io send_from_wbuf(nbd_handle& h) {
     const int n = h.out.gather(iov, kMaxIov);
     const ssize_t r = h.sock->send(iov, n, false);
     if (r == -1) {
-      if (errno == EAGAIN || errno == EWOULDBLOCK)
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        h.send_full = true;
         return Io::Again;
+      }
       if (h.writer.empty()) {
         set_error(errno, "send");
       } else {  // the writer callback refused the data (it may have left errno at 0)
@@ -269,7 +300,14 @@ Io send_from_wbuf(nbd_handle& h) {
       return Io::Error;
     }
     h.out.consume(static_cast<size_t>(r));
+    // A plain socket that took less than offered is full: another try would fail.  (TLS
+    // sends one record of the first iovec at a time, so a short send says nothing there.)
+    if (h.tls_session == nullptr && static_cast<size_t>(r) < iov_bytes(iov, n)) {
+      h.send_full = true;
+      return Io::Again;
+    }
   }
+  h.send_full = false;
   return Io::Done;
 }
 

@@ -27,7 +27,7 @@ enum class Io {
 // whose bytes never move once written; large payloads (write data) are referenced where they
 // are, so a pwrite is never copied.  Every method takes the queue's own lock, because with the
 // ready-made concurrent writer a second thread drains the queue (take / sent) while the handle
-// appends to it.  An iovec handed out stays valid until those bytes are consumed.
+// appends to it (see share()).  An iovec handed out stays valid until those bytes are consumed.
 class OutQueue {
  public:
   OutQueue() = default;
@@ -35,9 +35,14 @@ class OutQueue {
   OutQueue& operator=(const OutQueue&) = delete;
   ~OutQueue();
 
+  // From now on a second thread (the writer thread) drains the queue: every method takes the
+  // queue's lock.  Until then only the handle's thread touches it and no lock is taken.  Call
+  // before the other thread first sees the queue.
+  void share() { shared_ = true; }
+
   void append_copy(const void* p, size_t len);
   void append_ref(const void* p, size_t len);
-  bool empty() const;
+  bool empty() const { return shared_ ? empty_shared() : segs_.empty(); }
   // Fills at most max iovecs with the next unsent bytes; returns how many.
   int gather(struct iovec* iov, int max) const;
   void consume(size_t n);
@@ -45,8 +50,8 @@ class OutQueue {
   void clear();
   // Offsets in the stream of everything ever appended: the end of it, and how much has been
   // sent.  Bytes in [sent_offset(), end_offset()) are queued.
-  uint64_t end_offset() const;
-  uint64_t sent_offset() const;
+  uint64_t end_offset() const { return shared_ ? end_offset_shared() : appended_; }
+  uint64_t sent_offset() const { return shared_ ? sent_offset_shared() : consumed_; }
   // Drops the queued bytes from offset (>= sent_offset()) to the end.  Not for a queue a
   // writer thread drains.
   void truncate(uint64_t offset);
@@ -78,6 +83,26 @@ class OutQueue {
     size_t len;
     Chunk* chunk;  // nullptr: referenced bytes
   };
+  // Holds mu_ if the queue is shared.
+  class Guard {
+   public:
+    explicit Guard(const OutQueue& q) : mu_(q.shared_ ? &q.mu_ : nullptr) {
+      if (mu_ != nullptr)
+        mu_->lock();
+    }
+    ~Guard() {
+      if (mu_ != nullptr)
+        mu_->unlock();
+    }
+    Guard(const Guard&) = delete;
+    Guard& operator=(const Guard&) = delete;
+
+   private:
+    std::mutex* mu_;
+  };
+  bool empty_shared() const;
+  uint64_t end_offset_shared() const;
+  uint64_t sent_offset_shared() const;
   int gather_locked(struct iovec* iov, int max) const;
   void consume_locked(size_t n);
   void drop_ref(Chunk* c);
@@ -85,7 +110,40 @@ class OutQueue {
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<Seg> segs_;
+  // The queued segments, oldest first: a ring over a power-of-two array, which grows when
+  // full and never shrinks (a deque allocates and walks its blocks on every push and pop).
+  class SegRing {
+   public:
+    bool empty() const { return size_ == 0; }
+    size_t size() const { return size_; }
+    Seg& operator[](size_t i) { return buf_[(head_ + i) & (buf_.size() - 1)]; }
+    const Seg& operator[](size_t i) const { return buf_[(head_ + i) & (buf_.size() - 1)]; }
+    Seg& front() { return (*this)[0]; }
+    Seg& back() { return (*this)[size_ - 1]; }
+    void push_back(const Seg& s) {
+      if (size_ == buf_.size())
+        grow();
+      (*this)[size_++] = s;
+    }
+    void pop_front() {
+      head_ = (head_ + 1) & (buf_.size() - 1);
+      --size_;
+    }
+    void pop_back() { --size_; }
+
+   private:
+    void grow() {
+      std::vector<Seg> bigger(buf_.empty() ? 64 : buf_.size() * 2);
+      for (size_t i = 0; i < size_; ++i)
+        bigger[i] = (*this)[i];
+      buf_ = std::move(bigger);
+      head_ = 0;
+    }
+    std::vector<Seg> buf_;
+    size_t head_ = 0;
+    size_t size_ = 0;
+  };
+  SegRing segs_;
   size_t head_done_ = 0;  // bytes of segs_.front() already sent
   uint64_t appended_ = 0;  // bytes ever appended
   uint64_t consumed_ = 0;  // bytes ever consumed (or cleared)
@@ -94,6 +152,7 @@ class OutQueue {
   bool taking_ = false;     // the writer thread holds iovecs into the queue
   bool waiting_ = false;    // the writer thread sleeps in take
   bool stopped_ = false;
+  bool shared_ = false;     // share() was called: take mu_
 };
 
 // Receives into [h.rbuf, h.rbuf + h.rlen), advancing both; small reads go through an internal

@@ -41,9 +41,8 @@ enum class State : uint8_t {
 
 // The reader side of the connected states: where in a reply we are.
 enum class ReplyState : uint8_t {
-  Header,       // the 4-byte magic of the next reply
-  SimpleRest,   // rest of a simple reply header
-  Structured,   // rest of a structured reply header
+  Header,       // the first 16 bytes of the next reply (a simple reply header)
+  Structured,   // the last 4 bytes of a structured reply header
   ReadData,     // payload straight into the caller's read buffer
   Payload,      // a chunk payload into h.payload
 };

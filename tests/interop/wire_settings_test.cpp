@@ -340,6 +340,98 @@ TEST(WireSettings, PreadInitializeZeroesTheBufferOfAFailedRead) {
   EXPECT_EQ(nbd_pwrite(h, data.data(), data.size(), 0, 0), 0) << nbd_get_error();
 }
 
+// The buffer of a read that fails is zeroed on every path, by the time the call returns or the
+// completion callback runs: refused by the call (wrong state, out of bounds), failed by the
+// server, lost with the connection, dropped by nbd_close.  A read that succeeds is not zeroed
+// first (every byte comes from the server), which the bench measures rather than this test.
+struct ZeroCheck {
+  std::vector<char>* buf = nullptr;
+  int calls = 0;
+  int error = 0;
+  bool zero_in_callback = false;
+};
+
+int check_zero_in_completion(void* p, int* error) {
+  auto* z = static_cast<ZeroCheck*>(p);
+  ++z->calls;
+  z->error = *error;
+  z->zero_in_callback = *z->buf == std::vector<char>(z->buf->size(), 0);
+  return 1;
+}
+
+TEST(WireSettings, PreadInitializeZeroesFailedReadsOnEveryPath) {
+  NBD_TEST_REQUIRE_PROGRAM("nbdkit");
+  std::vector<char> buf(65536, '\xaa');
+  const std::vector<char> zeroes(buf.size(), 0);
+  {
+    Handle h;  // created, not connected
+    EXPECT_EQ(nbd_pread(h, buf.data(), buf.size(), 0, 0), -1);
+    EXPECT_TRUE(last_error_is(ENOTCONN, "nbd_pread: invalid state: "));
+    EXPECT_EQ(buf, zeroes);
+  }
+  auto srv = start_nbdkit({"memory", "1M"});
+  ASSERT_TRUE(srv);
+  Handle h;
+  ASSERT_EQ(nbd_connect_uri(h, srv->uri().c_str()), 0) << nbd_get_error();
+  buf.assign(buf.size(), '\xaa');
+  EXPECT_EQ(nbd_aio_pread(h, buf.data(), buf.size(), 1024 * 1024, NBD_NULL_COMPLETION, 0), -1);
+  EXPECT_TRUE(last_error_is(EINVAL, "nbd_aio_pread: request out of bounds"));
+  EXPECT_EQ(buf, zeroes);
+
+  // Served: the data arrives whole.
+  auto data = random_bytes(buf.size(), 11);
+  ASSERT_EQ(nbd_pwrite(h, data.data(), data.size(), 0, 0), 0) << nbd_get_error();
+  buf.assign(buf.size(), '\xaa');
+  ASSERT_EQ(nbd_pread(h, buf.data(), buf.size(), 0, 0), 0) << nbd_get_error();
+  EXPECT_EQ(buf, data);
+}
+
+TEST(WireSettings, PreadInitializeZeroesReadsFailedByTheServerOrLost) {
+  NBD_TEST_REQUIRE_PROGRAM("nbdkit");
+  std::vector<char> buf(65536, '\xaa');
+  const std::vector<char> zeroes(buf.size(), 0);
+  {
+    auto srv = start_nbdkit({"--filter=error", "memory", "1M", "error-pread=EIO", "error-pread-rate=1"});
+    ASSERT_TRUE(srv);
+    Handle h;
+    ASSERT_EQ(nbd_connect_uri(h, srv->uri().c_str()), 0) << nbd_get_error();
+    ZeroCheck z{&buf};
+    ASSERT_GT(nbd_aio_pread(h, buf.data(), buf.size(), 0, {check_zero_in_completion, &z, nullptr}, 0), 0)
+        << nbd_get_error();
+    ASSERT_TRUE(poll_until(h, [&] { return z.calls == 1; })) << nbd_get_error();
+    EXPECT_EQ(z.error, EIO);
+    EXPECT_TRUE(z.zero_in_callback);
+  }
+  {
+    // The server dies with the read in flight (each read waits 10 s in the delay filter).
+    auto srv = start_nbdkit({"--filter=delay", "memory", "1M", "delay-read=10"});
+    ASSERT_TRUE(srv);
+    Handle h;
+    ASSERT_EQ(nbd_connect_uri(h, srv->uri().c_str()), 0) << nbd_get_error();
+    buf.assign(buf.size(), '\xaa');
+    ZeroCheck z{&buf};
+    ASSERT_GT(nbd_aio_pread(h, buf.data(), buf.size(), 0, {check_zero_in_completion, &z, nullptr}, 0), 0)
+        << nbd_get_error();
+    srv->kill_now();
+    ASSERT_TRUE(poll_until(h, [&] { return z.calls == 1; }));
+    EXPECT_EQ(z.error, ENOTCONN);
+    EXPECT_TRUE(z.zero_in_callback);
+    EXPECT_EQ(nbd_aio_is_dead(h), 1);
+  }
+  {
+    // nbd_close with the read still in flight.
+    auto srv = start_nbdkit({"--filter=delay", "memory", "1M", "delay-read=10"});
+    ASSERT_TRUE(srv);
+    nbd_handle* h = nbd_create();
+    ASSERT_NE(h, nullptr);
+    ASSERT_EQ(nbd_connect_uri(h, srv->uri().c_str()), 0) << nbd_get_error();
+    buf.assign(buf.size(), '\xaa');
+    EXPECT_GT(nbd_aio_pread(h, buf.data(), buf.size(), 0, NBD_NULL_COMPLETION, 0), 0) << nbd_get_error();
+    nbd_close(h);
+    EXPECT_EQ(buf, zeroes);
+  }
+}
+
 TEST(WireSettings, PreadInitializeOffStillReads) {
   NBD_TEST_REQUIRE_PROGRAM("nbdkit");
   auto srv = start_nbdkit({"memory", "1M"});

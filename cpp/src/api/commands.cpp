@@ -128,15 +128,15 @@ void abandon_unsent(nbd_handle& h) {
   const uint64_t sent = h.out.sent_offset();
   uint64_t cut = h.out.end_offset();
   std::vector<uint64_t> unsent;
-  for (const auto& [cookie, cmd] : h.cmds) {
-    if (cmd->wire_offset >= sent) {
-      unsent.push_back(cookie);
-      cut = std::min(cut, cmd->wire_offset);
+  h.cmds.for_each([&](const Command& cmd) {
+    if (cmd.wire_offset >= sent) {
+      unsent.push_back(cmd.cookie);
+      cut = std::min(cut, cmd.wire_offset);
     }
-  }
+  });
   h.out.truncate(cut);
   for (uint64_t cookie : unsent) {
-    h.cmds.at(cookie)->error = ENOTCONN;
+    h.cmds.find(cookie)->error = ENOTCONN;
     complete_command(h, cookie);
   }
 }

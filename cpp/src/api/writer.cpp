@@ -56,6 +56,7 @@ std::unique_ptr<WriterThread> WriterThread::start(nbd_handle& h, OutQueue& q) {
     set_error(errno, "eventfd");
     return nullptr;
   }
+  q.share();  // before the thread exists, so it only ever sees a locking queue
   std::unique_ptr<WriterThread> w(new WriterThread(h, q, std::move(stop)));
   try {
     w->thread_ = std::thread([p = w.get()] { p->loop(); });
@@ -76,6 +77,7 @@ WriterThread::~WriterThread() {
 }
 
 void WriterThread::switch_queue(OutQueue& q) {
+  q.share();
   OutQueue* old = q_.exchange(&q);
   old->stop_taking();  // the thread leaves it and picks up q
 }
@@ -171,6 +173,7 @@ int unlocked_set_concurrent_writer(nbd_handle& h, Closure<nbd_writer_callback>& 
     divert_to_writer(h);
   // Hand the writer what is queued now, so the handle stops waiting for POLLOUT at once.  A
   // failure here kills the connection, which the next call reports; the writer stays set.
+  h.send_full = false;  // the writer takes everything: the socket being full no longer matters
   send_queued(h);
   return 0;
 }

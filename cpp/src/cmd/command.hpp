@@ -64,7 +64,23 @@ struct Command {
   uint64_t wire_offset = 0;  // where its request starts in the handle's outgoing stream
   uint64_t wire_end = 0;     // and where it (with a write's payload) ends
   int error = 0;            // the first error seen; 0 while the command succeeds
+  // A read issued while pread_initialize was on: if it fails, its buffer is zeroed before the
+  // completion runs.  (A read that succeeds has had every byte written by the server, so the
+  // buffer is not zeroed up front, which would cost a pass over it per read.)
+  bool zero_on_failure = false;
   Coverage covered;         // a structured read's bytes covered by data or hole chunks
+
+  // Back to a new command's state, for reuse; the closures must already be empty.
+  void clear() {
+    cookie = 0;
+    type = flags = 0;
+    offset = count = 0;
+    data = nullptr;
+    wire_offset = wire_end = 0;
+    error = 0;
+    zero_on_failure = false;
+    covered.reset(0);
+  }
 };
 
 }  // namespace nbd

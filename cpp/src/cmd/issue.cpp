@@ -112,7 +112,7 @@ void update_connected_state(nbd_handle& h) {
   // commands merely waiting for their replies leave the handle ready.
   if (state_group(h.state) != kConnected)
     return;
-  const bool mid_reply = h.rstate != ReplyState::Header || h.rlen != 4;
+  const bool mid_reply = !at_reply_start(h);
   h.state = sends_pending(h) || mid_reply ? State::Processing : State::Ready;
 }
 
@@ -120,7 +120,7 @@ int64_t issue_command(nbd_handle& h, const CommandSpec& spec, Closure<nbd_comple
                       Closure<nbd_chunk_callback>* chunk, Closure<nbd_extent_callback>* extent) {
   if (check_request(h, spec) == -1)
     return -1;
-  auto cmd = std::make_unique<Command>();
+  std::unique_ptr<Command> cmd = h.cmd_pool.get();
   Command& c = *cmd;
   c.cookie = h.next_cookie++;
   c.type = spec.type;
@@ -128,6 +128,7 @@ int64_t issue_command(nbd_handle& h, const CommandSpec& spec, Closure<nbd_comple
   c.offset = spec.offset;
   c.count = spec.count;
   c.data = spec.data;
+  c.zero_on_failure = c.type == kCmdRead && h.pread_initialize && c.data != nullptr;
   c.covered.reset(c.offset);
   if (completion != nullptr)
     c.completion = std::move(*completion);
@@ -149,7 +150,7 @@ int64_t issue_command(nbd_handle& h, const CommandSpec& spec, Closure<nbd_comple
     h.out.append_ref(spec.data, spec.count);
   c.wire_end = h.out.end_offset();
   const auto cookie = static_cast<int64_t>(c.cookie);
-  h.cmds.emplace(c.cookie, std::move(cmd));  // c may be retired (and freed) from here on
+  h.cmds.insert(std::move(cmd));  // c may be retired (and recycled) from here on
   // Send now, as far as the socket takes it; replies wait for the caller's next poll or
   // notify (as in libnbd, no callback runs inside an aio call).  A connection that dies here
   // completes the command with the error, which the caller collects through the cookie.
@@ -158,17 +159,16 @@ int64_t issue_command(nbd_handle& h, const CommandSpec& spec, Closure<nbd_comple
 }
 
 void complete_command(nbd_handle& h, uint64_t cookie) {
-  auto it = h.cmds.find(cookie);
-  if (it == h.cmds.end())
+  std::unique_ptr<Command> cmd = h.cmds.take(cookie);
+  if (!cmd)
     return;
-  std::unique_ptr<Command> cmd = std::move(it->second);
-  h.cmds.erase(it);
   if (h.rcmd == cmd.get())
     h.rcmd = nullptr;
-  update_connected_state(h);
   if (h.debug_enabled())
     debug(h, "command %" PRIu64 " (%s) complete: %s", cookie, command_name(cmd->type),
           cmd->error != 0 ? std::strerror(cmd->error) : "success");
+  if (cmd->error != 0 && cmd->zero_on_failure)
+    std::memset(cmd->data, 0, cmd->count);  // no stale memory is left in a failed read's buffer
   // Every closure of the command (completion, chunk, extent) lives until the command is
   // retired: by nbd_aio_command_completed, by the completion returning 1, or at close.
   if (cmd->completion.has_callback()) {
@@ -176,18 +176,20 @@ void complete_command(nbd_handle& h, uint64_t cookie) {
     const int r = cmd->completion(&err);
     if (r == -1 && err != 0 && cmd->error == 0)
       cmd->error = err;
-    if (r == 1)
-      return;  // retired by its callback: the command and its closures are freed here
+    if (r == 1) {  // retired by its callback: its closures are freed here
+      h.cmd_pool.put(std::move(cmd));
+      return;
+    }
   }
   h.cmds_done.push_back(std::move(cmd));
 }
 
 int wait_for_command(nbd_handle& h, int64_t cookie) {
   const auto id = static_cast<uint64_t>(cookie);
-  if (wait_until(h, [id](nbd_handle& hh) { return hh.cmds.find(id) == hh.cmds.end(); }) == -1) {
+  if (wait_until(h, [id](nbd_handle& hh) { return hh.cmds.find(id) == nullptr; }) == -1) {
     // The connection failed: its error (say "recv: Connection reset by peer") says more than
     // the command's ENOTCONN, so it stays the one reported.
-    if (h.cmds.find(id) == h.cmds.end())
+    if (h.cmds.find(id) == nullptr)
       retire_command(h, id, false);
     return -1;
   }
@@ -200,7 +202,9 @@ int retire_command(nbd_handle& h, uint64_t cookie, bool report) {
       continue;
     const int err = (*it)->error;
     const char* what = command_name((*it)->type);
+    std::unique_ptr<Command> cmd = std::move(*it);
     h.cmds_done.erase(it);
+    h.cmd_pool.put(std::move(cmd));
     if (err != 0)
       return report ? set_error(err, "%s: command failed", what) : -1;
     return 1;

@@ -48,11 +48,10 @@ Transition dispatch(nbd_handle& h) {
 // Completes every command still in flight with err (they will get no reply now).
 void fail_all_commands(nbd_handle& h, int err) {
   abandon_user_option(h, err);
-  while (!h.cmds.empty()) {
-    auto it = h.cmds.begin();
-    if (it->second->error == 0)
-      it->second->error = err;
-    complete_command(h, it->first);
+  while (Command* c = h.cmds.any()) {
+    if (c->error == 0)
+      c->error = err;
+    complete_command(h, c->cookie);
   }
 }
 

@@ -30,6 +30,9 @@ template <class Pred>
 int wait_until(nbd_handle& h, Pred done);
 int poll_once(nbd_handle& h, int timeout_ms);  // -1 error, 0 timeout, 1 progress
 
+// Whether the reader is between replies (nothing of the next one received yet).
+bool at_reply_start(const nbd_handle& h);
+
 // Whether the ready-made writer's thread sends h.out itself (plain connections; under TLS the
 // handle encrypts h.out and the thread sends the records).
 bool writer_drains_out(const nbd_handle& h);

@@ -28,10 +28,12 @@ Transition reply_protocol_error(const char* fmt, uint64_t cookie) {
   return Transition::Fail;
 }
 
+// Every reply starts with at least 16 bytes (a whole simple reply header, most of a
+// structured one), so they are taken in one piece.
 void expect_header(nbd_handle& h) {
   h.rstate = ReplyState::Header;
   h.rbuf = h.scratch;
-  h.rlen = 4;
+  h.rlen = kSimpleReplySize;
 }
 
 // Whether the whole request (and a write's payload) has left the handle: a server cannot
@@ -46,8 +48,7 @@ bool request_sent(nbd_handle& h, const nbd::Command& c) {
 }
 
 nbd::Command* find_command(nbd_handle& h, uint64_t cookie) {
-  auto it = h.cmds.find(cookie);
-  return it == h.cmds.end() ? nullptr : it->second.get();
+  return h.cmds.find(cookie);
 }
 
 // Records the first error of a command.
@@ -285,7 +286,7 @@ Transition reply_step(nbd_handle& h) {
   if (io == Io::Error)
     return Transition::Fail;
   if (io == Io::Eof) {
-    if (h.disconnect_sent && h.rstate == ReplyState::Header && h.rlen == 4) {
+    if (h.disconnect_sent && at_reply_start(h)) {
       close_connection(h);
       return Transition::Next;
     }
@@ -295,12 +296,11 @@ Transition reply_step(nbd_handle& h) {
   switch (h.rstate) {
     case ReplyState::Header: {
       const uint32_t magic = get32(h.scratch);
-      h.rbuf = h.scratch + 4;
-      if (magic == kSimpleReplyMagic) {
-        h.rlen = kSimpleReplySize - 4;
-        h.rstate = ReplyState::SimpleRest;
-      } else if (magic == kStructuredReplyMagic) {
-        h.rlen = kStructuredReplySize - 4;
+      if (magic == kSimpleReplyMagic)
+        return simple_header(h);
+      if (magic == kStructuredReplyMagic) {
+        h.rbuf = h.scratch + kSimpleReplySize;
+        h.rlen = kStructuredReplySize - kSimpleReplySize;
         h.rstate = ReplyState::Structured;
       } else {
         set_error(EPROTO, "invalid reply magic 0x%08x", magic);
@@ -308,8 +308,6 @@ Transition reply_step(nbd_handle& h) {
       }
       return Transition::Next;
     }
-    case ReplyState::SimpleRest:
-      return simple_header(h);
     case ReplyState::Structured:
       return structured_header(h);
     case ReplyState::ReadData:
@@ -320,6 +318,10 @@ Transition reply_step(nbd_handle& h) {
 }
 
 }  // namespace
+
+bool at_reply_start(const nbd_handle& h) {
+  return h.rstate == ReplyState::Header && h.rlen == kSimpleReplySize;
+}
 
 void enter_transmission(nbd_handle& h) {
   h.opt_todo.clear();
@@ -348,7 +350,7 @@ Io send_step(nbd_handle& h) {
 int send_queued(nbd_handle& h) {
   if (state_group(h.state) != kConnected)
     return 0;
-  if (send_step(h) != Io::Error) {
+  if (h.send_full || send_step(h) != Io::Error) {
     update_connected_state(h);  // processing only while bytes still wait for the socket
     return 0;
   }

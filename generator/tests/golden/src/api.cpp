@@ -69,8 +69,6 @@ NBD_API int nbd_pread (struct nbd_handle *h, void *buf, size_t count, uint64_t o
   try {
     if (h->debug_enabled())
       nbd::debug(*h, "enter: buf=<buf> count=%zu offset=%" PRIu64 " flags=0x%" PRIx32 "", count, offset, flags);
-    if (h->pread_initialize && buf != nullptr)
-      std::memset(buf, 0, count);
     bool ok = nbd::check_state(*h, 8, "connected with the server");
     if (ok && buf == nullptr)
       ok = nbd::fail_null("buf");
@@ -88,6 +86,11 @@ NBD_API int nbd_pread (struct nbd_handle *h, void *buf, size_t count, uint64_t o
     nbd::set_error(ENOMEM, "out of memory");
     ret = -1;
   }
+  // A read the call refused leaves no stale memory in the buffer; one the server failed has
+  // been zeroed by the core (a read that succeeds writes every byte, so nothing is zeroed
+  // up front).
+  if (ret == -1 && h->pread_initialize && buf != nullptr)
+    std::memset(buf, 0, count);
   return ret;
 }
 
@@ -105,8 +108,6 @@ NBD_API int64_t nbd_aio_pread (struct nbd_handle *h, void *buf, size_t count, ui
   try {
     if (h->debug_enabled())
       nbd::debug(*h, "enter: buf=<buf> count=%zu offset=%" PRIu64 " chunk_callback=<fun> completion_callback=<fun> flags=0x%" PRIx32 "", count, offset, flags);
-    if (h->pread_initialize && buf != nullptr)
-      std::memset(buf, 0, count);
     bool ok = nbd::check_state(*h, 8, "connected with the server");
     if (ok && buf == nullptr)
       ok = nbd::fail_null("buf");
@@ -126,6 +127,11 @@ NBD_API int64_t nbd_aio_pread (struct nbd_handle *h, void *buf, size_t count, ui
     nbd::set_error(ENOMEM, "out of memory");
     ret = -1;
   }
+  // A read the call refused leaves no stale memory in the buffer; one the server failed has
+  // been zeroed by the core (a read that succeeds writes every byte, so nothing is zeroed
+  // up front).
+  if (ret == -1 && h->pread_initialize && buf != nullptr)
+    std::memset(buf, 0, count);
   chunk_callback_owned.reset();
   completion_callback_owned.reset();
   return ret;
