@@ -66,7 +66,7 @@ void OutQueue::append_copy(const void* p, size_t len) {
     segs_.push_back({dst, len, tail_});
     ++tail_->refs;
   }
-  if (shared_ && waiting_)
+  if (shared_ && waiting_ && !direct_sends_)
     cv_.notify_one();
 }
 
@@ -76,7 +76,7 @@ void OutQueue::append_ref(const void* p, size_t len) {
   Guard lock(*this);
   segs_.push_back({static_cast<const unsigned char*>(p), len, nullptr});
   appended_ += len;
-  if (shared_ && waiting_)
+  if (shared_ && waiting_ && !direct_sends_)
     cv_.notify_one();
 }
 
@@ -194,7 +194,8 @@ void OutQueue::release(Chunk* c) {
 int OutQueue::take(struct iovec* iov, int max) {
   std::unique_lock<std::mutex> lock(mu_);
   waiting_ = true;  // appends wake us only while we wait (a futex call each otherwise)
-  cv_.wait(lock, [this] { return stopped_ || !segs_.empty(); });
+  // taking_ here means the handle's own thread is sending (flush): wait for it to finish.
+  cv_.wait(lock, [this] { return stopped_ || (!segs_.empty() && !taking_); });
   waiting_ = false;
   if (stopped_)
     return 0;
@@ -207,6 +208,36 @@ void OutQueue::sent(size_t n) {
   consume_locked(n);
   taking_ = false;
   cv_.notify_all();  // stop_taking may be waiting for this
+}
+
+void OutQueue::flush(int fd) {
+  struct iovec iov[kMaxIov];
+  int n;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    // Busy sending, or about to look at the queue again (between two sends): the writer
+    // thread gets to the new bytes by itself.
+    if (segs_.empty() || taking_ || stopped_ || !waiting_)
+      return;
+    taking_ = true;
+    n = gather_locked(iov, kMaxIov);
+  }
+  // The thread sleeps: send from here what the socket takes now, which spares a wake-up and
+  // a switch to the thread per request when the socket keeps up.
+  struct msghdr msg {};
+  msg.msg_iov = iov;
+  msg.msg_iovlen = static_cast<size_t>(n);
+  ssize_t r;
+  do
+    r = ::sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+  while (r == -1 && errno == EINTR);
+  std::lock_guard<std::mutex> lock(mu_);
+  // A failure (the socket full, or broken) leaves the bytes to the thread, which waits for
+  // room or reports the error as the writer's.
+  consume_locked(r > 0 ? static_cast<size_t>(r) : 0);
+  taking_ = false;
+  if (!segs_.empty())
+    cv_.notify_one();
 }
 
 void OutQueue::progress(size_t n) {
@@ -278,8 +309,12 @@ Io recv_into_rbuf(nbd_handle& h) {
 }
 
 Io send_from_wbuf(nbd_handle& h) {
-  if (writer_drains_out(h))
-    return Io::Done;  // queued is as good as sent: the writer thread drains h.out
+  if (writer_drains_out(h)) {
+    // Queued is as good as sent: the writer thread drains h.out (or the socket takes it
+    // from here while the thread sleeps).
+    h.out.flush(h.sock->fd());
+    return Io::Done;
+  }
   while (!h.out.empty()) {
     struct iovec iov[kMaxIov];
     const int n = h.out.gather(iov, kMaxIov);

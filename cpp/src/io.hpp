@@ -37,8 +37,15 @@ class OutQueue {
 
   // From now on a second thread (the writer thread) drains the queue: every method takes the
   // queue's lock.  Until then only the handle's thread touches it and no lock is taken.  Call
-  // before the other thread first sees the queue.
-  void share() { shared_ = true; }
+  // before the other thread first sees the queue.  With direct_sends, appends no longer wake
+  // the writer thread: the handle calls flush after appending, which sends what it can itself
+  // while the thread sleeps and wakes the thread only for what the socket did not take.
+  void share(bool direct_sends) {
+    shared_ = true;
+    direct_sends_ = direct_sends;
+  }
+  // The handle's side of direct sends: see share().  fd is the (non-blocking) socket.
+  void flush(int fd);
 
   void append_copy(const void* p, size_t len);
   void append_ref(const void* p, size_t len);
@@ -153,6 +160,7 @@ class OutQueue {
   bool waiting_ = false;    // the writer thread sleeps in take
   bool stopped_ = false;
   bool shared_ = false;     // share() was called: take mu_
+  bool direct_sends_ = false;  // appends leave waking the writer thread to flush
 };
 
 // Receives into [h.rbuf, h.rbuf + h.rlen), advancing both; small reads go through an internal

@@ -56,7 +56,10 @@ std::unique_ptr<WriterThread> WriterThread::start(nbd_handle& h, OutQueue& q) {
     set_error(errno, "eventfd");
     return nullptr;
   }
-  q.share();  // before the thread exists, so it only ever sees a locking queue
+  // Before the thread exists, so it only ever sees a locking queue.  Plain connections send
+  // from the handle's thread while the writer's sleeps (OutQueue::flush); under TLS the
+  // handle's thread stays out of the socket, which GnuTLS owns.
+  q.share(&q == &h.out);
   std::unique_ptr<WriterThread> w(new WriterThread(h, q, std::move(stop)));
   try {
     w->thread_ = std::thread([p = w.get()] { p->loop(); });
@@ -77,7 +80,7 @@ WriterThread::~WriterThread() {
 }
 
 void WriterThread::switch_queue(OutQueue& q) {
-  q.share();
+  q.share(false);
   OutQueue* old = q_.exchange(&q);
   old->stop_taking();  // the thread leaves it and picks up q
 }
@@ -188,6 +191,7 @@ int unlocked_start_concurrent_writer(nbd_handle& h) {
   h.writer_thread = WriterThread::start(h, h.tls_session != nullptr ? h.wire : h.out);
   if (!h.writer_thread)
     return -1;
+  h.send_full = false;
   if (h.tls_session != nullptr)
     divert_to_wire(h);
   return 0;
