@@ -19,8 +19,9 @@ constexpr size_t kDirectRead = 16 * 1024;
 // A structured reply's header and a data chunk's offset: what comes before a payload.
 constexpr size_t kPeek = 20 + 8;
 constexpr int kMaxIov = 64;
-// A send gathers at most this many bytes (a Unix socket's default send buffer is 208 KiB).
-constexpr size_t kMaxGather = 512 * 1024;
+// A send gathers at most this many bytes: a Unix socket's default send buffer is 208 KiB, so
+// more is rarely taken, and gathering it would be walked again by the next send.
+constexpr size_t kMaxGather = 256 * 1024;
 // Request headers and options are copied into chunks of this size.
 constexpr size_t kChunk = 64 * 1024;
 

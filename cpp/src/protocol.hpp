@@ -1,6 +1,7 @@
 // protocol.hpp: NBD wire constants and byte-order helpers (NetworkBlockDevice/nbd doc/proto.md).
 #pragma once
 
+#include <bit>
 #include <cstdint>
 #include <cstring>
 
@@ -102,24 +103,31 @@ constexpr uint32_t kEoverflow = 75;
 constexpr uint32_t kEnotsup = 95;
 constexpr uint32_t kEshutdown = 108;
 
-// Byte order: every field on the wire is big-endian.
-inline uint16_t get16(const unsigned char* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
-inline uint32_t get32(const unsigned char* p) {
-  return uint32_t{p[0]} << 24 | uint32_t{p[1]} << 16 | uint32_t{p[2]} << 8 | p[3];
+// Byte order: every field on the wire is big-endian.  Each is one load or store at any
+// alignment, and a byte swap on little-endian machines.
+inline uint16_t byteswap(uint16_t v) { return __builtin_bswap16(v); }
+inline uint32_t byteswap(uint32_t v) { return __builtin_bswap32(v); }
+inline uint64_t byteswap(uint64_t v) { return __builtin_bswap64(v); }
+template <class T>
+inline T from_wire(const unsigned char* p) {
+  T v;
+  std::memcpy(&v, p, sizeof v);
+  if constexpr (std::endian::native == std::endian::little)
+    v = byteswap(v);
+  return v;
 }
-inline uint64_t get64(const unsigned char* p) { return uint64_t{get32(p)} << 32 | get32(p + 4); }
-inline void put16(unsigned char* p, uint16_t v) {
-  p[0] = static_cast<unsigned char>(v >> 8);
-  p[1] = static_cast<unsigned char>(v);
+template <class T>
+inline void to_wire(unsigned char* p, T v) {
+  if constexpr (std::endian::native == std::endian::little)
+    v = byteswap(v);
+  std::memcpy(p, &v, sizeof v);
 }
-inline void put32(unsigned char* p, uint32_t v) {
-  put16(p, static_cast<uint16_t>(v >> 16));
-  put16(p + 2, static_cast<uint16_t>(v));
-}
-inline void put64(unsigned char* p, uint64_t v) {
-  put32(p, static_cast<uint32_t>(v >> 32));
-  put32(p + 4, static_cast<uint32_t>(v));
-}
+inline uint16_t get16(const unsigned char* p) { return from_wire<uint16_t>(p); }
+inline uint32_t get32(const unsigned char* p) { return from_wire<uint32_t>(p); }
+inline uint64_t get64(const unsigned char* p) { return from_wire<uint64_t>(p); }
+inline void put16(unsigned char* p, uint16_t v) { to_wire(p, v); }
+inline void put32(unsigned char* p, uint32_t v) { to_wire(p, v); }
+inline void put64(unsigned char* p, uint64_t v) { to_wire(p, v); }
 
 // The errno for an error value a server sent (unknown values become EINVAL, as the spec advises
 // clients to treat them).

@@ -129,10 +129,6 @@ int poll_once(nbd_handle& h, int timeout_ms) {
   return run(h) == -1 ? -1 : 1;
 }
 
-bool writer_drains_out(const nbd_handle& h) { return h.writer_thread && h.tls_session == nullptr; }
-
-bool sends_pending(const nbd_handle& h) { return !writer_drains_out(h) && !h.out.empty(); }
-
 unsigned direction(const nbd_handle& h) {
   switch (h.state) {
     case State::ConnectWait:

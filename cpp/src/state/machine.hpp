@@ -35,10 +35,10 @@ bool at_reply_start(const nbd_handle& h);
 
 // Whether the ready-made writer's thread sends h.out itself (plain connections; under TLS the
 // handle encrypts h.out and the thread sends the records).
-bool writer_drains_out(const nbd_handle& h);
+inline bool writer_drains_out(const nbd_handle& h) { return h.writer_thread && h.tls_session == nullptr; }
 // Whether queued bytes wait for the socket to take them (never when the writer thread owns
 // that job).
-bool sends_pending(const nbd_handle& h);
+inline bool sends_pending(const nbd_handle& h) { return !writer_drains_out(h) && !h.out.empty(); }
 
 // LIBNBD_AIO_DIRECTION_* the handle waits for now (0: nothing).
 unsigned direction(const nbd_handle& h);
