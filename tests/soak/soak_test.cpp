@@ -51,7 +51,13 @@ constexpr size_t kSlotSize = 64 * 1024;      // each command stays inside its sl
 constexpr size_t kRegion = kSlots * kSlotSize;  // one handle's region of the export
 constexpr uint64_t kExportSize = uint64_t{kHandles} * kRegion;
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+// GCC defines __SANITIZE_*__; clang reports the sanitizers through __has_feature.
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define NBD_SOAK_SANITIZED 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__) || defined(NBD_SOAK_SANITIZED)
 constexpr bool kSanitized = true;  // the sanitizers keep freed memory: RSS says nothing then
 #else
 constexpr bool kSanitized = false;
