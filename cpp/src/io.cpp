@@ -97,8 +97,8 @@ int OutQueue::gather_locked(struct iovec* iov, int max) const {
   size_t bytes = 0;
   for (size_t i = 0; i < segs_.size(); ++i) {
     const Seg& s = segs_[i];
-    // No socket takes more than a few MiB at once: gathering beyond that is wasted work
-    // (a deep queue of large writes would otherwise be walked again on every send).
+    // Past kMaxGather the socket would not take the bytes anyway, and a deep queue of large
+    // writes would be walked again on every send.
     if (n == max || bytes >= kMaxGather)
       break;
     iov[n].iov_base = const_cast<unsigned char*>(s.p + skip);

@@ -249,6 +249,26 @@ TEST(Writer, TwoHandlesWithWritersAtOnce) {
   EXPECT_EQ(results[1], "");
 }
 
+// The ready-made writer started before connecting, in opt mode with no automatic option: the
+// client flags wait in the queue (appends do not wake the writer thread) until nbd_opt_go's
+// send flushes them with the option, and then commands go through the writer.
+TEST(Writer, BuiltInWriterCarriesAnOptModeHandshake) {
+  NBD_TEST_REQUIRE_PROGRAM("nbdkit");
+  auto srv = nbd_test::start_nbdkit({"memory", "4M"});
+  ASSERT_TRUE(srv);
+  nbd_test::Handle h;
+  ASSERT_EQ(nbd_start_concurrent_writer(h), 0) << nbd_get_error();
+  ASSERT_EQ(nbd_set_opt_mode(h, true), 0) << nbd_get_error();
+  // No automatic option (no structured replies, no TLS): the client flags are the last bytes.
+  ASSERT_EQ(nbd_set_request_structured_replies(h, false), 0) << nbd_get_error();
+  ASSERT_EQ(nbd_connect_uri(h, srv->uri().c_str()), 0) << nbd_get_error();
+  EXPECT_EQ(nbd_aio_is_negotiating(h), 1);
+  ASSERT_EQ(nbd_opt_go(h), 0) << nbd_get_error();
+  EXPECT_EQ(nbd_aio_is_ready(h), 1);
+  round_trip(h, 8192, 65536, 3);
+  EXPECT_EQ(nbd_shutdown(h, 0), 0) << nbd_get_error();
+}
+
 // The application's own writer, installed before connecting: the whole handshake goes through
 // it too, and the handle never waits for the socket to become writable.
 TEST(Writer, AppWriterCarriesTheHandshake) {
