@@ -27,12 +27,8 @@ nbd_handle::~nbd_handle() {
   // included, which a command's free callback may release) or to the socket closed below.
   writer_thread.reset();
   writer.reset();
-  // Commands still in flight are dropped: their closures are freed (never called), and the
-  // buffers of reads are zeroed, as for any read that did not succeed.
-  cmds.for_each([](const nbd::Command& c) {
-    if (c.zero_on_failure)
-      std::memset(c.data, 0, c.count);
-  });
+  // Commands still in flight are dropped: their closures are freed (never called).  Their
+  // buffers are not touched: a program may already have released them, as libnbd allows.
   cmds.clear();
   cmds_done.clear();
   if (wake_fd != -1)
