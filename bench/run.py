@@ -624,8 +624,8 @@ def report(b, started):
         p("Ir of the whole client process (every thread) over the request loop only, divided by the "
           "requests; against nbdkit memory running outside valgrind. Kernel instructions are not "
           "counted. Note: valgrind counts a `rep stosb`/`rep movsb` as one instruction per byte, so "
-          "glibc's memset/memcpy of large buffers (the 4 KiB read-buffer pre-zeroing, "
-          "`nbd_set_pread_initialize`) weighs far more in Ir than in time.")
+          "glibc's memset/memcpy of large buffers (libnbd's zeroing of every read buffer before "
+          "the read, `nbd_set_pread_initialize`) weighs far more in Ir than in time.")
         p("")
         p(f"| workload | libnbd | nbdpp | nbdpp+writer | nbdpp/libnbd | writer/libnbd | target <= {T_IR} |")
         p("|---|---:|---:|---:|---:|---:|---|")

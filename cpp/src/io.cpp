@@ -9,6 +9,7 @@
 #include "error.hpp"
 #include "handle.hpp"
 #include "state/machine.hpp"
+#include "transport/transport.hpp"
 
 namespace nbd {
 namespace {
@@ -211,7 +212,7 @@ void OutQueue::sent(size_t n) {
   cv_.notify_all();  // stop_taking may be waiting for this
 }
 
-void OutQueue::flush(int fd) {
+void OutQueue::flush(Transport& t) {
   struct iovec iov[kMaxIov];
   int n;
   {
@@ -225,13 +226,7 @@ void OutQueue::flush(int fd) {
   }
   // The thread sleeps: send from here what the socket takes now, which spares a wake-up and
   // a switch to the thread per request when the socket keeps up.
-  struct msghdr msg {};
-  msg.msg_iov = iov;
-  msg.msg_iovlen = static_cast<size_t>(n);
-  ssize_t r;
-  do
-    r = ::sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
-  while (r == -1 && errno == EINTR);
+  const ssize_t r = t.send(iov, n, false);
   std::lock_guard<std::mutex> lock(mu_);
   // A failure (the socket full, or broken) leaves the bytes to the thread, which waits for
   // room or reports the error as the writer's.
@@ -313,7 +308,7 @@ Io send_from_wbuf(nbd_handle& h) {
   if (writer_drains_out(h)) {
     // Queued is as good as sent: the writer thread drains h.out (or the socket takes it
     // from here while the thread sleeps).
-    h.out.flush(h.sock->fd());
+    h.out.flush(*h.sock);
     return Io::Done;
   }
   while (!h.out.empty()) {

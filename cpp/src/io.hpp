@@ -7,7 +7,6 @@
 #include <cstdint>
 #include <chrono>
 #include <condition_variable>
-#include <deque>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -15,6 +14,8 @@
 struct nbd_handle;
 
 namespace nbd {
+
+class Transport;
 
 enum class Io {
   Done,   // the request is complete
@@ -44,8 +45,8 @@ class OutQueue {
     shared_ = true;
     direct_sends_ = direct_sends;
   }
-  // The handle's side of direct sends: see share().  fd is the (non-blocking) socket.
-  void flush(int fd);
+  // The handle's side of direct sends: see share().  t is the plain, non-blocking socket.
+  void flush(Transport& t);
 
   void append_copy(const void* p, size_t len);
   void append_ref(const void* p, size_t len);

@@ -13,8 +13,9 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "generator"))
 
+from nbdgen.lang_c import err_value, ret_type  # noqa: E402
 from nbdgen.load import SpecError, load  # noqa: E402
-from nbdgen.model import POINTER_KINDS, STATE_BITS  # noqa: E402
+from nbdgen.model import POINTER_KINDS, RET_WITHOUT_ERROR, STATE_BITS  # noqa: E402
 from nbdgen.validate import validate  # noqa: E402
 
 BANNER = "GENERATED from api.yaml by tests/misuse/gen_misuse_calls.py: DO NOT EDIT."
@@ -37,15 +38,6 @@ _GETTER = {
     "bool": "boolean", "int": "integer", "uint32": "u32", "uint64": "u64", "size": "size",
     "uintptr": "uptr", "string": "str", "path": "str", "string_list": "strv", "fd": "fd",
     "enum": "enum_value", "flags": "flags",
-}
-# C result type and failure test of each return kind; None: the call cannot report failure.
-_RESULT = {
-    "err": ("int", "r == -1"), "bool": ("int", "r == -1"), "int": ("int", "r == -1"),
-    "enum": ("int", "r == -1"), "fd": ("int", "r == -1"), "int64": ("int64_t", "r == -1"),
-    "cookie": ("int64_t", "r == -1"), "size": ("ssize_t", "r == -1"),
-    "static_string": ("const char*", "r == nullptr"), "string": ("char*", "r == nullptr"),
-    "handle": ("nbd_handle*", "r == nullptr"), "uint": ("unsigned", None),
-    "uintptr": ("uintptr_t", None), "flags": ("uint32_t", None), "void": (None, None),
 }
 
 
@@ -72,7 +64,9 @@ def c_args(call):
 
 def invoker(call):
     """A captureless lambda: Outcome(nbd_handle* h, Args& a)."""
-    ctype, failed = _RESULT[call.ret]
+    # The C result type and failure test the entry points are generated with (lang_c).
+    ctype = None if call.ret == "void" else ret_type(call)
+    failed = None if call.ret in RET_WITHOUT_ERROR else f"r == {err_value(call)}"
     expr = f"{call.c_name}({', '.join(c_args(call))})"
     body = []
     if call.handle == "none":

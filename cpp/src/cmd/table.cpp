@@ -12,15 +12,16 @@ constexpr size_t kMaxSpare = 256;
 
 }  // namespace
 
-Command* CommandTable::find(uint64_t cookie) const {
-  if (size_ == 0)
-    return nullptr;
+size_t CommandTable::probe(uint64_t cookie) const {
   const size_t mask = slots_.size() - 1;
-  for (size_t i = index(cookie);; i = (i + 1) & mask) {
-    Command* c = slots_[i].get();
-    if (c == nullptr || c->cookie == cookie)
-      return c;
-  }
+  size_t i = index(cookie);
+  while (slots_[i] && slots_[i]->cookie != cookie)
+    i = (i + 1) & mask;
+  return i;
+}
+
+Command* CommandTable::find(uint64_t cookie) const {
+  return size_ == 0 ? nullptr : slots_[probe(cookie)].get();
 }
 
 void CommandTable::insert(std::unique_ptr<Command> c) {
@@ -37,12 +38,10 @@ void CommandTable::insert(std::unique_ptr<Command> c) {
 std::unique_ptr<Command> CommandTable::take(uint64_t cookie) {
   if (size_ == 0)
     return nullptr;
-  const size_t mask = slots_.size() - 1;
-  size_t i = index(cookie);
-  while (slots_[i] && slots_[i]->cookie != cookie)
-    i = (i + 1) & mask;
+  size_t i = probe(cookie);
   if (!slots_[i])
     return nullptr;
+  const size_t mask = slots_.size() - 1;
   std::unique_ptr<Command> out = std::move(slots_[i]);
   --size_;
   // Backward shift: an entry further on moves into the hole unless its home slot lies

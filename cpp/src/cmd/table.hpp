@@ -38,6 +38,8 @@ class CommandTable {
   size_t index(uint64_t cookie) const {
     return static_cast<size_t>((cookie * 0x9E3779B97F4A7C15ULL) >> shift_);
   }
+  // The slot holding cookie, or the empty slot where its probe ends (the table is not empty).
+  size_t probe(uint64_t cookie) const;
   void grow();
 
   std::vector<std::unique_ptr<Command>> slots_;
