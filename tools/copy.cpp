@@ -439,6 +439,9 @@ class Worker {
   void after_read(Slot& s);
   void write(Slot& s);
   void zero(Slot& s);
+  template <typename Submit>
+  void issue(Slot& s, State pending, State done, const std::string& name, Submit&& submit);
+  int write_zeroes(uint64_t length, std::optional<uint64_t> offset);
   void retire(Slot& s);
   void drain_stream();
   void wait(int timeout_ms = -1);
@@ -498,6 +501,35 @@ const std::byte* Worker::zeros() {
     zeros_ = std::make_unique<std::byte[]>(job_.request_size);  // value-initialised: zeroes
   }
   return zeros_.get();
+}
+
+// Hands a request to an NBD connection: submit is called with the completion, which moves the
+// slot from pending to done with the server's errno.
+template <typename Submit>
+void Worker::issue(Slot& s, State pending, State done, const std::string& name, Submit&& submit) {
+  s.state = pending;
+  try {
+    submit([&s, done](int* error) {
+      s.error = *error;
+      s.state = done;
+      return 1;
+    });
+  } catch (const nbd::Error& e) {
+    fail(name, e);
+  }
+}
+
+// Writes length zero bytes to the destination file, in request-sized pieces: at offset, or
+// where a stream destination stands.  Returns 0 or an errno.
+int Worker::write_zeroes(uint64_t length, std::optional<uint64_t> offset) {
+  int error = 0;
+  for (uint64_t done = 0; done < length && error == 0;) {
+    const auto n = static_cast<size_t>(std::min(length - done, job_.request_size));
+    error = offset ? pwrite_full(job_.dst.fd, zeros(), n, *offset + done)
+                   : write_full(job_.dst.fd, zeros(), n);
+    done += n;
+  }
+  return error;
 }
 
 void Worker::run() noexcept {
@@ -582,16 +614,8 @@ void Worker::start(Slot& s) {
   const std::span<std::byte> buf{s.buf.get(), static_cast<size_t>(s.chunk.length)};
   switch (job_.src.kind) {
     case Endpoint::Kind::Nbd:
-      s.state = State::Reading;
-      try {
-        src_->aio_pread(buf, s.chunk.offset, [&s](int* error) {
-          s.error = *error;
-          s.state = State::Read;
-          return 1;
-        });
-      } catch (const nbd::Error& e) {
-        fail(job_.src.name, e);
-      }
+      issue(s, State::Reading, State::Read, job_.src.name,
+            [&](const auto& done) { src_->aio_pread(buf, s.chunk.offset, done); });
       return;
     case Endpoint::Kind::File:
       s.error = pread_full(job_.src.fd, buf.data(), buf.size(), s.chunk.offset);
@@ -638,16 +662,8 @@ void Worker::write(Slot& s) {
   const std::span<const std::byte> buf{s.buf.get(), static_cast<size_t>(s.chunk.length)};
   switch (job_.dst.kind) {
     case Endpoint::Kind::Nbd:
-      s.state = State::Writing;
-      try {
-        dst_->aio_pwrite(buf, s.chunk.offset, [&s](int* error) {
-          s.error = *error;
-          s.state = State::Written;
-          return 1;
-        });
-      } catch (const nbd::Error& e) {
-        fail(job_.dst.name, e);
-      }
+      issue(s, State::Writing, State::Written, job_.dst.name,
+            [&](const auto& done) { dst_->aio_pwrite(buf, s.chunk.offset, done); });
       return;
     case Endpoint::Kind::File:
       s.error = pwrite_full(job_.dst.fd, buf.data(), buf.size(), s.chunk.offset);
@@ -666,13 +682,7 @@ void Worker::zero(Slot& s) {
   const uint64_t len = s.chunk.length;
   switch (job_.dst.kind) {
     case Endpoint::Kind::Nbd:
-      s.state = State::Writing;
-      try {
-        const auto done = [&s](int* error) {
-          s.error = *error;
-          s.state = State::Written;
-          return 1;
-        };
+      issue(s, State::Writing, State::Written, job_.dst.name, [&](const auto& done) {
         if (job_.dst.can_zero) {
           dst_->aio_zero(len, off, done);
         } else {
@@ -680,9 +690,7 @@ void Worker::zero(Slot& s) {
           dst_->aio_pwrite(std::span<const std::byte>{zeros(), static_cast<size_t>(len)}, off,
                            done);
         }
-      } catch (const nbd::Error& e) {
-        fail(job_.dst.name, e);
-      }
+      });
       return;
     case Endpoint::Kind::File:
       s.state = State::Written;
@@ -694,11 +702,7 @@ void Worker::zero(Slot& s) {
           fallocate(job_.dst.fd, FALLOC_FL_ZERO_RANGE, static_cast<off_t>(off),
                     static_cast<off_t>(len)) == 0)
         return;
-      for (uint64_t done = 0; done < len && s.error == 0;) {
-        const uint64_t n = std::min(len - done, job_.request_size);
-        s.error = pwrite_full(job_.dst.fd, zeros(), static_cast<size_t>(n), off + done);
-        done += n;
-      }
+      s.error = write_zeroes(len, off);
       return;
     case Endpoint::Kind::Stream:
       s.state = State::Queued;
@@ -712,11 +716,7 @@ void Worker::drain_stream() {
     Slot& s = *queued_.begin()->second;
     queued_.erase(queued_.begin());
     if (s.chunk.zero) {
-      for (uint64_t done = 0; done < s.chunk.length && s.error == 0;) {
-        const uint64_t n = std::min(s.chunk.length - done, job_.request_size);
-        s.error = write_full(job_.dst.fd, zeros(), static_cast<size_t>(n));
-        done += n;
-      }
+      s.error = write_zeroes(s.chunk.length, std::nullopt);
     } else {
       s.error = write_full(job_.dst.fd, s.buf.get(), static_cast<size_t>(s.chunk.length));
     }
