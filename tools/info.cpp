@@ -250,34 +250,22 @@ std::string to_json(const ServerInfo& s, const InfoOptions& o) {
   std::string out;
   JsonWriter j{out};
   j.begin_object();
-  j.key("protocol");
-  j.string(s.protocol);
-  j.key("tls");
-  j.boolean(s.tls);
-  j.key("structured_replies");
-  j.boolean(s.structured_replies);
+  j.member("protocol", s.protocol);
+  j.member("tls", s.tls);
+  j.member("structured_replies", s.structured_replies);
   j.key("exports");
   j.begin_array();
   for (const auto& e : s.exports) {
     j.begin_object();
-    j.key("export_name");
-    j.string(e.name);
-    j.key("description");
-    e.description ? j.string(*e.description) : j.null();
-    j.key("export_size");
-    j.number(e.size);
-    j.key("uri");
-    e.uri ? j.string(*e.uri) : j.null();
-    for (const auto& [name, value] : e.flags) {
-      j.key(name);
-      j.boolean(value);
-    }
-    j.key("block_size_minimum");
-    j.number(e.block_minimum);
-    j.key("block_size_preferred");
-    j.number(e.block_preferred);
-    j.key("block_size_maximum");
-    j.number(e.block_maximum);
+    j.member("export_name", e.name);
+    j.member("description", e.description);
+    j.member("export_size", e.size);
+    j.member("uri", e.uri);
+    for (const auto& [name, value] : e.flags)
+      j.member(name, value);
+    j.member("block_size_minimum", e.block_minimum);
+    j.member("block_size_preferred", e.block_preferred);
+    j.member("block_size_maximum", e.block_maximum);
     j.key("contexts");
     if (e.contexts) {
       j.begin_array();
@@ -290,20 +278,15 @@ std::string to_json(const ServerInfo& s, const InfoOptions& o) {
     j.key("map");
     if (e.map) {
       j.begin_object();
-      j.key("context");
-      j.string(*o.map_context);
+      j.member("context", *o.map_context);
       j.key("extents");
       j.begin_array();
       for (const auto& x : *e.map) {
         j.begin_object();
-        j.key("offset");
-        j.number(x.offset);
-        j.key("length");
-        j.number(x.length);
-        j.key("flags");
-        j.number(uint64_t{x.flags});
-        j.key("description");
-        j.string(describe_flags(*o.map_context, x.flags));
+        j.member("offset", x.offset);
+        j.member("length", x.length);
+        j.member("flags", x.flags);
+        j.member("description", describe_flags(*o.map_context, x.flags));
         j.end_object();
       }
       j.end_array();

@@ -2,11 +2,18 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 namespace nbdpp {
+
+template <typename T>
+inline constexpr bool kIsOptional = false;
+template <typename T>
+inline constexpr bool kIsOptional<std::optional<T>> = true;
 
 // Appends one JSON document to a string: begin/end nest objects and arrays, key() names the next
 // member of an object, and the value calls write one value.  Commas and indentation are
@@ -28,7 +35,32 @@ class JsonWriter {
   void number(uint64_t n);
   void null();
 
+  // key(name), then value: a string, a bool, an integer, or an optional of one (null if empty).
+  template <typename T>
+  void member(std::string_view name, const T& value) {
+    key(name);
+    write(value);
+  }
+
  private:
+  template <typename T>
+  void write(const T& value) {
+    if constexpr (std::is_same_v<T, bool>) {
+      boolean(value);
+    } else if constexpr (std::is_integral_v<T> && std::is_signed_v<T>) {
+      number(int64_t{value});
+    } else if constexpr (std::is_integral_v<T>) {
+      number(uint64_t{value});
+    } else if constexpr (kIsOptional<T>) {
+      if (value)
+        write(*value);
+      else
+        null();
+    } else {
+      string(std::string_view{value});
+    }
+  }
+
   void open(char c);
   void close(char c);
   void before_value();
