@@ -412,18 +412,28 @@ TEST(NullableHandle, AcceptsNull) {
   EXPECT_GE(n, 1);
 }
 
+// The argument and state checks below run each case on a handle brought to the case's state:
+// p is the case, c its call, sh the handle (skipped without nbdkit).
+class InState : public ::testing::TestWithParam<Case> {
+ protected:
+  void SetUp() override {
+    NBD_TEST_REQUIRE_PROGRAM("nbdkit");
+    sh = handle_in(p.state);
+    ASSERT_TRUE(sh);
+  }
+
+  const Case& p = GetParam();
+  const CallInfo& c = *p.call;
+  std::unique_ptr<StateHandle> sh;
+};
+
 // A NULL pointer argument, or a closure without a callback where one is required: EFAULT
 // "nbd_CALL: ARG cannot be NULL" in a state the call permits, closures freed and not called,
 // the handle unchanged and still usable.
-class NullArg : public ::testing::TestWithParam<Case> {};
+class NullArg : public InState {};
 
 TEST_P(NullArg, IsEfault) {
-  NBD_TEST_REQUIRE_PROGRAM("nbdkit");
-  const Case& p = GetParam();
-  const CallInfo& c = *p.call;
   const ArgInfo& arg = c.args[p.arg];
-  auto sh = handle_in(p.state);
-  ASSERT_TRUE(sh);
   Args a(c);
   a.fault(p.arg, arg.kind == ArgKind::Closure ? Fault::NullCallback : Fault::Null);
   expect_refused(c, sh->h, a, EFAULT, c.c_name() + ": " + arg.name + " cannot be NULL");
@@ -433,15 +443,10 @@ TEST_P(NullArg, IsEfault) {
 INSTANTIATE_TEST_SUITE_P(Calls, NullArg, ::testing::ValuesIn(arg_cases(null_checked)), case_name);
 
 // An enum argument outside its set: EINVAL "nbd_CALL: ARG: invalid value for parameter: N".
-class BadEnum : public ::testing::TestWithParam<Case> {};
+class BadEnum : public InState {};
 
 TEST_P(BadEnum, IsEinval) {
-  NBD_TEST_REQUIRE_PROGRAM("nbdkit");
-  const Case& p = GetParam();
-  const CallInfo& c = *p.call;
   const ArgInfo& arg = c.args[p.arg];
-  auto sh = handle_in(p.state);
-  ASSERT_TRUE(sh);
   const auto [lo, hi] = std::minmax_element(arg.values.begin(), arg.values.end());
   for (int64_t v : {*hi + 1, *lo - 1, int64_t{INT_MAX}, int64_t{INT_MIN}}) {
     SCOPED_TRACE("value " + std::to_string(v));
@@ -462,15 +467,10 @@ INSTANTIATE_TEST_SUITE_P(Calls, BadEnum, ::testing::ValuesIn(arg_cases([](const 
 // some of the set, each known bit they do not accept (with the default strict mode):
 // EINVAL "nbd_CALL: ARG: invalid value for flag: 0xN".  With LIBNBD_STRICT_FLAGS off, bits
 // beyond the protocol's 16 are still refused.
-class BadFlags : public ::testing::TestWithParam<Case> {};
+class BadFlags : public InState {};
 
 TEST_P(BadFlags, IsEinval) {
-  NBD_TEST_REQUIRE_PROGRAM("nbdkit");
-  const Case& p = GetParam();
-  const CallInfo& c = *p.call;
   const ArgInfo& arg = c.args[p.arg];
-  auto sh = handle_in(p.state);
-  ASSERT_TRUE(sh);
   ASSERT_NE(nbd_get_strict_mode(sh->h) & LIBNBD_STRICT_FLAGS, 0u) << "the default strict mode checks flags";
   std::vector<uint32_t> bad;
   for (uint32_t bit = 1; bit != 0; bit <<= 1)
@@ -508,14 +508,9 @@ INSTANTIATE_TEST_SUITE_P(Calls, BadFlags, ::testing::ValuesIn(arg_cases([](const
 // A call in a state it does not permit: ENOTCONN while the handle is newly created, otherwise
 // EINVAL, with "nbd_CALL: invalid state: NAME: the handle must be WORDS" (the words of
 // api.yaml's states); closures freed and not called; the handle unchanged and still usable.
-class WrongState : public ::testing::TestWithParam<Case> {};
+class WrongState : public InState {};
 
 TEST_P(WrongState, IsTheStateError) {
-  NBD_TEST_REQUIRE_PROGRAM("nbdkit");
-  const Case& p = GetParam();
-  const CallInfo& c = *p.call;
-  auto sh = handle_in(p.state);
-  ASSERT_TRUE(sh);
   const std::string name = state_name(sh->h);
   Args a(c);
   expect_refused(c, sh->h, a, p.state == "created" ? ENOTCONN : EINVAL,
