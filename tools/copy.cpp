@@ -253,77 +253,52 @@ uint64_t block_device_size(int fd, const std::string& name) {
   return size;
 }
 
-Endpoint open_source(const Operand& op, const CopyOptions& o) {
+// Opens SRC (source) or DST.  A regular file destination is made afresh, so that its holes need
+// no writing and stay holes; block devices and streams are used in place.
+Endpoint open_endpoint(const Operand& op, bool source, const CopyOptions& o) {
   Endpoint ep;
   ep.op = op;
   ep.name = op.display();
   if (op.is_nbd()) {
-    open_nbd(ep, true, o);
+    open_nbd(ep, source, o);
     return ep;
   }
   if (op.kind == Operand::Kind::Stdio) {
     ep.kind = Endpoint::Kind::Stream;
-    ep.name = "standard input";
-    ep.fd = STDIN_FILENO;
+    ep.name = source ? "standard input" : "standard output";
+    ep.fd = source ? STDIN_FILENO : STDOUT_FILENO;
     return ep;
   }
-  ep.owned = UniqueFd{::open(op.text.c_str(), O_RDONLY | O_CLOEXEC)};
-  if (ep.owned.get() < 0)
-    throw Failure("cannot open " + op.text + ": " + errno_text(errno));
-  ep.fd = ep.owned.get();
+  const std::string is_a_directory =
+      std::string{"cannot copy "} + (source ? "from " : "to ") + op.text + ": it is a directory";
   struct stat st {};
+  int flags = O_RDONLY | O_CLOEXEC;
+  if (!source) {
+    const bool exists = ::stat(op.text.c_str(), &st) == 0;
+    if (exists && S_ISDIR(st.st_mode))
+      throw Failure(is_a_directory);
+    const bool in_place = exists && !S_ISREG(st.st_mode);
+    flags = in_place ? O_WRONLY | O_CLOEXEC : O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC;
+  }
+  ep.owned = UniqueFd{::open(op.text.c_str(), flags, 0666)};
+  if (ep.owned.get() < 0)
+    throw Failure("cannot open " + op.text + (source ? "" : " for writing") + ": " +
+                  errno_text(errno));
+  ep.fd = ep.owned.get();
   if (fstat(ep.fd, &st) == -1)
     throw Failure("cannot stat " + op.text + ": " + errno_text(errno));
   if (S_ISREG(st.st_mode)) {
     ep.kind = Endpoint::Kind::File;
-    ep.size = static_cast<uint64_t>(st.st_size);
+    if (source)
+      ep.size = static_cast<uint64_t>(st.st_size);
+    else
+      ep.fresh = true;
   } else if (S_ISBLK(st.st_mode)) {
     ep.kind = Endpoint::Kind::File;
     ep.block_device = true;
     ep.size = block_device_size(ep.fd, ep.name);
   } else if (S_ISDIR(st.st_mode)) {
-    throw Failure("cannot copy from " + op.text + ": it is a directory");
-  } else {
-    ep.kind = Endpoint::Kind::Stream;
-  }
-  return ep;
-}
-
-Endpoint open_destination(const Operand& op, const CopyOptions& o) {
-  Endpoint ep;
-  ep.op = op;
-  ep.name = op.display();
-  if (op.is_nbd()) {
-    open_nbd(ep, false, o);
-    return ep;
-  }
-  if (op.kind == Operand::Kind::Stdio) {
-    ep.kind = Endpoint::Kind::Stream;
-    ep.name = "standard output";
-    ep.fd = STDOUT_FILENO;
-    return ep;
-  }
-  struct stat st {};
-  const bool exists = ::stat(op.text.c_str(), &st) == 0;
-  if (exists && S_ISDIR(st.st_mode))
-    throw Failure("cannot copy to " + op.text + ": it is a directory");
-  // Block devices and streams are written in place; a regular file is made afresh, so its
-  // holes need no writing and stay holes.
-  const bool in_place = exists && !S_ISREG(st.st_mode);
-  const int flags = in_place ? O_WRONLY | O_CLOEXEC : O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC;
-  ep.owned = UniqueFd{::open(op.text.c_str(), flags, 0666)};
-  if (ep.owned.get() < 0)
-    throw Failure("cannot open " + op.text + " for writing: " + errno_text(errno));
-  ep.fd = ep.owned.get();
-  if (fstat(ep.fd, &st) == -1)
-    throw Failure("cannot stat " + op.text + ": " + errno_text(errno));
-  if (S_ISREG(st.st_mode)) {
-    ep.kind = Endpoint::Kind::File;
-    ep.fresh = true;
-  } else if (S_ISBLK(st.st_mode)) {
-    ep.kind = Endpoint::Kind::File;
-    ep.block_device = true;
-    ep.size = block_device_size(ep.fd, ep.name);
+    throw Failure(is_a_directory);
   } else {
     ep.kind = Endpoint::Kind::Stream;
   }
@@ -888,8 +863,8 @@ int run_copy(std::vector<std::string> args) {
   }
 
   Job job{o};
-  job.src = open_source(*o.src, o);
-  job.dst = open_destination(*o.dst, o);
+  job.src = open_endpoint(*o.src, true, o);
+  job.dst = open_endpoint(*o.dst, false, o);
   if (job.src.size && job.dst.kind == Endpoint::Kind::Nbd && *job.dst.size < *job.src.size)
     throw Failure(job.dst.name + ": the destination (" + std::to_string(*job.dst.size) +
                   " bytes) is smaller than the source (" + std::to_string(*job.src.size) +
