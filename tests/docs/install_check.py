@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 # install_check.py: `cmake --install` of the docs component puts every generated page into
-# PREFIX/MANDIR/man3, and man(1) finds nbd_pread(3) and the overview there.  Usage:
+# PREFIX/MANDIR/man3, and man(1) finds nbd_pread(3) and the overview there, also as libnbd(3).
+# Usage:
 #   install_check.py BUILD_DIR PREFIX MANDIR GENERATED_MAN3 [--cmake CMAKE] [--extra-page PAGE ...]
 # (--extra-page: a hand-written page, such as a binding's, that is installed too)
 # PREFIX is emptied first.  Exits 77 (ctest SKIP_RETURN_CODE) when man(1) is missing.
@@ -41,10 +42,11 @@ def main(argv=None):
                  sorted(installed - generated)]
     env = dict(os.environ, MANPATH=mandir, LC_ALL="C.UTF-8")
     env.pop("MANOPT", None)
-    for page in ("nbd_pread", "nbdpp"):
+    # libnbd(3) is a link to the overview: man(1) resolves it to nbdpp.3.
+    for page, target in (("nbd_pread", "nbd_pread"), ("nbdpp", "nbdpp"), ("libnbd", "nbdpp")):
         r = subprocess.run(["man", "-w", page], capture_output=True, text=True, env=env)
         found = r.stdout.strip()
-        want = os.path.join(mandir, "man3", f"{page}.3")
+        want = os.path.join(mandir, "man3", f"{target}.3")
         if r.returncode != 0 or os.path.realpath(found) != os.path.realpath(want):
             problems.append(f"MANPATH={mandir} man -w {page}: {found or r.stderr.strip()!r}, "
                             f"expected {want}")
