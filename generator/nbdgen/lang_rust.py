@@ -375,7 +375,7 @@ def _keeper(call):
 
 def _method(call, api, links):
     _check_call(call)
-    params, prelude, leases, closures, c_args = [], [], [], [], []
+    params, prelude, leases, closures, c_args, settle = [], [], [], [], [], []
     if _is_method(call):
         c_args.append("self.h")
     keeper = _keeper(call)
@@ -434,7 +434,9 @@ def _method(call, api, links):
             c_args.append(f"{n}.as_mut_ptr()")
         elif k == "fd":
             params.append(f"{n}: {_ARG_RUST[k]}")
-            c_args.append(f"std::os::fd::IntoRawFd::into_raw_fd({n})")
+            prelude.append(f"let {n} = self.hand_over({n});")
+            c_args.append(f"{n}.raw()")
+            settle.append(n)
         else:
             params.append(f"{n}: {_ARG_RUST[k]}")
             c_args.append(n)
@@ -471,7 +473,7 @@ def _method(call, api, links):
     return SimpleNamespace(
         name=call.name, sig=sig,
         prelude=[line for s in prelude + leases + closures for line in _let(s)], c_call=c_call,
-        may_fail=call.may_fail,
+        may_fail=call.may_fail, settle=settle,
         failed=failed, error_of=error_of, value=value,
         returns=call.ret != "void" and result != "()",
         doc=_doc(_call_doc(call, api, links), 4))
@@ -493,9 +495,9 @@ def _call_doc(call, api, links):
     for a in call.all_args:
         if a.kind == "fd":
             lines += [""] + _fill(
-                f"`{a.name}` is handed over in any case: if the call fails without the handle "
-                "taking it, the descriptor is left open (leaked) rather than risk closing it "
-                "twice.", width)
+                f"`{a.name}` is handed over in any case: the handle keeps it if it took it "
+                "(on success, or on a failure after the state check, such as a failed "
+                "handshake), and a descriptor the call refused is closed here.", width)
     if call.states:
         words = ", or ".join(api.states[s] for s in call.states)
         lines += [""] + _fill(f"The handle must be {words}.", width)

@@ -6,6 +6,11 @@
 #include <gtest/gtest.h>
 #include <libnbd.h>
 
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <string>
 #include <thread>
@@ -115,4 +120,61 @@ TEST_F(ApiTest, ConcurrentWriterErrorMustBeNonZero) {
   EXPECT_TRUE(last_error_is(EINVAL, "nbd_concurrent_writer_error: err must be non-zero"));
   EXPECT_EQ(nbd_concurrent_writer_error(h, EPIPE), 0);
   EXPECT_EQ(nbd_concurrent_writer_error(h, ENOSPC), 0);
+}
+
+// Who owns the socket given to nbd_(aio_)connect_socket: the caller, when the call is refused
+// before its state check passes (a NULL handle, a handle not newly created); the handle from then
+// on, even when the handshake fails, and then nbd_aio_is_created is false.
+namespace {
+
+// Reads the peer of a socket until end of file (at most 30 s, so that a socket left open fails
+// the test rather than hanging it); true at end of file.
+bool peer_sees_end_of_file(int peer) {
+  char buf[256];
+  for (;;) {
+    pollfd p{peer, POLLIN, 0};
+    if (poll(&p, 1, 30000) != 1) return false;
+    const ssize_t n = read(peer, buf, sizeof buf);
+    if (n <= 0) return n == 0;
+  }
+}
+
+}  // namespace
+
+TEST_F(ApiTest, RefusedSocketStaysTheCallers) {
+  int first[2], second[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, first), 0);
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, second), 0);
+  EXPECT_EQ(nbd_aio_connect_socket(nullptr, second[0]), -1);
+  EXPECT_TRUE(last_error_is(EFAULT, "nbd_aio_connect_socket: handle cannot be NULL"));
+  EXPECT_NE(fcntl(second[0], F_GETFD), -1) << "refused, yet closed";
+  // The handle takes the first socket and waits for a greeting that does not come.
+  ASSERT_EQ(nbd_aio_connect_socket(h, first[0]), 0) << nbd_get_error();
+  EXPECT_EQ(nbd_aio_is_created(h), 0);
+  EXPECT_EQ(nbd_aio_connect_socket(h, second[0]), -1);
+  EXPECT_TRUE(last_error_is(EINVAL, "nbd_aio_connect_socket: invalid state: "));
+  EXPECT_EQ(nbd_connect_socket(h, second[0]), -1);
+  EXPECT_TRUE(last_error_is(EINVAL, "nbd_connect_socket: invalid state: "));
+  EXPECT_NE(fcntl(second[0], F_GETFD), -1) << "refused, yet closed";
+  EXPECT_EQ(close(second[0]), 0);
+  EXPECT_TRUE(peer_sees_end_of_file(second[1]));
+  close(second[1]);
+  // The first socket is the handle's: closed with it.
+  close_handle();
+  EXPECT_TRUE(peer_sees_end_of_file(first[1]));
+  close(first[1]);
+}
+
+TEST_F(ApiTest, SocketOfAFailedHandshakeIsTheHandles) {
+  int sv[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+  const char garbage[] = "not an NBD greeting at all";
+  ASSERT_EQ(write(sv[1], garbage, sizeof garbage), static_cast<ssize_t>(sizeof garbage));
+  EXPECT_EQ(nbd_connect_socket(h, sv[0]), -1);
+  EXPECT_TRUE(last_error_is(EPROTO, "nbd_connect_socket: handshake: server did not send NBDMAGIC"));
+  EXPECT_EQ(nbd_aio_is_dead(h), 1);
+  EXPECT_EQ(nbd_aio_is_created(h), 0);  // so the caller knows: sv[0] is not theirs to close
+  close_handle();
+  EXPECT_TRUE(peer_sees_end_of_file(sv[1]));
+  close(sv[1]);
 }

@@ -1,5 +1,6 @@
 // handle.rs: nbd::Handle, an open libnbd handle; its methods are generated (api.rs).
 use std::fmt;
+use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd, RawFd};
 
 use crate::callback::CallScope;
 use crate::error::{Error, Result};
@@ -55,6 +56,41 @@ impl Handle {
 
     pub(crate) fn last_error(&self) -> Error {
         Error::last(self.h)
+    }
+
+    /// Prepares to give `fd` to a call that connects through it (see [`FdHandOver`]).
+    pub(crate) fn hand_over(&self, fd: OwnedFd) -> FdHandOver {
+        FdHandOver { fd, created_before: self.is_created() }
+    }
+
+    fn is_created(&self) -> bool {
+        // SAFETY: self.h is an open handle; the call only reads its state.
+        unsafe { sys::nbd_aio_is_created(self.h) == 1 }
+    }
+}
+
+/// A descriptor given to `connect_socket` or `aio_connect_socket`.  The C library takes it once
+/// the call is past its state check, which only a newly created handle passes, and the handle
+/// then leaves that state for good, even if the handshake fails.  So after the call the
+/// descriptor is the handle's if the call succeeded, or if the handle was newly created before
+/// and is not any more; otherwise the call refused it and it is closed here.  (If another
+/// thread connects the handle at the same moment, the descriptor may be left open, never closed
+/// twice.)
+pub(crate) struct FdHandOver {
+    fd: OwnedFd,
+    created_before: bool,
+}
+
+impl FdHandOver {
+    pub(crate) fn raw(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    /// After the call: lets the handle keep the descriptor if it took it, else closes it.
+    pub(crate) fn settle(self, h: &Handle, succeeded: bool) {
+        if succeeded || (self.created_before && !h.is_created()) {
+            let _ = self.fd.into_raw_fd();
+        }
     }
 }
 

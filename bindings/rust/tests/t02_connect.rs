@@ -2,7 +2,11 @@
 // server command and systemd socket activation.
 mod common;
 
-use common::{have_nbdkit, Nbdkit, MIB};
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
+
+use common::{connected, have_nbdkit, Nbdkit, EINVAL, MIB};
 use nbd::Handle;
 
 fn check(h: &Handle) {
@@ -59,6 +63,46 @@ fn open_socket() {
     let h = Handle::new().unwrap();
     h.connect_socket(sock.into()).unwrap();
     check(&h);
+}
+
+// A socket the call refuses (the handle is not newly created) is the binding's to close, and it
+// does: the peer reads end of file.  The handle is unharmed.
+#[test]
+fn refused_socket_is_closed() {
+    if !have_nbdkit() {
+        return;
+    }
+    let (_server, h) = connected(&["memory", "1M"]);
+    let (ours, mut peer) = UnixStream::pair().unwrap();
+    let err = h.connect_socket(ours.into()).unwrap_err();
+    assert_eq!(err.errno(), EINVAL);
+    assert!(err.message().starts_with("nbd_connect_socket: "), "{err}");
+    assert_eq!(read_to_end_of_file(&mut peer), 0, "the refused socket is still open");
+    h.pread(&mut [0u8; 512], 0, None).unwrap();
+}
+
+// A socket taken before the handshake failed is the handle's: the call fails, the handle is
+// dead and keeps the socket until it is dropped (the binding closes nothing itself).
+#[test]
+fn socket_taken_by_a_failed_handshake_is_the_handles() {
+    let (ours, mut peer) = UnixStream::pair().unwrap();
+    peer.write_all(b"not an NBD greeting at all").unwrap();
+    let h = Handle::new().unwrap();
+    let err = h.connect_socket(ours.into()).unwrap_err();
+    assert!(err.message().starts_with("nbd_connect_socket: "), "{err}");
+    assert!(h.aio_is_dead());
+    assert!(!h.aio_is_created());
+    drop(h);
+    read_to_end_of_file(&mut peer);
+}
+
+// Reads what the other end sends until end of file: the bytes read (a read that does not end
+// within 30 s fails the test instead of hanging it).
+fn read_to_end_of_file(peer: &mut UnixStream) -> usize {
+    peer.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut all = Vec::new();
+    peer.read_to_end(&mut all).expect("end of file");
+    all.len()
 }
 
 #[test]
