@@ -375,7 +375,7 @@ def _keeper(call):
 
 def _method(call, api, links):
     _check_call(call)
-    params, prelude, leases, closures, c_args, settle = [], [], [], [], [], []
+    params, prelude, leases, closures, c_args = [], [], [], [], []
     if _is_method(call):
         c_args.append("self.h")
     keeper = _keeper(call)
@@ -434,9 +434,9 @@ def _method(call, api, links):
             c_args.append(f"{n}.as_mut_ptr()")
         elif k == "fd":
             params.append(f"{n}: {_ARG_RUST[k]}")
+            # Settled when the method returns or unwinds (FdHandOver's Drop, handle.rs).
             prelude.append(f"let {n} = self.hand_over({n});")
             c_args.append(f"{n}.raw()")
-            settle.append(n)
         else:
             params.append(f"{n}: {_ARG_RUST[k]}")
             c_args.append(n)
@@ -473,7 +473,7 @@ def _method(call, api, links):
     return SimpleNamespace(
         name=call.name, sig=sig,
         prelude=[line for s in prelude + leases + closures for line in _let(s)], c_call=c_call,
-        may_fail=call.may_fail, settle=settle,
+        may_fail=call.may_fail,
         failed=failed, error_of=error_of, value=value,
         returns=call.ret != "void" and result != "()",
         doc=_doc(_call_doc(call, api, links), 4))

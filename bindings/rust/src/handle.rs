@@ -59,8 +59,8 @@ impl Handle {
     }
 
     /// Prepares to give `fd` to a call that connects through it (see [`FdHandOver`]).
-    pub(crate) fn hand_over(&self, fd: OwnedFd) -> FdHandOver {
-        FdHandOver { fd, created_before: self.is_created() }
+    pub(crate) fn hand_over(&self, fd: OwnedFd) -> FdHandOver<'_> {
+        FdHandOver { fd: Some(fd), handle: self, created_before: self.is_created() }
     }
 
     fn is_created(&self) -> bool {
@@ -71,25 +71,29 @@ impl Handle {
 
 /// A descriptor given to `connect_socket` or `aio_connect_socket`.  The C library takes it once
 /// the call is past its state check, which only a newly created handle passes, and the handle
-/// then leaves that state for good, even if the handshake fails.  So after the call the
-/// descriptor is the handle's if the call succeeded, or if the handle was newly created before
-/// and is not any more; otherwise the call refused it and it is closed here.  (If another
-/// thread connects the handle at the same moment, the descriptor may be left open, never closed
-/// twice.)
-pub(crate) struct FdHandOver {
-    fd: OwnedFd,
+/// then leaves that state for good, whether the call succeeds or the handshake fails.  So when
+/// the hand-over is dropped, after the call (or while a callback's panic unwinds through it),
+/// the descriptor is the handle's if the handle was newly created before and is not any more;
+/// otherwise the call refused it, and it is closed here.  (If another thread connects the handle
+/// at the same moment, the descriptor may be left open, never closed twice.)
+pub(crate) struct FdHandOver<'a> {
+    fd: Option<OwnedFd>,
+    handle: &'a Handle,
     created_before: bool,
 }
 
-impl FdHandOver {
+impl FdHandOver<'_> {
     pub(crate) fn raw(&self) -> RawFd {
-        self.fd.as_raw_fd()
+        self.fd.as_ref().map_or(-1, AsRawFd::as_raw_fd)
     }
+}
 
-    /// After the call: lets the handle keep the descriptor if it took it, else closes it.
-    pub(crate) fn settle(self, h: &Handle, succeeded: bool) {
-        if succeeded || (self.created_before && !h.is_created()) {
-            let _ = self.fd.into_raw_fd();
+impl Drop for FdHandOver<'_> {
+    fn drop(&mut self) {
+        if let Some(fd) = self.fd.take() {
+            if self.created_before && !self.handle.is_created() {
+                let _ = fd.into_raw_fd();  // the handle's now
+            }
         }
     }
 }

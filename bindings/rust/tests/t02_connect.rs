@@ -3,6 +3,9 @@
 mod common;
 
 use std::io::{Read, Write};
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
@@ -94,6 +97,35 @@ fn socket_taken_by_a_failed_handshake_is_the_handles() {
     assert!(!h.aio_is_created());
     drop(h);
     read_to_end_of_file(&mut peer);
+}
+
+// A debug callback that panics while connect_socket runs: the panic comes out of the call, and
+// the socket the handle took stays the handle's (the binding does not close it while
+// unwinding), so the connection still works.
+#[test]
+fn socket_stays_the_handles_when_a_callback_panics() {
+    if !have_nbdkit() {
+        return;
+    }
+    let server = Nbdkit::unix(&["memory", "1M"]);
+    let sock = UnixStream::connect(server.socket.as_ref().unwrap()).unwrap();
+    let h = Handle::new().unwrap();
+    let armed = Arc::new(AtomicBool::new(false));
+    let trigger = Arc::clone(&armed);
+    h.set_debug_callback(move |_: &str, _: &str| -> i32 {
+        if trigger.load(Ordering::SeqCst) {
+            panic!("debug callback");
+        }
+        0
+    })
+    .unwrap();
+    h.set_debug(true).unwrap();
+    armed.store(true, Ordering::SeqCst);
+    let caught = panic::catch_unwind(AssertUnwindSafe(|| h.connect_socket(sock.into())));
+    armed.store(false, Ordering::SeqCst);
+    assert_eq!(caught.unwrap_err().downcast_ref::<&str>(), Some(&"debug callback"));
+    check(&h);
+    h.pread(&mut [0u8; 512], 0, None).unwrap();
 }
 
 // Reads what the other end sends until end of file: the bytes read (a read that does not end
