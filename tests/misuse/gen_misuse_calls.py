@@ -20,19 +20,12 @@ from nbdgen.validate import validate  # noqa: E402
 
 BANNER = "GENERATED from api.yaml by tests/misuse/gen_misuse_calls.py: DO NOT EDIT."
 
-_ARG_KIND = {
-    "bool": "Bool", "int": "Int", "uint32": "Uint32", "uint64": "Uint64", "size": "Size",
-    "uintptr": "Uintptr", "string": "String", "path": "Path", "string_list": "StringList",
-    "fd": "Fd", "enum": "Enum", "flags": "Flags", "closure": "Closure", "bytes_in": "BytesIn",
-    "bytes_out": "BytesOut", "sockaddr": "Sockaddr",
-}
-_RET_KIND = {
-    "err": "Err", "bool": "Bool", "int": "Int", "int64": "Int64", "cookie": "Cookie",
-    "size": "Size", "fd": "Fd", "uint": "Uint", "uintptr": "Uintptr", "enum": "Enum",
-    "flags": "Flags", "string": "String", "static_string": "StaticString", "void": "Void",
-    "handle": "Handle",
-}
-_HANDLE_KIND = {"required": "Required", "nullable": "Nullable", "none": "None"}
+
+def enumerator(kind):
+    """misuse_model.hpp's enumerator for an api.yaml kind: string_list -> StringList."""
+    return "".join(part.capitalize() for part in kind.split("_"))
+
+
 # How Args hands out a value of each scalar kind.
 _GETTER = {
     "bool": "boolean", "int": "integer", "uint32": "u32", "uint64": "u64", "size": "size",
@@ -90,7 +83,7 @@ def invoker(call):
 
 
 def arg_info(a, api):
-    fields = [c_string(a.name), f"ArgKind::{_ARG_KIND[a.kind]}"]
+    fields = [c_string(a.name), f"ArgKind::{enumerator(a.kind)}"]
     values, mask, has_allowed, allowed = [], 0, "false", 0
     set_key = a.type or ""
     if a.kind in ("enum", "flags"):
@@ -126,8 +119,8 @@ def render(api):
         args = ",\n       ".join(arg_info(a, api) for a in call.all_args)
         states = "{" + ", ".join(c_string(s) for s in call.states) + "}"
         out.append(f"    {{{c_string(call.name)}, {c_string(call.since)}, "
-                   f"HandleKind::{_HANDLE_KIND[call.handle]}, {str(call.may_fail).lower()}, "
-                   f"{str(call.locked).lower()}, RetKind::{_RET_KIND[call.ret]}, {states}, "
+                   f"HandleKind::{enumerator(call.handle)}, {str(call.may_fail).lower()}, "
+                   f"{str(call.locked).lower()}, RetKind::{enumerator(call.ret)}, {states}, "
                    f"{str(call.pending).lower()},")
         out.append(f"     {{{args}}},")
         out.append(f"     {invoker(call)}}},")

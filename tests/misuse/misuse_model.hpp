@@ -100,6 +100,16 @@ struct CountingCallback<int (*)(void*, A...)> {
   }
 };
 
+// A closure of type C whose callback counts into t and whose free is tally_free.
+template <class C>
+C counting_closure(Tally& t) {
+  C c{};
+  c.callback = &CountingCallback<decltype(c.callback)>::fn;
+  c.user_data = &t;
+  c.free = tally_free;
+  return c;
+}
+
 // How one argument is spoiled.
 enum class Fault { None, Null, NullCallback, Value };
 
@@ -155,10 +165,8 @@ class Args {
 
   template <class C>
   C closure(size_t i) {
-    C c{};
-    if (!is(i, Fault::NullCallback)) c.callback = &CountingCallback<decltype(c.callback)>::fn;
-    c.user_data = &tallies_[i];
-    c.free = tally_free;
+    C c = counting_closure<C>(tallies_[i]);
+    if (is(i, Fault::NullCallback)) c.callback = nullptr;
     return c;
   }
 

@@ -1069,10 +1069,7 @@ void debug_success(const CallInfo&) {
   nbd_handle* h = nbd_create();
   ASSERT_NE(h, nullptr);
   ASSERT_EQ(nbd_set_debug(h, true), 0);
-  auto closure = [](Tally& t) {
-    return nbd_debug_callback{&misuse::CountingCallback<decltype(nbd_debug_callback::callback)>::fn, &t,
-                              misuse::tally_free};
-  };
+  const auto closure = misuse::counting_closure<nbd_debug_callback>;
   ASSERT_EQ(nbd_set_debug_callback(h, closure(first)), 0);
   first.calls = 0;  // whatever set_debug_callback itself traced
   ASSERT_EQ(nbd_set_export_name(h, "x"), 0);
@@ -1100,9 +1097,7 @@ void debug_killed(const CallInfo&) {
   auto conn = connect_to(srv.get(), false);
   ASSERT_TRUE(conn);
   Tally t;
-  ASSERT_EQ(nbd_set_debug_callback(conn->h, {&misuse::CountingCallback<decltype(nbd_debug_callback::callback)>::fn,
-                                             &t, misuse::tally_free}),
-            0);
+  ASSERT_EQ(nbd_set_debug_callback(conn->h, misuse::counting_closure<nbd_debug_callback>(t)), 0);
   ASSERT_EQ(nbd_set_debug(conn->h, true), 0);
   char buf[512];
   int64_t cookie = 0;
@@ -1127,9 +1122,7 @@ void debug_close_in_flight(const CallInfo&) {
   auto conn = connect_to(srv.get(), false);
   ASSERT_TRUE(conn);
   Tally t;
-  ASSERT_EQ(nbd_set_debug_callback(conn->h, {&misuse::CountingCallback<decltype(nbd_debug_callback::callback)>::fn,
-                                             &t, misuse::tally_free}),
-            0);
+  ASSERT_EQ(nbd_set_debug_callback(conn->h, misuse::counting_closure<nbd_debug_callback>(t)), 0);
   ASSERT_EQ(nbd_set_debug(conn->h, true), 0);
   char buf[512];
   nbd_test::Resume resume{srv->pid()};
@@ -1216,10 +1209,8 @@ void writer_send_failure(const CallInfo&) {
   ASSERT_EQ(nbd_set_concurrent_writer(conn->h, w.closure()), 0) << nbd_get_error();
   char buf[512];
   Tally done;
-  const int64_t c = nbd_aio_pread(conn->h, buf, sizeof buf, 0,
-                                  {&misuse::CountingCallback<decltype(nbd_completion_callback::callback)>::fn, &done,
-                                   misuse::tally_free},
-                                  0);
+  const int64_t c =
+      nbd_aio_pread(conn->h, buf, sizeof buf, 0, misuse::counting_closure<nbd_completion_callback>(done), 0);
   ASSERT_GT(c, 0) << nbd_get_error();
   ASSERT_EQ(nbd_concurrent_writer_error(conn->h, EPIPE), 0) << nbd_get_error();
   EXPECT_TRUE(poll_until(conn->h, [&] { return nbd_aio_is_dead(conn->h) == 1; })) << nbd_get_error();
@@ -1245,10 +1236,7 @@ void writer_killed(const CallInfo&) {
   Tally done;
   {
     ASSERT_TRUE(nbd_test::stop_child(srv->pid()));
-    ASSERT_GT(nbd_aio_pread(conn->h, buf, sizeof buf, 0,
-                            {&misuse::CountingCallback<decltype(nbd_completion_callback::callback)>::fn, &done,
-                             misuse::tally_free},
-                            0),
+    ASSERT_GT(nbd_aio_pread(conn->h, buf, sizeof buf, 0, misuse::counting_closure<nbd_completion_callback>(done), 0),
               0)
         << nbd_get_error();
     ASSERT_TRUE(w.flush(fd));
@@ -1273,10 +1261,7 @@ void writer_close_in_flight(const CallInfo&) {
   ASSERT_EQ(nbd_set_concurrent_writer(conn->h, w.closure()), 0) << nbd_get_error();
   char buf[512];
   Tally done;
-  ASSERT_GT(nbd_aio_pread(conn->h, buf, sizeof buf, 0,
-                          {&misuse::CountingCallback<decltype(nbd_completion_callback::callback)>::fn, &done,
-                           misuse::tally_free},
-                          0),
+  ASSERT_GT(nbd_aio_pread(conn->h, buf, sizeof buf, 0, misuse::counting_closure<nbd_completion_callback>(done), 0),
             0)
       << nbd_get_error();
   conn->close_now();  // the request never left the writer's queue
