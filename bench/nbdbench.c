@@ -254,9 +254,12 @@ run_loop (const struct options *o, struct conn *conns, struct slot_ctx *ctxs,
       die ("poll");
     }
     for (c = 0; c < o->connections; c++) {
-      if ((pfds[c].revents & (POLLIN | POLLHUP | POLLERR)) && nbd_aio_notify_read (conns[c].nbd) == -1)
-        die ("nbd_aio_notify_read");
-      if ((pfds[c].revents & POLLOUT) && nbd_aio_notify_write (conns[c].nbd) == -1)
+      /* One event per round: a handle refuses an event it no longer waits for. */
+      if (pfds[c].revents & (POLLIN | POLLHUP | POLLERR)) {
+        if (nbd_aio_notify_read (conns[c].nbd) == -1)
+          die ("nbd_aio_notify_read");
+      }
+      else if ((pfds[c].revents & POLLOUT) && nbd_aio_notify_write (conns[c].nbd) == -1)
         die ("nbd_aio_notify_write");
     }
   }

@@ -758,9 +758,11 @@ void Worker::wait(int timeout_ms) {
   }
   for (nfds_t i = 0; i < n; ++i) {
     try {
+      // One event per round, as libnbd's callers do: a read also sends what is queued, and
+      // a handle refuses an event it no longer waits for.
       if (fds[i].revents & (POLLIN | POLLHUP | POLLERR))
         handles[i]->aio_notify_read();
-      if (fds[i].revents & POLLOUT)
+      else if (fds[i].revents & POLLOUT)
         handles[i]->aio_notify_write();
     } catch (const nbd::Error& e) {
       fail(*names[i], e);

@@ -35,9 +35,11 @@ class Closure {
   bool has_callback() const { return c_.callback != nullptr; }
   bool empty() const { return c_.callback == nullptr && c_.free == nullptr; }
 
+  // Calls the callback; a closure with only .free set (valid, as in libnbd) is never called
+  // and counts as returning 0.
   template <class... Args>
   int operator()(Args... args) const {
-    return c_.callback(c_.user_data, args...);
+    return c_.callback != nullptr ? c_.callback(c_.user_data, args...) : 0;
   }
 
  private:

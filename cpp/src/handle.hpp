@@ -156,7 +156,13 @@ struct nbd_handle {
   nbd::CommandTable cmds;                                            // issued, not yet complete
   std::deque<std::unique_ptr<nbd::Command>> cmds_done;              // complete, not retired
   nbd::CommandPool cmd_pool;                                         // retired, for reuse
-  bool disconnect_sent = false;
+  // NBD_CMD_DISC: requested by the caller (new commands are refused from then on), and queued
+  // for the server.  The request is held back until every command in flight has its reply:
+  // a server may stop handling requests it has already read once it reads the disconnect
+  // (nbdkit answers them ESHUTDOWN), and their data would be lost.
+  bool disconnect_requested = false;
+  bool disconnect_queued = false;
+  uint32_t disconnect_flags = 0;
   // Reader side of the connected state: the reply being received.
   nbd::ReplyState rstate = nbd::ReplyState::Header;
   nbd::Command* rcmd = nullptr;  // the command the current reply belongs to

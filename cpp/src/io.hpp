@@ -3,6 +3,7 @@
 
 #include <sys/uio.h>
 
+#include <cerrno>
 #include <cstddef>
 #include <cstdint>
 #include <chrono>
@@ -163,6 +164,9 @@ class OutQueue {
   bool shared_ = false;     // share() was called: take mu_
   bool direct_sends_ = false;  // appends leave waking the writer thread to flush
 };
+
+// Whether a failed send or receive means the peer hung up (a reset or a broken pipe).
+inline bool is_hang_up(int err) { return err == ECONNRESET || err == EPIPE; }
 
 // Receives into [h.rbuf, h.rbuf + h.rlen), advancing both; small reads go through an internal
 // buffer so one recv can carry several replies.

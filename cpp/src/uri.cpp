@@ -505,19 +505,16 @@ std::string format_uri(const ParsedUri& u) {
       } else {
         append_encoded(out, u.host, is_reg_name_char);
       }
-      if (!u.port.empty() && u.port != kDefaultPort) {
-        out += ':';
-        append_encoded(out, u.port, is_unreserved);
-      }
+      // The port is always written, as libnbd does (nbd_get_uri callers may compare).
+      out += ':';
+      append_encoded(out, u.port.empty() ? std::string(kDefaultPort) : u.port, is_unreserved);
       break;
     case Transport::Unix:
       break;
     case Transport::Vsock:
       out += std::to_string(u.vsock_cid);
-      if (u.vsock_port != kDefaultPortNumber) {
-        out += ':';
-        out += std::to_string(u.vsock_port);
-      }
+      out += ':';
+      out += std::to_string(u.vsock_port);
       break;
   }
   out += '/';

@@ -34,8 +34,8 @@ struct ParsedUri {
 std::optional<ParsedUri> parse_uri(std::string_view uri);
 
 // The canonical URI of u, as nbd_get_uri returns it: scheme from transport and tls, user@ when
-// username is set, host (IPv6 in brackets) and port for Tcp (port omitted when 10809), CID[:port]
-// for Vsock, "/" + the percent-encoded export name, then socket= (Unix), tls-certificates=,
+// username is set, host (IPv6 in brackets) and port for Tcp, CID:port for Vsock (the port
+// always written, as libnbd does), "/" + the percent-encoded export name, then socket= (Unix), tls-certificates=,
 // tls-psk-file= and tls-verify-peer= for the fields that are set.  parse_uri(format_uri(p)) == p
 // for every p that parse_uri returned.
 std::string format_uri(const ParsedUri& u);

@@ -130,7 +130,8 @@ def checks(call, api):
         if a.kind in POINTER_KINDS:
             out.append((f"{n} == nullptr", f"nbd::fail_null(\"{n}\")"))
         elif a.kind == "closure" and not a.optional:
-            out.append((f"!{owned(a)}.has_callback()", f"nbd::fail_null(\"{n}\")"))
+            missing = "!{}.has_callback()" if api.closure_map[a.closure].needs_callback else "{}.empty()"
+            out.append((missing.format(owned(a)), f"nbd::fail_null(\"{n}\")"))
         elif a.kind == "enum":
             vs = api.value_sets[a.type]
             cond = " && ".join(f"{n} != {v.value}" for v in vs.values)

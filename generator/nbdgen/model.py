@@ -63,6 +63,10 @@ class Closure:
     args: list
     since: str
     doc: str = ""
+    # As in libnbd, a closure is missing (EFAULT) only when both callback and free are NULL: one
+    # with free alone is valid and never called.  A kind whose calls cannot do without the
+    # callback (the concurrent writer) refuses a closure without one as well.
+    needs_callback: bool = False
 
     @property
     def c_type(self):

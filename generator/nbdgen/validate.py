@@ -84,7 +84,7 @@ def _closures(ck, node, versions):
         what = f"closure {key}"
         if not SNAKE.match(key):
             ck.err(node.line_of(key), f"{what}: name must be snake_case")
-        ck.keys(c, {"args", "since", "doc"}, what)
+        ck.keys(c, {"args", "since", "doc", "needs_callback"}, what)
         since = c.get("since", versions[0] if versions else "")
         if since not in versions:
             ck.err(c.line_of("since"), f"{what}: since {since!r} is not a symbol version")
@@ -96,7 +96,10 @@ def _closures(ck, node, versions):
             if kind in ("bytes_in", "uint32_array") and not a.get("len"):
                 ck.err(a.line, f"{what}: argument {a.get('name')!r} needs 'len'")
             args.append(ClosureArg(a.get("name", "?"), kind, a.get("len", "")))
-        out.append(Closure(key, args, since, c.get("doc", "")))
+        needs_callback = c.get("needs_callback", False)
+        if not isinstance(needs_callback, bool):
+            ck.err(c.line_of("needs_callback"), f"{what}: needs_callback must be true or false")
+        out.append(Closure(key, args, since, c.get("doc", ""), needs_callback is True))
     return out
 
 

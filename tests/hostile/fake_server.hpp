@@ -61,6 +61,7 @@ inline constexpr uint16_t TFLAG_SEND_TRIM = 1 << 5;
 inline constexpr uint16_t TFLAG_SEND_WRITE_ZEROES = 1 << 6;
 inline constexpr uint16_t TFLAG_SEND_DF = 1 << 7;
 inline constexpr uint16_t TFLAG_SEND_CACHE = 1 << 10;
+inline constexpr uint16_t TFLAG_SEND_FAST_ZERO = 1 << 11;
 // What the scripts advertise unless a test says otherwise: everything the client may send.
 inline constexpr uint16_t kAllFlags = TFLAG_HAS_FLAGS | TFLAG_SEND_FLUSH | TFLAG_SEND_FUA |
                                       TFLAG_SEND_TRIM | TFLAG_SEND_WRITE_ZEROES | TFLAG_SEND_DF |

@@ -400,7 +400,7 @@ TEST_F(Hostile, OptionCompletesWhenTheConnectionDies) {
   EXPECT_EQ(list.calls, 1);
   // BUG(report): the completion never runs, and both closures wait for nbd_close.
   EXPECT_EQ(done.counter.calls, 1);
-  EXPECT_EQ(done.error, ENOTCONN);  // as commands lost with the connection (and libnbd here)
+  EXPECT_EQ(done.error, ECONNRESET);  // the connection's errno, as libnbd (commands get ENOTCONN)
   EXPECT_EQ(list.frees, 1);
   EXPECT_EQ(done.counter.frees, 1);
   close_handle();
@@ -463,6 +463,30 @@ TEST_F(Hostile, ExportSizeOverInt64Max) {
             -1);
   EXPECT_TRUE(last_error_is(EOVERFLOW, "nbd_connect_socket: server export size 9223372036854775808 is larger than INT64_MAX"));
   EXPECT_TRUE(dead());
+}
+
+// Transmission flags of 0 (not even NBD_FLAG_HAS_FLAGS) are refused, as libnbd does.
+TEST_F(Hostile, TransmissionFlagsOfZero) {
+  EXPECT_EQ(connect([](Peer& p) { p.greeting_oldstyle(1 << 20, 0); }), -1);
+  EXPECT_TRUE(last_error_is(EINVAL, "nbd_connect_socket: handshake: the server sent transmission flags of 0"));
+  EXPECT_TRUE(dead());
+}
+
+// Flags that contradict the rest of what the server said are dropped, as libnbd drops them:
+// fast zero without write zeroes, DF without structured replies.
+TEST_F(Hostile, ContradictoryTransmissionFlagsAreMasked) {
+  Export e = simple_export();
+  e.eflags = static_cast<uint16_t>((kAllFlags | TFLAG_SEND_FAST_ZERO) & ~TFLAG_SEND_WRITE_ZEROES);
+  connect_ok(e, [](Peer&) {});
+  EXPECT_EQ(nbd_can_zero(h), 0);
+  EXPECT_EQ(nbd_can_fast_zero(h), 0);
+  EXPECT_EQ(nbd_can_df(h), 0);
+  EXPECT_EQ(nbd_can_trim(h), 1);
+  char buf[512];
+  EXPECT_EQ(nbd_pread_structured(h, buf, sizeof buf, 0, nbd_chunk_callback{nullptr, nullptr, [](void*) {}},
+                                 LIBNBD_CMD_FLAG_DF),
+            -1);
+  EXPECT_TRUE(last_error_is(EINVAL, "nbd_pread_structured: server does not support the DF flag"));
 }
 
 TEST_F(Hostile, ExportSizeOverInt64MaxOldstyle) {

@@ -97,7 +97,8 @@ def arg_info(a, api):
     fields += [c_string(set_key), "{" + ", ".join(str(v) for v in values) + "}", f"{mask:#x}U",
                has_allowed, f"{allowed:#x}U", "true" if a.optional else "false",
                c_string(a.closure or ""), c_string(a.lifetime or ""),
-               "true" if a.kind in POINTER_KINDS else "false"]
+               "true" if a.kind in POINTER_KINDS else "false",
+               "true" if a.kind == "closure" and api.closure_map[a.closure].needs_callback else "false"]
     return "{" + ", ".join(fields) + "}"
 
 

@@ -53,6 +53,7 @@ struct ArgInfo {
   std::string closure;           // closure type: completion, chunk, ...
   std::string lifetime;          // call | command | persistent
   bool pointer;                  // a C pointer that must not be NULL
+  bool needs_callback;           // closures: one with only .free set is refused too
 };
 
 class Args;
@@ -166,9 +167,13 @@ class Args {
   template <class C>
   C closure(size_t i) {
     C c = counting_closure<C>(tallies_[i]);
-    if (is(i, Fault::NullCallback)) c.callback = nullptr;
+    if (is(i, Fault::NullCallback) || is(i, Fault::Null)) c.callback = nullptr;
+    if (is(i, Fault::Null)) c.free = nullptr;  // a NULL closure: neither callback nor free
     return c;
   }
+
+  // Whether argument i was given no closure at all (nothing to free).
+  bool null_closure(size_t i) const { return is(i, Fault::Null); }
 
   Tally& tally(size_t i) { return tallies_[i]; }
   const Tally& tally(size_t i) const { return tallies_[i]; }

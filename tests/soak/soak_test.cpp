@@ -521,7 +521,7 @@ struct Worker {
     for (size_t i = 0; i < pfds.size(); ++i) {
       HandleState& hs = *who[i];
       if (pfds[i].revents & (POLLIN | POLLHUP | POLLERR)) nbd_aio_notify_read(hs.h);
-      if ((pfds[i].revents & POLLOUT) && nbd_aio_is_dead(hs.h) != 1) nbd_aio_notify_write(hs.h);
+      else if ((pfds[i].revents & POLLOUT) && nbd_aio_is_dead(hs.h) != 1) nbd_aio_notify_write(hs.h);
       if (nbd_aio_is_dead(hs.h) == 1) after_death(hs);
     }
   }

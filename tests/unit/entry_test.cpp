@@ -75,20 +75,38 @@ TEST_F(ApiTest, BadEnumInAConnectedState) {
   EXPECT_TRUE(last_error_is(EINVAL, "nbd_get_block_size: size_type: invalid value for parameter: 3"));
 }
 
-TEST_F(ApiTest, MissingRequiredCallbackIsEfaultAndFreeStillRuns) {
+// As in libnbd, a required closure is missing only when both callback and free are NULL.
+TEST_F(ApiTest, RequiredClosureWithNeitherCallbackNorFreeIsEfault) {
   h->state = nbd::State::Negotiating;
-  Counter list;
-  EXPECT_EQ(nbd_opt_list(h, nbd_test::free_only<nbd_list_callback>(list)), -1);
+  EXPECT_EQ(nbd_opt_list(h, nbd_list_callback{nullptr, nullptr, nullptr}), -1);
   EXPECT_TRUE(last_error_is(EFAULT, "nbd_opt_list: list_callback cannot be NULL"));
-  EXPECT_EQ(list.frees, 1);
+  h->state = nbd::State::Ready;
+  char buf[16];
+  EXPECT_EQ(nbd_pread_structured(h, buf, sizeof buf, 0, nbd_chunk_callback{nullptr, nullptr, nullptr}, 0), -1);
+  EXPECT_TRUE(last_error_is(EFAULT, "nbd_pread_structured: chunk_callback cannot be NULL"));
+  EXPECT_EQ(nbd_pread(h, nullptr, 16, 0, 0), -1);
+  EXPECT_TRUE(last_error_is(EFAULT, "nbd_pread: buf cannot be NULL"));
+}
+
+// One with only .free set is valid: the call goes on to its other checks (here the bounds of
+// an export of size 0), and free runs once.  The concurrent writer, which cannot work without
+// its callback, refuses it.
+TEST_F(ApiTest, FreeOnlyRequiredClosureIsValid) {
   h->state = nbd::State::Ready;
   Counter chunk;
   char buf[16];
   EXPECT_EQ(nbd_pread_structured(h, buf, sizeof buf, 0, nbd_test::free_only<nbd_chunk_callback>(chunk), 0), -1);
-  EXPECT_TRUE(last_error_is(EFAULT, "nbd_pread_structured: chunk_callback cannot be NULL"));
+  EXPECT_TRUE(last_error_is(EINVAL, "nbd_pread_structured: request out of bounds"));
   EXPECT_EQ(chunk.frees, 1);
-  EXPECT_EQ(nbd_pread(h, nullptr, 16, 0, 0), -1);
-  EXPECT_TRUE(last_error_is(EFAULT, "nbd_pread: buf cannot be NULL"));
+  Counter extent;
+  EXPECT_EQ(nbd_block_status(h, 16, 0, nbd_test::free_only<nbd_extent_callback>(extent), 0), -1);
+  EXPECT_TRUE(last_error_is(ENOTSUP, "nbd_block_status: no metadata context was negotiated"));
+  EXPECT_EQ(extent.frees, 1);
+  h->state = nbd::State::Created;
+  Counter writer;
+  EXPECT_EQ(nbd_set_concurrent_writer(h, nbd_test::free_only<nbd_writer_callback>(writer)), -1);
+  EXPECT_TRUE(last_error_is(EFAULT, "nbd_set_concurrent_writer: writer cannot be NULL"));
+  EXPECT_EQ(writer.frees, 1);
 }
 
 TEST_F(ApiTest, ReadBuffersAreZeroedBeforeTheCallRuns) {

@@ -447,26 +447,26 @@ TEST(Uri, FormatsCanonicalUris) {
     const char* out;
   };
   const Case cases[] = {
-      {"nbd://example.com", "nbd://example.com/"},
-      {"nbd://example.com:10809/", "nbd://example.com/"},
+      {"nbd://example.com", "nbd://example.com:10809/"},
+      {"nbd://example.com:10809/", "nbd://example.com:10809/"},
       {"nbds://example.com:00080/disk", "nbds://example.com:80/disk"},
       {"nbd://[::1]:10810/x", "nbd://[::1]:10810/x"},
-      {"nbd://[fe80::1%25eth0]/", "nbd://[fe80::1%25eth0]/"},
-      {"nbd://h/hello%20world", "nbd://h/hello%20world"},
-      {"nbd://h/%e2%82%ac", "nbd://h/%E2%82%AC"},
-      {"nbd://h/%3F%23%25", "nbd://h/%3F%23%25"},
-      {"nbd://h//x", "nbd://h//x"},
+      {"nbd://[fe80::1%25eth0]/", "nbd://[fe80::1%25eth0]:10809/"},
+      {"nbd://h/hello%20world", "nbd://h:10809/hello%20world"},
+      {"nbd://h/%e2%82%ac", "nbd://h:10809/%E2%82%AC"},
+      {"nbd://h/%3F%23%25", "nbd://h:10809/%3F%23%25"},
+      {"nbd://h//x", "nbd://h:10809//x"},
       {"nbd://h:nbd/", "nbd://h:nbd/"},
       {"nbd+unix:///foo?socket=/tmp/nbd.sock", "nbd+unix:///foo?socket=/tmp/nbd.sock"},
       {"nbd+unix://?socket=/a%26b%3Bc%3Dd+e%20f", "nbd+unix:///?socket=/a%26b%3Bc%3Dd%2Be%20f"},
       {"nbds+unix://alice@/?socket=/s&tls-certificates=certs",
        "nbds+unix://alice@/?socket=/s&tls-certificates=certs"},
       {"nbds://al%40ice@h/?tls-psk-file=/k.psk&tls-certificates=/c&x-other=1",
-       "nbds://al%40ice@h/?tls-certificates=/c&tls-psk-file=/k.psk"},
-      {"nbds://h/?tls-verify-peer=off", "nbds://h/?tls-verify-peer=false"},
-      {"nbd+vsock:///", "nbd+vsock://2/"},
+       "nbds://al%40ice@h:10809/?tls-certificates=/c&tls-psk-file=/k.psk"},
+      {"nbds://h/?tls-verify-peer=off", "nbds://h:10809/?tls-verify-peer=false"},
+      {"nbd+vsock:///", "nbd+vsock://2:10809/"},
       {"nbds+vsock://3:1234/e", "nbds+vsock://3:1234/e"},
-      {"nbd+vsock://3:10809", "nbd+vsock://3/"},
+      {"nbd+vsock://3:10809", "nbd+vsock://3:10809/"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.in);

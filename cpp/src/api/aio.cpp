@@ -17,16 +17,18 @@ int unlocked_aio_get_fd(nbd_handle& h) {
 
 namespace {
 
-int notify(nbd_handle& h, const char* event) {
-  if ((state_group(h.state) & (kConnecting | kNegotiating | kConnected)) == 0 || !h.sock)
+// As in libnbd, an event the handle is not waiting for (nbd_aio_get_direction lacks it) is
+// refused: writable while nothing is queued, any event in the negotiating state, and so on.
+int notify(nbd_handle& h, const char* event, unsigned direction_bit) {
+  if ((direction(h) & direction_bit) == 0 || !h.sock)
     return set_error(EINVAL, "%s event is invalid in state %s", event, state_name(h.state));
   return run(h);
 }
 
 }  // namespace
 
-int unlocked_aio_notify_read(nbd_handle& h) { return notify(h, "read"); }
+int unlocked_aio_notify_read(nbd_handle& h) { return notify(h, "read", LIBNBD_AIO_DIRECTION_READ); }
 
-int unlocked_aio_notify_write(nbd_handle& h) { return notify(h, "write"); }
+int unlocked_aio_notify_write(nbd_handle& h) { return notify(h, "write", LIBNBD_AIO_DIRECTION_WRITE); }
 
 }  // namespace nbd

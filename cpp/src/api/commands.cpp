@@ -106,15 +106,13 @@ int64_t unlocked_aio_block_status(nbd_handle& h, uint64_t count, uint64_t offset
 }
 
 int unlocked_aio_disconnect(nbd_handle& h, uint32_t flags) {
-  if (h.disconnect_sent)
+  if (h.disconnect_requested)
     return set_error(EINVAL, "cannot request more commands after NBD_CMD_DISC");
-  unsigned char req[kRequestSize] = {};
-  put32(req, kRequestMagic);
-  put16(req + 4, static_cast<uint16_t>(flags));
-  put16(req + 6, kCmdDisc);
-  put64(req + 8, h.next_cookie++);
-  h.out.append_copy(req, sizeof req);
-  h.disconnect_sent = true;  // NBD_CMD_DISC has no reply; the server hangs up after it
+  h.disconnect_requested = true;
+  h.disconnect_flags = flags;
+  // Sent now if nothing is in flight, otherwise once the last reply has come.
+  if (!queue_disconnect_if_idle(h))
+    return 0;
   return send_queued(h);
 }
 
@@ -144,9 +142,9 @@ void abandon_unsent(nbd_handle& h) {
 }  // namespace
 
 int unlocked_shutdown(nbd_handle& h, uint32_t flags) {
-  if ((flags & LIBNBD_SHUTDOWN_ABANDON_PENDING) != 0 && !h.disconnect_sent)
+  if ((flags & LIBNBD_SHUTDOWN_ABANDON_PENDING) != 0 && !h.disconnect_requested)
     abandon_unsent(h);
-  if (!h.disconnect_sent && unlocked_aio_disconnect(h, 0) == -1)
+  if (!h.disconnect_requested && unlocked_aio_disconnect(h, 0) == -1)
     return -1;
   return wait_until(h, [](nbd_handle& hh) { return (state_group(hh.state) & (kClosed | kDead)) != 0; });
 }
@@ -169,7 +167,7 @@ int64_t unlocked_aio_peek_command_completed(nbd_handle& h) {
 
 int unlocked_aio_in_flight(nbd_handle& h) {
   // As in libnbd, NBD_CMD_DISC counts until the server has closed the connection.
-  const bool disc = h.disconnect_sent && state_group(h.state) == kConnected;
+  const bool disc = h.disconnect_requested && state_group(h.state) == kConnected;
   return static_cast<int>(h.cmds.size()) + (disc ? 1 : 0);
 }
 

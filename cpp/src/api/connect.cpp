@@ -8,6 +8,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstddef>
 #include <cstring>
@@ -37,13 +38,14 @@ int wait_connected(nbd_handle& h) {
   return set_error(ENOTCONN, "the connection was closed during the handshake");
 }
 
-// Runs the machine for a connection that was just started by t.
+// Runs the machine for a connection that was just started by t (a connect() in progress
+// waits for the socket to become writable first).
 int started(nbd_handle& h, Transition t) {
   if (t == Transition::Fail) {
     kill_connection(h, errno_or(last_errno(), ENOTCONN));
     return -1;
   }
-  return run(h);
+  return t == Transition::Block ? 0 : run(h);
 }
 
 // The connection failed before it started: the handle is dead, like any failed connection.
@@ -109,9 +111,52 @@ int check_argv(char** argv) {
 
 void remember_uri(nbd_handle& h, ParsedUri u) { h.uri_info = std::move(u); }
 
+std::optional<std::string> unless_empty(const std::string& s) {
+  return s.empty() ? std::nullopt : std::optional<std::string>(s);
+}
+
+// Where a raw address leads, for nbd_get_uri: a numeric host and port (as libnbd, through
+// getnameinfo), a Unix socket path or a vsock address.  Nothing for an address no URI can
+// name (the abstract Unix namespace, other families).
+std::optional<ParsedUri> uri_of_address(const struct sockaddr* addr, socklen_t len) {
+  ParsedUri u;
+  switch (addr->sa_family) {
+    case AF_INET:
+    case AF_INET6: {
+      char host[NI_MAXHOST], serv[NI_MAXSERV];
+      if (getnameinfo(addr, len, host, sizeof host, serv, sizeof serv, NI_NUMERICHOST | NI_NUMERICSERV) != 0)
+        return std::nullopt;
+      u.transport = ParsedUri::Transport::Tcp;
+      u.host = host;
+      u.port = serv;
+      return u;
+    }
+    case AF_UNIX: {
+      const auto* sun = reinterpret_cast<const struct sockaddr_un*>(addr);
+      const size_t max = len > offsetof(struct sockaddr_un, sun_path) ? len - offsetof(struct sockaddr_un, sun_path) : 0;
+      const size_t n = strnlen(sun->sun_path, std::min(max, sizeof sun->sun_path));
+      if (n == 0)
+        return std::nullopt;
+      u.transport = ParsedUri::Transport::Unix;
+      u.socket.assign(sun->sun_path, n);
+      return u;
+    }
+    case AF_VSOCK: {
+      const auto* svm = reinterpret_cast<const struct sockaddr_vm*>(addr);
+      u.transport = ParsedUri::Transport::Vsock;
+      u.vsock_cid = svm->svm_cid;
+      u.vsock_port = svm->svm_port;
+      return u;
+    }
+    default:
+      return std::nullopt;
+  }
+}
+
 }  // namespace
 
 int unlocked_aio_connect(nbd_handle& h, const struct sockaddr* addr, socklen_t addrlen) {
+  h.uri_info = uri_of_address(addr, addrlen);
   return started(h, connect_to(h, addr, addrlen));
 }
 
@@ -306,13 +351,19 @@ int unlocked_connect_systemd_socket_activation(nbd_handle& h, char** argv) {
 
 char* unlocked_get_uri(nbd_handle& h) {
   if (!h.uri_info) {
-    set_error(ENOTSUP, "no URI describes this connection (a socket or a command)");
+    set_error(EINVAL, "cannot construct a URI for this connection type (a socket, a command "
+                      "or an address no URI can name)");
     return nullptr;
   }
+  // Everything nbd_connect_uri needs to reach the same export again the same way, as libnbd
+  // writes it: the TLS user name and files, and a peer check that was turned off.
   ParsedUri u = *h.uri_info;
   u.export_name = h.export_name;
-  u.tls_verify_peer.reset();  // a local choice, not part of where the server is
   u.tls = h.tls == LIBNBD_TLS_REQUIRE || h.tls_negotiated;
+  u.username = h.tls_username;
+  u.tls_certificates = unless_empty(h.tls_certificates);
+  u.tls_psk_file = unless_empty(h.tls_psk_file);
+  u.tls_verify_peer = h.tls_verify_peer ? std::nullopt : std::optional<bool>(false);
   return dup_string(format_uri(u));
 }
 

@@ -35,11 +35,7 @@ int unlocked_can_fast_zero(nbd_handle& h) { return flag(h, kFlagSendFastZero); }
 int unlocked_can_multi_conn(nbd_handle& h) { return flag(h, kFlagCanMultiConn); }
 int unlocked_can_cache(nbd_handle& h) { return flag(h, kFlagSendCache); }
 
-int unlocked_can_df(nbd_handle& h) {
-  // DF only means something with structured replies.
-  const int r = flag(h, kFlagSendDf);
-  return r == 1 && !h.structured_replies ? 0 : r;
-}
+int unlocked_can_df(nbd_handle& h) { return flag(h, kFlagSendDf); }
 
 int unlocked_can_meta_context(nbd_handle& h, const char* metacontext) {
   if (!need_info(h))

@@ -22,9 +22,9 @@ int start(nbd_handle& h, uint32_t opt, Completion* completion) {
   const Transition t = begin_user_option(h, opt);
   if (t == Transition::Fail) {
     h.opt_user = false;
-    h.opt_completion.reset();
-    h.opt_list_cb.reset();
+    h.opt_list_cb.reset();  // the completion's free runs last
     h.opt_context_cb.reset();
+    h.opt_completion.reset();
     kill_connection(h, errno_or(last_errno(), ENOTCONN));
     return -1;
   }
@@ -52,9 +52,24 @@ int finish(nbd_handle& h) {
   return 0;
 }
 
+// Options other than NBD_OPT_GO (sent as NBD_OPT_EXPORT_NAME) need a fixed newstyle server.
+int check_fixed_newstyle(nbd_handle& h) {
+  return fixed_newstyle(h) ? 0 : set_error(ENOTSUP, "server is not using fixed newstyle protocol");
+}
+
 // Metadata contexts travel in structured replies only (proto.md "Metadata querying").
 int check_meta_context_listable(nbd_handle& h) {
+  if (check_fixed_newstyle(h) == -1)
+    return -1;
   return h.structured_replies ? 0 : set_error(ENOTSUP, "server lacks structured replies");
+}
+
+// NBD_OPT_ABORT to a plain newstyle server: as libnbd, the call succeeds and the handle is
+// dead (the server would not understand the option).
+int abort_plain_newstyle(nbd_handle& h) {
+  set_error(ENOTSUP, "handshake: server is not using fixed newstyle");
+  kill_connection(h, ENOTSUP);
+  return 0;
 }
 
 }  // namespace
@@ -64,13 +79,19 @@ int unlocked_aio_opt_go(nbd_handle& h, Completion& completion_callback) {
 }
 
 int unlocked_aio_opt_info(nbd_handle& h, Completion& completion_callback) {
+  if (check_fixed_newstyle(h) == -1)
+    return -1;
   return start_aio(h, kOptInfo, &completion_callback);
 }
 
-int unlocked_aio_opt_abort(nbd_handle& h) { return start_aio(h, kOptAbort, nullptr); }
+int unlocked_aio_opt_abort(nbd_handle& h) {
+  return fixed_newstyle(h) ? start_aio(h, kOptAbort, nullptr) : abort_plain_newstyle(h);
+}
 
 int unlocked_aio_opt_list(nbd_handle& h, Closure<nbd_list_callback>& list_callback,
                           Completion& completion_callback) {
+  if (check_fixed_newstyle(h) == -1)
+    return -1;
   h.opt_list_cb = std::move(list_callback);
   return start_aio(h, kOptList, &completion_callback);
 }
@@ -101,15 +122,21 @@ int unlocked_opt_go(nbd_handle& h) {
   return 0;
 }
 
-int unlocked_opt_info(nbd_handle& h) { return start_and_finish(h, kOptInfo); }
+int unlocked_opt_info(nbd_handle& h) {
+  return check_fixed_newstyle(h) == -1 ? -1 : start_and_finish(h, kOptInfo);
+}
 
 int unlocked_opt_abort(nbd_handle& h) {
+  if (!fixed_newstyle(h))
+    return abort_plain_newstyle(h);
   if (start(h, kOptAbort, nullptr) != 0)
     return -1;
   return wait_until(h, [](nbd_handle& hh) { return (state_group(hh.state) & (kClosed | kDead)) != 0; });
 }
 
 int unlocked_opt_list(nbd_handle& h, Closure<nbd_list_callback>& list_callback) {
+  if (check_fixed_newstyle(h) == -1)
+    return -1;
   h.opt_list_cb = std::move(list_callback);
   return start_and_finish(h, kOptList) == -1 ? -1 : h.opt_count;
 }

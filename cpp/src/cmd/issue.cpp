@@ -66,8 +66,10 @@ bool writes_data(uint16_t type) {
 int check_request(nbd_handle& h, const CommandSpec& s) {
   const char* name = command_name(s.type);
   const uint32_t strict = h.strict;
-  if (h.disconnect_sent)
-    return set_error(EINVAL, "cannot request more commands after NBD_CMD_DISC");
+  // What the server supports comes first, then the disconnect (libnbd's order): a write to a
+  // read-only export fails with EPERM even after nbd_aio_disconnect.  Flags the server did
+  // not advertise count as unsupported commands (LIBNBD_STRICT_COMMANDS, as in libnbd);
+  // LIBNBD_STRICT_FLAGS is about flags unknown to the call, checked by the generated layer.
   if ((strict & LIBNBD_STRICT_COMMANDS) != 0) {
     const uint16_t need = needed_flag(s.type);
     if (need != 0 && (h.eflags & need) == 0)
@@ -77,16 +79,15 @@ int check_request(nbd_handle& h, const CommandSpec& s) {
     if (s.type == kCmdBlockStatus && h.meta_contexts.empty())
       return set_error(ENOTSUP, "no metadata context was negotiated: request one with "
                                 "nbd_add_meta_context before connecting (or the server lacks them)");
-  }
-  if ((strict & LIBNBD_STRICT_FLAGS) != 0) {
     if ((s.flags & LIBNBD_CMD_FLAG_FUA) != 0 && (h.eflags & kFlagSendFua) == 0)
       return set_error(EINVAL, "server does not support the FUA flag");
-    if ((s.flags & LIBNBD_CMD_FLAG_DF) != 0 &&
-        ((h.eflags & kFlagSendDf) == 0 || !h.structured_replies))
+    if ((s.flags & LIBNBD_CMD_FLAG_DF) != 0 && (h.eflags & kFlagSendDf) == 0)
       return set_error(EINVAL, "server does not support the DF flag");
     if ((s.flags & LIBNBD_CMD_FLAG_FAST_ZERO) != 0 && (h.eflags & kFlagSendFastZero) == 0)
       return set_error(EINVAL, "server does not support the FAST_ZERO flag");
   }
+  if (h.disconnect_requested)
+    return set_error(EINVAL, "cannot request more commands after NBD_CMD_DISC");
   if ((strict & LIBNBD_STRICT_ZERO_SIZE) != 0 && s.count == 0 && s.type != kCmdFlush)
     return set_error(EINVAL, "count cannot be 0");
   if ((strict & LIBNBD_STRICT_BOUNDS) != 0 && s.type != kCmdFlush &&
@@ -158,6 +159,19 @@ int64_t issue_command(nbd_handle& h, const CommandSpec& spec, Closure<nbd_comple
   return cookie;
 }
 
+bool queue_disconnect_if_idle(nbd_handle& h) {
+  if (!h.disconnect_requested || h.disconnect_queued || !h.cmds.empty())
+    return false;
+  unsigned char req[kRequestSize] = {};
+  put32(req, kRequestMagic);
+  put16(req + 4, static_cast<uint16_t>(h.disconnect_flags));
+  put16(req + 6, kCmdDisc);
+  put64(req + 8, h.next_cookie++);
+  h.out.append_copy(req, sizeof req);
+  h.disconnect_queued = true;
+  return true;
+}
+
 void complete_command(nbd_handle& h, uint64_t cookie) {
   std::unique_ptr<Command> cmd = h.cmds.take(cookie);
   if (!cmd)
@@ -174,8 +188,8 @@ void complete_command(nbd_handle& h, uint64_t cookie) {
   if (cmd->completion.has_callback()) {
     int err = cmd->error;
     const int r = cmd->completion(&err);
-    if (r == -1 && err != 0 && cmd->error == 0)
-      cmd->error = err;
+    if (r == -1 && err != 0)
+      cmd->error = err;  // replaces the error recorded so far, as in libnbd
     if (r == 1) {  // retired by its callback: its closures are freed here
       h.cmd_pool.put(std::move(cmd));
       return;

@@ -21,6 +21,10 @@ struct CommandSpec {
 int64_t issue_command(nbd_handle& h, const CommandSpec& spec, Closure<nbd_completion_callback>* completion,
                       Closure<nbd_chunk_callback>* chunk, Closure<nbd_extent_callback>* extent);
 
+// Queues NBD_CMD_DISC if it was requested and is still held back, and no command is in flight
+// any more; returns whether it did.  NBD_CMD_DISC has no reply: the server hangs up after it.
+bool queue_disconnect_if_idle(nbd_handle& h);
+
 // Waits until cookie completes, then retires it: 0 on success, -1 with the command's error.
 int wait_for_command(nbd_handle& h, int64_t cookie);
 

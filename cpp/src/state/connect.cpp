@@ -13,7 +13,9 @@
 namespace nbd {
 namespace {
 
-// Starts connecting a new socket to addr; the socket becomes h.sock.
+// Starts connecting a new socket to addr; the socket becomes h.sock.  As in libnbd, the
+// handle then waits for the socket to become writable (even when connect() completed at
+// once, as on a Unix socket), so an event loop first sees LIBNBD_AIO_DIRECTION_WRITE.
 Transition begin_connect(nbd_handle& h, const struct sockaddr* addr, socklen_t len) {
   UniqueFd fd{::socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)};
   if (!fd) {
@@ -33,7 +35,7 @@ Transition begin_connect(nbd_handle& h, const struct sockaddr* addr, socklen_t l
   attach_socket(h, fd.release());
   h.connect_errno = 0;
   h.state = State::ConnectWait;
-  return Transition::Next;
+  return Transition::Block;
 }
 
 }  // namespace

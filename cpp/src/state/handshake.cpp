@@ -44,8 +44,6 @@ Transition hung_up(const nbd_handle& h) {
   return Transition::Fail;
 }
 
-bool is_hang_up(int err) { return err == ECONNRESET || err == EPIPE; }
-
 Transition recv_failed(const nbd_handle& h, Io io) {
   if (io == Io::Eof || (io == Io::Error && is_hang_up(last_errno())))
     return hung_up(h);
@@ -70,9 +68,26 @@ bool set_export_info(nbd_handle& h, uint64_t size, uint16_t eflags) {
     set_error(EOVERFLOW, "server export size %" PRIu64 " is larger than INT64_MAX", size);
     return false;
   }
+  // NBD_FLAG_HAS_FLAGS must always be set (proto.md "Transmission flags"); as libnbd, only
+  // flags of 0 are refused.
+  if (eflags == 0) {
+    set_error(EINVAL, "handshake: the server sent transmission flags of 0");
+    return false;
+  }
+  // Flags that contradict each other are dropped, as libnbd does: DF needs structured
+  // replies, fast zero needs write zeroes.
+  if ((eflags & kFlagSendDf) != 0 && !h.structured_replies) {
+    if (h.debug_enabled())
+      debug(h, "the server lacks structured replies: ignoring its DF flag");
+    eflags &= static_cast<uint16_t>(~kFlagSendDf);
+  }
+  if ((eflags & kFlagSendFastZero) != 0 && (eflags & kFlagSendWriteZeroes) == 0) {
+    if (h.debug_enabled())
+      debug(h, "the server lacks write zeroes: ignoring its fast zero flag");
+    eflags &= static_cast<uint16_t>(~kFlagSendFastZero);
+  }
   h.exportsize = size;
-  // Without NBD_FLAG_HAS_FLAGS the other bits mean nothing (proto.md "Transmission flags").
-  h.eflags = (eflags & kFlagHasFlags) != 0 ? eflags : 0;
+  h.eflags = eflags;
   h.have_info = true;
   return true;
 }
@@ -189,9 +204,10 @@ void finish_user_option(nbd_handle& h, int err) {
     int e = err;
     if (h.opt_completion.has_callback())
       h.opt_completion(&e);
-    h.opt_completion.reset();
+    // The completion's free runs last, as for commands.
     h.opt_list_cb.reset();
     h.opt_context_cb.reset();
+    h.opt_completion.reset();
     h.opt_user = false;
   }
 }
@@ -228,28 +244,23 @@ Transition option_error(nbd_handle& h) {
     default:
       break;
   }
+  // The errno of each refusal, as libnbd gives it: a refused listing is always ENOTSUP, and
+  // refusals without an errno of their own (policy, platform, unknown codes) too.
   int err;
-  switch (h.reply_type) {
-    case kRepErrUnsup:
-      err = ENOTSUP;
-      break;
-    case kRepErrPolicy:
-      err = EPERM;
-      break;
+  switch (opt == kOptList ? kRepErrUnsup : h.reply_type) {
     case kRepErrUnknown:
       err = ENOENT;
-      break;
-    case kRepErrTlsReqd:
-      err = ENOTSUP;
       break;
     case kRepErrShutdown:
       err = ESHUTDOWN;
       break;
+    case kRepErrInvalid:
     case kRepErrTooBig:
-      err = ERANGE;
+    case kRepErrBlockSizeReqd:
+      err = EINVAL;
       break;
     default:
-      err = EINVAL;
+      err = ENOTSUP;
       break;
   }
   // Options about one export name it, so "no such export" says which one was asked for.
@@ -470,7 +481,9 @@ Transition h_newstyle_recv_flags(nbd_handle& h) {
                          "so it cannot start TLS");
       return Transition::Fail;
     }
-    h.opt_todo.push_back(kOptExportName);
+    // In opt mode the caller's nbd_opt_go sends it (begin_user_option).
+    if (!h.opt_mode)
+      h.opt_todo.push_back(kOptExportName);
     return start_options(h);
   }
   // TLS comes first, before anything that could be seen or tampered with.
@@ -497,6 +510,8 @@ Transition h_tls_handshake(nbd_handle& h) {
   return Transition::Fail;
 }
 
+bool fixed_newstyle(const nbd_handle& h) { return (h.gflags & kFlagFixedNewstyle) != 0; }
+
 void abandon_user_option(nbd_handle& h, int err) {
   if (!h.opt_user)
     return;
@@ -505,6 +520,10 @@ void abandon_user_option(nbd_handle& h, int err) {
 }
 
 Transition begin_user_option(nbd_handle& h, uint32_t opt) {
+  // A plain newstyle server knows no NBD_OPT_GO: the export is chosen with
+  // NBD_OPT_EXPORT_NAME, which enters transmission at once (proto.md "Newstyle negotiation").
+  if (opt == kOptGo && !fixed_newstyle(h))
+    opt = kOptExportName;
   h.opt_user = true;
   h.opt_error = 0;
   h.opt_count = 0;

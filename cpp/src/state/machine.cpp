@@ -45,9 +45,10 @@ Transition dispatch(nbd_handle& h) {
   return Transition::Block;
 }
 
-// Completes every command still in flight with err (they will get no reply now).
-void fail_all_commands(nbd_handle& h, int err) {
-  abandon_user_option(h, err);
+// Completes every command still in flight with err (they will get no reply now), and the
+// option in flight with option_err.
+void fail_all_commands(nbd_handle& h, int err, int option_err) {
+  abandon_user_option(h, option_err);
   while (Command* c = h.cmds.any()) {
     if (c->error == 0)
       c->error = err;
@@ -163,7 +164,9 @@ void kill_connection(nbd_handle& h, int err) {
   drop_socket(h);
   h.out.clear();
   h.wire.clear();
-  fail_all_commands(h, err);
+  // An option in flight gets the error that ended the connection, as in libnbd (ECONNRESET,
+  // say, where commands get ENOTCONN).
+  fail_all_commands(h, err, errno_or(last_errno(), err));
 }
 
 void close_connection(nbd_handle& h) {
@@ -171,7 +174,7 @@ void close_connection(nbd_handle& h) {
   drop_socket(h);
   h.out.clear();
   h.wire.clear();
-  fail_all_commands(h, ENOTCONN);
+  fail_all_commands(h, ENOTCONN, ENOTCONN);
 }
 
 }  // namespace nbd

@@ -66,6 +66,9 @@ Transition connect_next_address(nbd_handle& h);
 // Handshake entry points (state/handshake.cpp) and transmission (state/reply.cpp).
 Transition start_handshake(nbd_handle& h);
 Transition start_options(nbd_handle& h);
+// Whether the server speaks fixed newstyle (and we agreed to it): only then are options other
+// than NBD_OPT_EXPORT_NAME understood.
+bool fixed_newstyle(const nbd_handle& h);
 // Starts an option the caller asked for in opt mode (its closures are already in h).
 Transition begin_user_option(nbd_handle& h, uint32_t opt);
 // Ends the caller's option when the connection ends under it: its completion runs with err,

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "cmd/issue.hpp"
 #include "debug.hpp"
 #include "error.hpp"
 #include "protocol.hpp"
@@ -63,11 +64,12 @@ bool within(const nbd::Command& c, uint64_t off, uint64_t len) {
   return off >= c.offset && off - c.offset <= c.count && len <= c.count - (off - c.offset);
 }
 
-// Runs a chunk or extent callback; -1 from it fails the command with the errno it stored
-// (EPROTO if none).  The errno is read only after the call returns.
+// Runs a chunk or extent callback, as libnbd does: for every chunk, even after an earlier
+// one failed, with the command's error so far in *error; -1 from it fails the command with
+// the errno it stored (EPROTO if none).  The errno is read only after the call returns.
 template <class Callback, class... Args>
 void run_callback(nbd::Command& c, const Callback& cb, Args... args) {
-  int err = 0;
+  int err = c.error;
   if (cb(args..., &err) == -1)
     command_error(c, err != 0 ? err : EPROTO);
 }
@@ -104,7 +106,7 @@ Transition structured_payload(nbd_handle& h) {
       std::memset(dst, 0, size);
       if (!c.covered.add(off, size))
         command_error(c, EPROTO);  // overlaps an earlier chunk
-      if (c.chunk.has_callback() && c.error == 0)
+      if (c.chunk.has_callback())
         run_callback(c, c.chunk, static_cast<const void*>(dst), size_t{size}, off, unsigned{LIBNBD_READ_HOLE});
       break;
     }
@@ -137,7 +139,7 @@ Transition structured_payload(nbd_handle& h) {
         command_error(c, EPROTO);
         break;
       }
-      if (c.extent.has_callback() && c.error == 0)
+      if (c.extent.has_callback())
         run_callback(c, c.extent, name->c_str(), c.offset, entries.data(), entries.size());
       break;
     }
@@ -158,8 +160,9 @@ Transition structured_payload(nbd_handle& h) {
         const uint64_t off = get64(p + 6 + msglen);
         if (off < c.offset || off - c.offset >= c.count)
           return reply_protocol_error("error chunk offset outside the request (cookie %" PRIu64 ")", c.cookie);
-        // A structured read's chunk callback hears where the read failed.
-        if (c.type == kCmdRead && c.chunk.has_callback() && c.error == 0) {
+        // A structured read's chunk callback hears where the read failed, with this error
+        // (not an earlier one) in *error.
+        if (c.type == kCmdRead && c.chunk.has_callback()) {
           const void* at = static_cast<unsigned char*>(c.data) + (off - c.offset);
           int cb_err = err;
           if (c.chunk(at, size_t{0}, off, unsigned{LIBNBD_READ_ERROR}, &cb_err) == -1 && cb_err != 0)
@@ -223,7 +226,7 @@ Transition payload_done(nbd_handle& h) {
   if (h.rstate == ReplyState::ReadData) {
     unsigned char* dst = static_cast<unsigned char*>(c.data) + (h.roffset - c.offset);
     const uint32_t n = h.rlength - 8;
-    if (c.chunk.has_callback() && c.error == 0)
+    if (c.chunk.has_callback())
       run_callback(c, c.chunk, static_cast<const void*>(dst), size_t{n}, h.roffset, unsigned{LIBNBD_READ_DATA});
     return finish_chunk(h);
   }
@@ -283,10 +286,14 @@ Transition reply_step(nbd_handle& h) {
   const Io io = recv_into_rbuf(h);
   if (io == Io::Again)
     return Transition::Block;
-  if (io == Io::Error)
+  // Once NBD_CMD_DISC (and under TLS our close_notify) has gone out, a server that hangs up
+  // without its own TLS close (qemu-nbd, nbd-server) or with a reset has ended the
+  // connection normally.
+  const bool disconnected = h.disconnect_queued && h.out.empty() && at_reply_start(h);
+  if (io == Io::Error && !(disconnected && is_hang_up(last_errno())))
     return Transition::Fail;
-  if (io == Io::Eof) {
-    if (h.disconnect_sent && at_reply_start(h)) {
+  if (io != Io::Done) {
+    if (disconnected) {
       close_connection(h);
       return Transition::Next;
     }
@@ -340,7 +347,7 @@ Io send_step(nbd_handle& h) {
   if (h.out.empty())
     return Io::Done;
   const Io io = send_from_wbuf(h);
-  if (io == Io::Done && h.disconnect_sent && !h.writer_thread)  // the thread may still hold data
+  if (io == Io::Done && h.disconnect_queued && !h.writer_thread)  // the thread may still hold data
     h.sock->shut_writes();
   return io;
 }
@@ -359,14 +366,19 @@ int send_queued(nbd_handle& h) {
 }
 
 Transition h_transmit(nbd_handle& h) {
+  queue_disconnect_if_idle(h);
   if (send_step(h) == Io::Error)
     return Transition::Fail;
   // Replies are read whenever they come, whether or not requests are still queued.
   for (;;) {
     const State before = h.state;
     const Transition t = reply_step(h);
-    if (t != Transition::Next || h.state != before)
-      return t == Transition::Block ? Transition::Block : t;
+    if (t != Transition::Next || h.state != before) {
+      // The last reply a held-back NBD_CMD_DISC waited for has come: run again to send it.
+      if (t == Transition::Block && queue_disconnect_if_idle(h))
+        return Transition::Next;
+      return t;
+    }
   }
 }
 

@@ -111,7 +111,7 @@ NBD_API int64_t nbd_aio_pread (struct nbd_handle *h, void *buf, size_t count, ui
     bool ok = nbd::check_state(*h, 8, "connected with the server");
     if (ok && buf == nullptr)
       ok = nbd::fail_null("buf");
-    if (ok && !chunk_callback_owned.has_callback())
+    if (ok && chunk_callback_owned.empty())
       ok = nbd::fail_null("chunk_callback");
     if (ok && (flags & ~0x5U) != 0)
       ok = nbd::fail_flags("flags", flags);
@@ -149,7 +149,7 @@ NBD_API int nbd_set_debug_callback (struct nbd_handle *h, nbd_debug_callback deb
     if (h->debug_enabled())
       nbd::debug(*h, "enter: debug_callback=<fun>");
     bool ok = true;
-    if (ok && !debug_callback_owned.has_callback())
+    if (ok && debug_callback_owned.empty())
       ok = nbd::fail_null("debug_callback");
     if (ok)
       ret = nbd::unlocked_set_debug_callback(*h, debug_callback_owned);
