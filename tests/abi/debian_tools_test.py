@@ -498,6 +498,24 @@ class NbdcopyTest(ToolTest):
                     self.round_trip(start, image, ["--connections", conns],
                                     f"qemu-{os.path.basename(image)}-{conns}")
 
+    @needs("qemu-nbd", "qemu-img", "psktool")
+    def test_qemu_nbd_psk(self):
+        """To and from a qemu-nbd export behind TLS with a pre-shared key.  qemu-nbd ends the
+        connection without its own TLS close after nbdcopy's nbd_shutdown: libnbd takes that
+        as the normal end, and so must we (nbdcopy exits 1 otherwise)."""
+        keys = self.path("keys.psk")
+        subprocess.run(["psktool", "-u", "alice", "-p", keys], check=True, capture_output=True)
+
+        def start(size):
+            self.servers += 1
+            disk = self.path(f"psk{self.servers}.img")
+            subprocess.run(["qemu-img", "create", "-q", "-f", "raw", disk, str(size)], check=True)
+            plain = self.qemu_nbd("--object", f"tls-creds-psk,id=tls0,dir={self.tmp},endpoint=server",
+                                  "--tls-creds", "tls0", "-f", "raw", disk)
+            return plain.replace("nbd+unix://", "nbds+unix://alice@", 1) + f"&tls-psk-file={keys}"
+
+        self.round_trip(start, self.full, [], "qemu-psk")
+
     def test_server_command_to_nbd(self):
         """[ nbdkit -r pattern ] -> NBD -> file: socket activation as source, two NBD ends."""
         want = pattern_bytes(4 << 20)

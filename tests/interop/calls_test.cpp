@@ -106,7 +106,10 @@ TEST_F(ApiTest, UriAllowListsRefuseBeforeConnecting) {
   ASSERT_EQ(nbd_set_uri_allow_transports(h, LIBNBD_ALLOW_TRANSPORT_MASK), 0);
   ASSERT_EQ(nbd_set_uri_allow_local_file(h, false), 0);
   EXPECT_EQ(nbd_connect_uri(h, "nbd+unix:///?socket=/x&tls-psk-file=/etc/passwd"), -1);
-  EXPECT_TRUE(last_error_is(EPERM, "nbd_connect_uri: URI names a local file"));
+  EXPECT_TRUE(last_error_is(EPERM, "nbd_connect_uri: local file access (tls-psk-file) is not permitted"));
+  EXPECT_EQ(nbd_connect_uri(h, "nbd+unix:///?socket=/x&tls-certificates=/etc"), -1);
+  EXPECT_TRUE(last_error_is(EPERM, "nbd_connect_uri: local file access (tls-certificates) is not permitted"));
+  EXPECT_EQ(nbd_aio_is_created(h), 1);
 }
 
 TEST_F(ApiTest, TlsRequiredIsRefusedNeverPlaintext) {

@@ -291,8 +291,10 @@ int unlocked_aio_connect_uri(nbd_handle& h, const char* uri) {
       (!u->tls && h.uri_allow_tls == LIBNBD_TLS_REQUIRE))
     return set_error(EPERM, "URI %s TLS, which nbd_set_uri_allow_tls does not permit",
                      u->tls ? "requires" : "does not use");
+  // The message names the parameter, as libnbd's does (tls-certificates first).
   if ((u->tls_certificates || u->tls_psk_file) && !h.uri_allow_local_file)
-    return set_error(EPERM, "URI names a local file, which nbd_set_uri_allow_local_file does not permit");
+    return set_error(EPERM, "local file access (%s) is not permitted: see nbd_set_uri_allow_local_file",
+                     u->tls_certificates ? "tls-certificates" : "tls-psk-file");
   if (unlocked_set_export_name(h, u->export_name.c_str()) == -1)
     return -1;
   // An nbds URI means TLS or nothing: never fall back to plaintext.
