@@ -106,6 +106,19 @@ int check_request(nbd_handle& h, const CommandSpec& s) {
   return 0;
 }
 
+// Queues a request header (proto.md "Request message").
+void append_request(nbd_handle& h, uint16_t flags, uint16_t type, uint64_t cookie, uint64_t offset,
+                    uint32_t count) {
+  unsigned char req[kRequestSize];
+  put32(req, kRequestMagic);
+  put16(req + 4, flags);
+  put16(req + 6, type);
+  put64(req + 8, cookie);
+  put64(req + 16, offset);
+  put32(req + 24, count);
+  h.out.append_copy(req, sizeof req);
+}
+
 }  // namespace
 
 void update_connected_state(nbd_handle& h) {
@@ -138,15 +151,8 @@ int64_t issue_command(nbd_handle& h, const CommandSpec& spec, Closure<nbd_comple
   if (extent != nullptr)
     c.extent = std::move(*extent);
 
-  unsigned char req[kRequestSize];
-  put32(req, kRequestMagic);
-  put16(req + 4, c.flags);
-  put16(req + 6, c.type);
-  put64(req + 8, c.cookie);
-  put64(req + 16, c.offset);
-  put32(req + 24, static_cast<uint32_t>(c.count));
   c.wire_offset = h.out.end_offset();
-  h.out.append_copy(req, sizeof req);
+  append_request(h, c.flags, c.type, c.cookie, c.offset, static_cast<uint32_t>(c.count));
   if (c.type == kCmdWrite)
     h.out.append_ref(spec.data, spec.count);
   c.wire_end = h.out.end_offset();
@@ -162,12 +168,7 @@ int64_t issue_command(nbd_handle& h, const CommandSpec& spec, Closure<nbd_comple
 bool queue_disconnect_if_idle(nbd_handle& h) {
   if (!h.disconnect_requested || h.disconnect_queued || !h.cmds.empty())
     return false;
-  unsigned char req[kRequestSize] = {};
-  put32(req, kRequestMagic);
-  put16(req + 4, static_cast<uint16_t>(h.disconnect_flags));
-  put16(req + 6, kCmdDisc);
-  put64(req + 8, h.next_cookie++);
-  h.out.append_copy(req, sizeof req);
+  append_request(h, static_cast<uint16_t>(h.disconnect_flags), kCmdDisc, h.next_cookie++, 0, 0);
   h.disconnect_queued = true;
   return true;
 }
