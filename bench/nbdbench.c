@@ -4,18 +4,22 @@
  *
  * Usage: nbdbench --uri URI --op read|write|mixed|randread|randwrite|randmixed
  *                 [--bs BYTES] [--depth N] [--bytes TOTAL | --requests N]
- *                 [--conns N] [--writer] [--span BYTES] [--no-pread-initialize]
+ *                 [--conns N] [--writer] [--span BYTES] [--no-pread-initialize] [--rss]
  *
  * --depth is the number of requests kept in flight on each connection.  With --conns N the
  * program opens N handles and drives all of them from one poll(2) loop in this thread (the
  * same loop for both libraries).  --writer gives every handle nbdpp's ready-made concurrent
  * writer (nbd_start_concurrent_writer); it fails with exit status 3 on a library without it.
  * --no-pread-initialize calls nbd_set_pread_initialize (h, false) (both libraries have it):
- * reads then skip the library's pre-zeroing of the caller's buffer.
+ * reads then skip the library's pre-zeroing of the caller's buffer.  --rss samples the process's
+ * anonymous resident memory after every poll of the request loop, for its peak (the sampling
+ * costs time: do not take the throughput of such a run).
  *
  * Prints one JSON object: the library, the workload, requests and bytes moved, wall seconds,
  * MiB/s and IOPS, the client's CPU seconds (getrusage user + sys, all threads) and CPU seconds
- * per GiB.  Only the request loop is timed; connecting, filling the buffers and shutting down
+ * per GiB; and what the handles added to the anonymous resident memory (all buffers are
+ * allocated and filled before the first handle is created): once connected, at the peak of the
+ * loop (with --rss, else null) and after it.  Only the request loop is timed; connecting, filling the buffers and shutting down
  * are not.  Under valgrind --tool=callgrind --instr-atstart=no the same loop, and only it, is
  * instrumented (all threads), so the Ir total divided by the requests is the cost per request.
  */
@@ -57,6 +61,7 @@ struct options {
   unsigned depth, connections;
   bool writer;
   bool no_pread_init;
+  bool rss;
 };
 
 struct conn {
@@ -99,9 +104,7 @@ cpu_seconds (double *user, double *sys)
 static void
 die (const char *what)
 {
-  const char *msg = nbd_get_error ();
-  fprintf (stderr, "nbdbench: %s: %s\n", what, msg ? msg : strerror (errno));
-  exit (1);
+  die_nbd ("nbdbench", what);
 }
 
 static int
@@ -141,7 +144,7 @@ usage (void)
   fprintf (stderr,
            "usage: nbdbench --uri URI --op read|write|mixed|randread|randwrite|randmixed\n"
            "                [--bs BYTES] [--depth N] [--bytes TOTAL | --requests N]\n"
-           "                [--conns N] [--writer] [--span BYTES] [--no-pread-initialize]\n");
+           "                [--conns N] [--writer] [--span BYTES] [--no-pread-initialize] [--rss]\n");
   exit (2);
 }
 
@@ -160,6 +163,7 @@ parse (int argc, char *argv[], struct options *o)
     { "span", required_argument, NULL, 's' },
     { "writer", no_argument, NULL, 'w' },
     { "no-pread-initialize", no_argument, NULL, 'z' },
+    { "rss", no_argument, NULL, 'm' },
     { NULL, 0, NULL, 0 },
   };
   uint64_t bytes = 0;
@@ -179,6 +183,7 @@ parse (int argc, char *argv[], struct options *o)
     case 's': o->span = parse_size ("nbdbench", optarg); break;
     case 'w': o->writer = true; break;
     case 'z': o->no_pread_init = true; break;
+    case 'm': o->rss = true; break;
     default: usage ();
     }
   }
@@ -199,11 +204,12 @@ parse (int argc, char *argv[], struct options *o)
 }
 
 /* Keeps every slot of every connection busy until total_requests have been issued and all
- * of them have completed.  Returns the number of requests issued.  Kept out of line so a
- * profile shows it as the root of the timed work. */
+ * of them have completed.  Returns the number of requests issued.  With --rss, *rss_peak is
+ * raised to the anonymous resident memory seen each time the slots have been filled.  Kept out
+ * of line so a profile shows it as the root of the timed work. */
 static uint64_t __attribute__ ((noinline))
 run_loop (const struct options *o, struct conn *conns, struct slot_ctx *ctxs,
-          struct pollfd *pfds, const int *error)
+          struct pollfd *pfds, const int *error, double *rss_peak)
 {
   uint64_t issued = 0;
   unsigned c;
@@ -228,6 +234,11 @@ run_loop (const struct options *o, struct conn *conns, struct slot_ctx *ctxs,
         issued++;
       }
       in_flight += o->depth - cn->nfree;
+    }
+    if (o->rss) {
+      double kib = rss_anon_kib ();
+      if (kib > *rss_peak)
+        *rss_peak = kib;
     }
     if (*error != 0) {
       errno = *error;
@@ -277,6 +288,8 @@ main (int argc, char *argv[])
   unsigned c, s;
   int error = 0;
   double t0, u0, s0, u1, s1, wall, cpu, gib;
+  double rss_base, rss_connected, rss_peak, rss_after;
+  char peak[32];
   int64_t size;
 
   parse (argc, argv, &o);
@@ -293,16 +306,9 @@ main (int argc, char *argv[])
   pfds = calloc (o.connections, sizeof *pfds);
   if (conns == NULL || ctxs == NULL || pfds == NULL)
     die ("calloc");
+  /* The buffers first, so the memory the handles add can be told apart. */
   for (c = 0; c < o.connections; c++) {
     struct conn *cn = &conns[c];
-    cn->nbd = nbd_create ();
-    /* TLS URIs name certificate or PSK files. */
-    if (cn->nbd == NULL || nbd_set_uri_allow_local_file (cn->nbd, true) == -1 ||
-        (o.no_pread_init && nbd_set_pread_initialize (cn->nbd, false) == -1) ||
-        nbd_connect_uri (cn->nbd, o.uri) == -1)
-      die ("connect");
-    if (start_writer && start_writer (cn->nbd) == -1)
-      die ("nbd_start_concurrent_writer");
     cn->bufs = calloc (o.depth, sizeof *cn->bufs);
     cn->free_slots = calloc (o.depth, sizeof *cn->free_slots);
     if (cn->bufs == NULL || cn->free_slots == NULL)
@@ -321,6 +327,19 @@ main (int argc, char *argv[])
       cn->free_slots[cn->nfree++] = o.depth - 1 - s;   /* slot 0 on top */
     }
   }
+  rss_base = rss_anon_kib ();
+  for (c = 0; c < o.connections; c++) {
+    struct conn *cn = &conns[c];
+    cn->nbd = nbd_create ();
+    /* TLS URIs name certificate or PSK files. */
+    if (cn->nbd == NULL || nbd_set_uri_allow_local_file (cn->nbd, true) == -1 ||
+        (o.no_pread_init && nbd_set_pread_initialize (cn->nbd, false) == -1) ||
+        nbd_connect_uri (cn->nbd, o.uri) == -1)
+      die ("connect");
+    if (start_writer && start_writer (cn->nbd) == -1)
+      die ("nbd_start_concurrent_writer");
+  }
+  rss_connected = rss_peak = rss_anon_kib ();
   size = nbd_get_size (conns[0].nbd);
   if (size == -1)
     die ("nbd_get_size");
@@ -334,24 +353,31 @@ main (int argc, char *argv[])
   t0 = now ();
   cpu_seconds (&u0, &s0);
   CALLGRIND_START_INSTRUMENTATION;
-  done_requests = run_loop (&o, conns, ctxs, pfds, &error);
+  done_requests = run_loop (&o, conns, ctxs, pfds, &error, &rss_peak);
   CALLGRIND_STOP_INSTRUMENTATION;
   cpu_seconds (&u1, &s1);
   wall = now () - t0;
+  rss_after = rss_anon_kib ();
   cpu = (u1 - u0) + (s1 - s0);
   bytes = done_requests * o.bs;
   gib = (double) bytes / 1073741824.0;
+  if (o.rss)
+    snprintf (peak, sizeof peak, "%.0f", rss_peak - rss_base);
+  else
+    strcpy (peak, "null");
 
   printf ("{\"library\": \"%s %s\", \"op\": \"%s\", \"bs\": %" PRIu64 ", \"depth\": %u, "
           "\"connections\": %u, \"writer\": %s, \"pread_initialize\": %s, \"requests\": %" PRIu64 ", \"bytes\": %" PRIu64 ", "
           "\"seconds\": %.6f, \"mib_per_s\": %.3f, \"iops\": %.1f, "
           "\"cpu_seconds\": %.6f, \"cpu_user_seconds\": %.6f, \"cpu_sys_seconds\": %.6f, "
-          "\"cpu_seconds_per_gib\": %.6f}\n",
+          "\"cpu_seconds_per_gib\": %.6f, \"rss_connected_kib\": %.0f, \"rss_peak_kib\": %s, "
+          "\"rss_after_kib\": %.0f}\n",
           nbd_get_package_name (conns[0].nbd), nbd_get_version (conns[0].nbd), o.op, o.bs,
           o.depth, o.connections, o.writer ? "true" : "false",
           o.no_pread_init ? "false" : "true", done_requests, bytes,
           wall, (double) bytes / 1048576.0 / wall, (double) done_requests / wall,
-          cpu, u1 - u0, s1 - s0, gib > 0 ? cpu / gib : 0.0);
+          cpu, u1 - u0, s1 - s0, gib > 0 ? cpu / gib : 0.0,
+          rss_connected - rss_base, peak, rss_after - rss_base);
   fflush (stdout);
   for (c = 0; c < o.connections; c++) {
     if (nbd_shutdown (conns[c].nbd, 0) == -1)

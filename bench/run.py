@@ -15,6 +15,10 @@ Sections (--only takes a comma-separated subset; the default is every section of
   callgrind  instructions (Ir) per request of the client process under valgrind's callgrind
              (the server runs outside valgrind), split by object.
   syscalls   system calls and context switches per request (perf stat; skipped without perf).
+  handles    what a connection costs (bench/handlebench.c): anonymous resident memory and heap
+             per connected, idle handle, and the time to connect and to close one, at 1, 100
+             and 1,000 handles; and the memory one handle adds while it streams (nbdbench
+             --rss).  Same three variants, alternating.
 
 --markdown FILE replaces the text between the lines <!-- bench:begin --> and <!-- bench:end -->
 in FILE with the tables (or writes FILE if it does not exist).  The tables always go to stdout;
@@ -35,7 +39,7 @@ import time
 
 DEBIAN_LIBDIR = "/usr/lib/x86_64-linux-gnu"
 SRC_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SECTIONS = ["workloads", "nbdcopy", "sockrate", "callgrind", "syscalls"]
+SECTIONS = ["workloads", "nbdcopy", "sockrate", "callgrind", "syscalls", "handles"]
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 
 # The targets of issue 10.
@@ -44,6 +48,10 @@ T_RANDOM64 = 1.2          # the same on 4 KiB random I/O at depth 64, at least
 T_CPU = 0.75              # nbdpp/libnbd client CPU per GiB, at most
 T_IR = 0.75               # nbdpp/libnbd instructions per request, at most
 T_RAW = 0.90              # sequential read from nbdkit null / raw Unix-socket rate, at least
+# The targets of issue 22: an idle connected handle's memory, and connecting and closing one,
+# nbdpp/libnbd at most.
+T_HANDLE_MEMORY = 1.0
+T_HANDLE_TIME = 1.0
 
 
 def seq(op, depth, total="1G", conns=1):
@@ -74,6 +82,8 @@ SETS = {
             ("4 KiB random read, depth 8", rnd("randread", 8, 200)),
             ("256 KiB seq write, depth 4", seq("write", 4, "5M")),
         ],
+        "handles": [1, 10],
+        "streams": [("256 KiB seq read, depth 4", "null", seq("read", 4, "8M"))],
     },
     # The concurrent writer's home ground: writes and mixed I/O on one connection.
     "writer": {
@@ -116,6 +126,10 @@ SETS = {
             ("256 KiB seq read, depth 16", ["--op", "read", "--bs", "256K", "--depth", "16",
                                             "--requests", "2000"]),
         ],
+        "handles": [1, 100, 1000],
+        "streams": [("256 KiB seq read, depth 64", "null", seq("read", 64, "1G")),
+                    ("256 KiB seq write, depth 64", "null", seq("write", 64, "1G")),
+                    ("4 KiB random read, depth 64", "memory", rnd("randread", 64, 50000))],
     },
 }
 
@@ -148,11 +162,12 @@ def run(cmd, env=None, timeout=600):
 class Nbdkit:
     """nbdkit in the foreground as our child, on a Unix socket in a private directory."""
 
-    def __init__(self, tmp, plugin, size):
-        self.sock = os.path.join(tmp, plugin + ".sock")
-        pidfile = os.path.join(tmp, plugin + ".pid")
+    def __init__(self, tmp, plugin, size, name=None, options=()):
+        name = name or plugin
+        self.sock = os.path.join(tmp, name + ".sock")
+        pidfile = os.path.join(tmp, name + ".pid")
         self.proc = subprocess.Popen(["nbdkit", "-f", "--exit-with-parent", "-U", self.sock,
-                                      "-P", pidfile, plugin, size])
+                                      "-P", pidfile] + list(options) + [plugin, size])
         deadline = time.monotonic() + 30
         while not (os.path.exists(pidfile) and os.path.getsize(pidfile) > 0):
             if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -176,6 +191,7 @@ class Bench:
         self.a = a
         self.build = os.path.abspath(a.build_dir)
         self.exe = os.path.join(self.build, "bench", "nbdbench")
+        self.handlebench = os.path.join(self.build, "bench", "handlebench")
         self.sockrate = os.path.join(self.build, "bench", "sockrate")
         self.cfg = SETS[a.set]
         self.loads = [("before", os.getloadavg())]
@@ -190,10 +206,10 @@ class Bench:
     def libdir(self, lib):
         return self.build if lib == "ours" else lib
 
-    def nbdbench(self, vname, lib, uri, args, server=None, wrap=()):
+    def nbdbench(self, vname, lib, uri, args, server=None, wrap=(), exe=None):
         env = dict(os.environ, LD_LIBRARY_PATH=self.libdir(lib))
         before = server.cpu_seconds() if server else 0.0
-        p = run(list(wrap) + [self.exe, "--uri", uri] + args, env=env)
+        p = run(list(wrap) + [exe or self.exe, "--uri", uri] + args, env=env)
         r = json.loads(p.stdout.strip().splitlines()[-1])
         if server:
             r["server_cpu_seconds"] = server.cpu_seconds() - before
@@ -352,6 +368,46 @@ class Bench:
         self.results["syscalls"] = rows
 
 
+    # -- cost per connection --------------------------------------------------------------------
+    def handles(self, servers, tmp):
+        # Its own server: a thousand connections at once, nbdkit's default 16 worker threads
+        # each (16,000 threads) would make the server, not the client, what is timed.
+        srv = Nbdkit(tmp, "memory", "1M", name="handles", options=["--threads", "1"])
+        try:
+            rows = []
+            # Three descriptors per handle with the writer (socket, two eventfds), in handlebench;
+            # one per connection in nbdkit.  main() raised the limit as far as it goes.
+            limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+            for n in self.cfg["handles"]:
+                if 3 * n + 64 > limit:
+                    self.results.setdefault("handles_skipped", []).append(
+                        f"{n} handles: the descriptor limit is {limit}")
+                    continue
+                log(f"  {n} handle(s)")
+                res = {v[0]: [] for v in VARIANTS}
+                # A single connect takes well under a millisecond: more runs for a steady median.
+                runs = max(1, min(5, 100 // n)) * self.a.reps
+                for rep in range(runs):
+                    k = rep % len(VARIANTS)
+                    for vname, lib, extra in VARIANTS[k:] + VARIANTS[:k]:
+                        res[vname].append(self.nbdbench(vname, lib, srv.uri, ["--handles", str(n)] + extra,
+                                                        exe=self.handlebench))
+                rows.append({"handles": n, "runs": res})
+            self.results["handles"] = rows
+        finally:
+            srv.stop()
+        rows = []
+        for name, server, args in self.cfg["streams"]:
+            log(f"  {name} on {server}, resident memory")
+            res = {v[0]: [] for v in VARIANTS}
+            for rep in range(self.a.reps):
+                k = rep % len(VARIANTS)
+                for vname, lib, extra in VARIANTS[k:] + VARIANTS[:k]:
+                    res[vname].append(self.nbdbench(vname, lib, servers[server].uri, args + extra + ["--rss"]))
+            rows.append({"name": name, "server": server, "runs": res})
+        self.results["streams"] = rows
+
+
 def is_plain_null_read(server, args):
     """A one-connection sequential read from nbdkit null with the library's defaults."""
     return (server == "null" and arg_of(args, "--op") == "read" and "--conns" not in args
@@ -499,7 +555,7 @@ def machine_info(b, started):
 def report(b, started):
     a, R, out = b.a, b.results, []
     p = out.append
-    missed = {k: [] for k in ("thr", "thr_w", "rand", "cpu", "ir", "raw")}
+    missed = {k: [] for k in ("thr", "thr_w", "rand", "cpu", "ir", "raw", "hmem", "htime")}
     counted = {k: 0 for k in missed}
     info = machine_info(b, started)
     R["machine"] = info
@@ -569,6 +625,8 @@ def report(b, started):
             p(f"| {row['name']} | {row['server']} | " + " | ".join(f"{x:.3f}" for x in srv) + " | "
               + " | ".join(f"{x:.2f}" for x in busy) + " |")
         p("")
+    if "handles" in R:
+        report_handles(R, p, missed, counted)
     if "sockrate" in R:
         p("### Raw Unix-socket rate vs sequential 256 KiB reads from nbdkit null")
         p("")
@@ -682,7 +740,82 @@ def report(b, started):
     line("cpu", f"client CPU per GiB nbdpp/libnbd <= {T_CPU}")
     line("ir", f"instructions per request nbdpp/libnbd <= {T_IR}")
     line("raw", f"sequential 256 KiB read from nbdkit null >= {T_RAW:.0%} of the raw Unix-socket rate")
+    line("hmem", f"resident memory per idle connected handle nbdpp/libnbd <= {T_HANDLE_MEMORY}")
+    line("htime", f"time to connect and to close a handle (medians) nbdpp/libnbd <= {T_HANDLE_TIME}")
     return "\n".join(out) + "\n"
+
+
+def tally(missed, counted, key, medians, most, label):
+    """The nbdpp/libnbd ratio of medians, as printed, counted against a target of at most `most`."""
+    rr = r2(ratio(medians["nbdpp"], medians["libnbd"]))
+    counted[key] += 1
+    if rr > most:
+        missed[key].append(f"{label}: {rr:.2f}")
+    return rr
+
+
+def report_handles(R, p, missed, counted):
+    names = [v[0] for v in VARIANTS]
+
+    def cell(rows, key, digits):
+        vals = [r[key] for r in rows]
+        return med(vals), f"{num(med(vals), digits)} ({num(min(vals), digits)}-{num(max(vals), digits)})"
+
+    p("### Cost per connection (handlebench)")
+    p("")
+    p("N handles to one nbdkit (`memory 1M --threads 1`) on a Unix socket, connected one after "
+      "another, each reading 4 KiB once and then idle, while a first handle, connected before the "
+      "baseline, stays open (so what a process pays once is left out). Memory: growth of the "
+      "process's anonymous resident memory (RssAnon: heap, stacks; not the shared code pages) "
+      "per handle, and of malloc's bytes in use per handle (exact, where RssAnon moves a page at "
+      "a time). Connect: nbd_create + nbd_connect_uri; close: nbd_close of a connected idle "
+      "handle; each the median over the handles of a run.")
+    p("")
+    p("| handles | RSS KiB/handle: libnbd | nbdpp | nbdpp+writer | nbdpp/libnbd | writer/libnbd "
+      "| heap bytes/handle: libnbd | nbdpp | nbdpp+writer |")
+    p("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for row in R["handles"]:
+        m, cells = {}, []
+        for v in names:
+            m[v], c = cell(row["runs"][v], "rss_per_handle_kib", 1)
+            cells.append(c)
+        heap = [num(med([r["heap_per_handle_bytes"] for r in row["runs"][v]])) for v in names]
+        rr = tally(missed, counted, "hmem", m, T_HANDLE_MEMORY, f"{row['handles']} handles")
+        p(f"| {num(row['handles'])} | {' | '.join(cells)} | {rr:.2f} "
+          f"| {ratio(m['nbdpp+writer'], m['libnbd']):.2f} | {' | '.join(heap)} |")
+    p("")
+    p("| handles | connect µs: libnbd | nbdpp | nbdpp+writer | nbdpp/libnbd "
+      "| close µs: libnbd | nbdpp | nbdpp+writer | nbdpp/libnbd |")
+    p("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for row in R["handles"]:
+        line = f"| {num(row['handles'])} |"
+        for what in ("connect", "close"):
+            m, cells = {}, []
+            for v in names:
+                m[v], c = cell(row["runs"][v], f"{what}_us_median", 0)
+                cells.append(c)
+            rr = tally(missed, counted, "htime", m, T_HANDLE_TIME, f"{what}, {row['handles']} handles")
+            line += f" {' | '.join(cells)} | {rr:.2f} |"
+        p(line)
+    for note in R.get("handles_skipped", []):
+        p(f"\nSkipped: {note}.")
+    p("")
+    if R.get("streams"):
+        p("One handle streaming (nbdbench --rss): what the handle added to the anonymous resident "
+          "memory once connected, at the peak of the request loop (sampled each time the requests "
+          "in flight have been topped up) and after it (idle again; memory malloc or the buffer "
+          "pool keeps for reuse still counts). The request buffers are allocated before the "
+          "baseline. KiB, medians.")
+        p("")
+        p("| stream | server | connected: libnbd | nbdpp | nbdpp+writer | peak: libnbd | nbdpp "
+          "| nbdpp+writer | after: libnbd | nbdpp | nbdpp+writer |")
+        p("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for row in R["streams"]:
+            cells = []
+            for key in ("rss_connected_kib", "rss_peak_kib", "rss_after_kib"):
+                cells += [num(med([r[key] for r in row["runs"][v]])) for v in names]
+            p(f"| {row['name']} | {row['server']} | {' | '.join(cells)} |")
+        p("")
 
 
 def write_markdown(path, text):
@@ -716,6 +849,12 @@ def main():
     if a.reps < 1:
         ap.error("--reps must be at least 1")
     started = time.monotonic()
+    # A thousand handles and their server's thousand connections need more descriptors than the
+    # usual soft limit of 1024; nbdkit inherits the raised limit.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = hard if hard != resource.RLIM_INFINITY else 65536
+    if soft != resource.RLIM_INFINITY and soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
     if not os.path.exists(os.path.join(DEBIAN_LIBDIR, "libnbd.so.0")):
         print("Debian's libnbd0 is not installed: nothing to compare with")
         sys.exit(77)
@@ -723,7 +862,7 @@ def main():
         print("nbdkit is not installed")
         sys.exit(77)
     b = Bench(a)
-    for exe in (b.exe, b.sockrate):
+    for exe in (b.exe, b.sockrate, b.handlebench):
         if not os.access(exe, os.X_OK):
             sys.exit(f"run.py: {exe} is missing: build the tree first")
     sections = b.cfg.get("sections", SECTIONS)
@@ -746,6 +885,7 @@ def main():
             b.nbdbench("nbdpp", "ours", servers["memory"].uri,
                        ["--op", "write", "--bs", "1M", "--depth", "8", "--bytes", size])
             steps = [("workloads", lambda: b.workloads(servers)),
+                     ("handles", lambda: b.handles(servers, tmp)),
                      ("nbdcopy", lambda: b.nbdcopy(servers, tmp)),
                      ("sockrate", b.sockrate_section),
                      ("callgrind", lambda: b.callgrind(servers, b.keep)),
