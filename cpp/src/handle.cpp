@@ -45,6 +45,20 @@ nbd_handle::~nbd_handle() {
   }
 }
 
+void nbd_handle::release_idle_memory() {
+  // inbuf is not here: it goes back when the socket runs dry with no command in flight
+  // (recv_into_rbuf).
+  out.trim();
+  wire.trim();
+  // Small ones stay (a request at a time would allocate them again and again).
+  if (payload.capacity() > 1024)  // block status and error chunks can be large
+    nbd::release_storage(payload);
+  cmds.shrink();
+  cmd_pool.trim();
+  if (cmds_done.empty() && cmds_done.capacity() > 4)
+    nbd::release_storage(cmds_done);
+}
+
 namespace nbd {
 
 nbd_handle* unlocked_create() {

@@ -6,7 +6,6 @@
 
 #include <atomic>
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -14,6 +13,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "buffer_pool.hpp"
 #include "closure.hpp"
 #include "fast_mutex.hpp"
 #include "cmd/command.hpp"
@@ -101,16 +101,22 @@ struct nbd_handle {
   size_t addr_next = 0;
   int connect_errno = 0;     // why the last address failed
 
-  // Receiving: rbuf/rlen is the current target of recv_into_rbuf; inbuf holds bytes read ahead.
+  // Receiving: rbuf/rlen is the current target of recv_into_rbuf; inbuf holds bytes read
+  // ahead, [in_pos, in_end) of it, and is held only while commands are in flight or bytes
+  // are still to come (buffer_pool.hpp).
   unsigned char* rbuf = nullptr;
   size_t rlen = 0;
-  std::vector<unsigned char> inbuf;
+  nbd::PoolBuffer inbuf;
   size_t in_pos = 0;
   size_t in_end = 0;
   bool peek_headers = false;  // large payloads are coming: read no further than a header
 
   unsigned char scratch[256];     // fixed-size headers are received here
   std::vector<unsigned char> payload;  // variable-length replies and option payloads
+
+  // Gives back what only a busy connection needs (buffers, room for many commands): called
+  // when no command is left in flight or the connection ends.
+  void release_idle_memory();
 
   // Sending.  With TLS and the ready-made writer, encrypted records queue in wire for its
   // thread (out is then encrypted by the handle's own thread).
@@ -139,7 +145,7 @@ struct nbd_handle {
   bool meta_valid = false;                 // meta_contexts belongs to the current export
 
   // ---- The option in progress (handshake and opt mode) ----
-  std::deque<uint32_t> opt_todo;   // options to send, in order
+  std::vector<uint32_t> opt_todo;  // options to send, in order (a deque would cost 576 bytes)
   uint32_t opt_current = 0;        // the option awaiting its reply
   bool opt_user = false;           // started by an opt_* call (else by the automatic handshake)
   int opt_error = 0;               // errno of the last option's failure (0: it succeeded)
@@ -154,7 +160,7 @@ struct nbd_handle {
   // ---- Commands ----
   uint64_t next_cookie = 1;
   nbd::CommandTable cmds;                                            // issued, not yet complete
-  std::deque<std::unique_ptr<nbd::Command>> cmds_done;              // complete, not retired
+  std::vector<std::unique_ptr<nbd::Command>> cmds_done;             // complete, not retired
   nbd::CommandPool cmd_pool;                                         // retired, for reuse
   // NBD_CMD_DISC: requested by the caller (new commands are refused from then on), and queued
   // for the server.  The request is held back until every command in flight has its reply:

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <utility>
 
+#include "buffer_pool.hpp"
 #include "error.hpp"
 #include "handle.hpp"
 #include "state/machine.hpp"
@@ -23,8 +24,6 @@ constexpr int kMaxIov = 64;
 // A send gathers at most this many bytes: a Unix socket's default send buffer is 208 KiB, so
 // more is rarely taken, and gathering it would be walked again by the next send.
 constexpr size_t kMaxGather = 256 * 1024;
-// Request headers and options are copied into chunks of this size.
-constexpr size_t kChunk = 64 * 1024;
 
 size_t iov_bytes(const struct iovec* iov, int n) {
   size_t total = 0;
@@ -38,7 +37,6 @@ size_t iov_bytes(const struct iovec* iov, int n) {
 OutQueue::~OutQueue() {
   clear();
   delete tail_;
-  delete spare_;
 }
 
 void OutQueue::append_copy(const void* p, size_t len) {
@@ -47,14 +45,9 @@ void OutQueue::append_copy(const void* p, size_t len) {
   Guard lock(*this);
   if (tail_ == nullptr || tail_->cap - tail_->used < len) {
     Chunk* old = tail_;
-    if (spare_ != nullptr && spare_->cap >= len) {
-      tail_ = std::exchange(spare_, nullptr);
-      tail_->used = 0;
-    } else {
-      tail_ = new Chunk(std::max(len, kChunk));
-    }
+    tail_ = new Chunk(len);
     if (old != nullptr && old->refs == 0)
-      release(old);
+      delete old;  // else the last segment in it deletes it
   }
   unsigned char* dst = tail_->data.get() + tail_->used;
   std::memcpy(dst, p, len);
@@ -146,6 +139,16 @@ void OutQueue::clear() {
   head_done_ = 0;
 }
 
+void OutQueue::trim_slow() {
+  Guard lock(*this);
+  // With no segment queued no chunk has a reference, and the writer thread holds none.
+  if (!segs_.empty() || taking_)
+    return;
+  if (tail_ != nullptr && tail_->cap != kChunk)
+    delete std::exchange(tail_, nullptr);
+  segs_.shrink();
+}
+
 uint64_t OutQueue::end_offset_shared() const {
   std::lock_guard<std::mutex> lock(mu_);
   return appended_;
@@ -182,13 +185,6 @@ void OutQueue::drop_ref(Chunk* c) {
     return;
   if (c == tail_)
     c->used = 0;  // nothing points into it any more: refill from the start
-  else
-    release(c);
-}
-
-void OutQueue::release(Chunk* c) {
-  if (spare_ == nullptr && c->cap == kChunk)
-    spare_ = c;
   else
     delete c;
 }
@@ -266,9 +262,7 @@ Io recv_into_rbuf(nbd_handle& h) {
       continue;
     }
     const bool direct = h.rlen >= kDirectRead;
-    if (!direct && h.inbuf.empty())
-      h.inbuf.resize(64 * 1024);
-    void* target = direct ? static_cast<void*>(h.rbuf) : h.inbuf.data();
+    void* target = direct ? static_cast<void*>(h.rbuf) : h.inbuf.acquire();
     // Reading ahead batches small replies into one recv, but the bytes it takes of a large
     // payload then have to be copied out of the buffer.  So while large payloads come (the
     // last one went straight to its buffer), headers are read with a short peek that stops
@@ -280,13 +274,19 @@ Io recv_into_rbuf(nbd_handle& h) {
     } else if (h.peek_headers && h.rlen <= kPeek) {
       want = kPeek;
     } else {
-      want = h.inbuf.size();
+      want = kPoolBufferSize;
       h.peek_headers = false;
     }
     const ssize_t r = h.sock->recv(target, want);
     if (r == -1) {
-      if (errno == EAGAIN || errno == EWOULDBLOCK)
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        // Everything read ahead has been used (a recv comes only then): with no command
+        // left to answer, the buffer goes back to the pool.  (A busy handle keeps it rather
+        // than take it again at every reply.)
+        if (h.cmds.empty())
+          h.inbuf.release();
         return Io::Again;
+      }
       set_error(errno, "recv");
       return Io::Error;
     }

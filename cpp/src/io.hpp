@@ -3,6 +3,7 @@
 
 #include <sys/uio.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
@@ -11,6 +12,8 @@
 #include <memory>
 #include <mutex>
 #include <vector>
+
+#include "util.hpp"
 
 struct nbd_handle;
 
@@ -57,6 +60,16 @@ class OutQueue {
   void consume(size_t n);
   // Drops everything queued.  With a writer thread, call stop_taking first.
   void clear();
+  // Gives back the memory that only queued bytes need (a chunk larger than usual, a segment
+  // ring grown for a load that has passed), if nothing is queued now: for a handle going
+  // idle.  Called by the handle's thread (the only one that moves tail_), often: what usually
+  // has nothing to do costs a test.
+  void trim() {
+    if ((tail_ != nullptr && tail_->cap != kChunk) || segs_.grown())
+      trim_slow();
+  }
+  // The capacity of the chunk copies go to now (0: none yet).
+  size_t chunk_capacity() const { return tail_ != nullptr ? tail_->cap : 0; }
   // Offsets in the stream of everything ever appended: the end of it, and how much has been
   // sent.  Bytes in [sent_offset(), end_offset()) are queued.
   uint64_t end_offset() const { return shared_ ? end_offset_shared() : appended_; }
@@ -80,8 +93,12 @@ class OutQueue {
   void stop_taking();
 
  private:
+  // Copies go into small chunks (or one of its own for a larger piece): while requests pile
+  // up a chunk fills and the next is taken, and each is freed once sent, so a stream keeps
+  // about what is queued rather than walking through a large buffer (resident then in full).
   struct Chunk {
-    explicit Chunk(size_t c) : data(new unsigned char[c]), cap(c) {}
+    explicit Chunk(size_t len)
+        : data(new unsigned char[std::max(len, kChunk)]), cap(std::max(len, kChunk)) {}
     std::unique_ptr<unsigned char[]> data;
     size_t cap;
     size_t used = 0;
@@ -115,12 +132,15 @@ class OutQueue {
   int gather_locked(struct iovec* iov, int max) const;
   void consume_locked(size_t n);
   void drop_ref(Chunk* c);
-  void release(Chunk* c);
+  void trim_slow();
+
+  // 36 request headers.
+  static constexpr size_t kChunk = 1024;
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
   // The queued segments, oldest first: a ring over a power-of-two array, which grows when
-  // full and never shrinks (a deque allocates and walks its blocks on every push and pop).
+  // full (a deque allocates and walks its blocks on every push and pop).
   class SegRing {
    public:
     bool empty() const { return size_ == 0; }
@@ -133,16 +153,28 @@ class OutQueue {
       if (size_ == buf_.size())
         grow();
       (*this)[size_++] = s;
+      peak_ = std::max(peak_, size_);
     }
     void pop_front() {
       head_ = (head_ + 1) & (buf_.size() - 1);
       --size_;
     }
     void pop_back() { --size_; }
+    bool grown() const { return buf_.size() > kFirstSize; }
+    // Frees the array if it is empty, grew beyond its first size, and is four times what was
+    // needed since the last call: a handle that stays as busy keeps what it uses.
+    void shrink() {
+      if (size_ == 0 && buf_.size() > kFirstSize && peak_ * 4 <= buf_.size()) {
+        release_storage(buf_);
+        head_ = 0;
+      }
+      peak_ = size_;
+    }
 
    private:
+    static constexpr size_t kFirstSize = 8;
     void grow() {
-      std::vector<Seg> bigger(buf_.empty() ? 64 : buf_.size() * 2);
+      std::vector<Seg> bigger(buf_.empty() ? kFirstSize : buf_.size() * 2);
       for (size_t i = 0; i < size_; ++i)
         bigger[i] = (*this)[i];
       buf_ = std::move(bigger);
@@ -151,13 +183,13 @@ class OutQueue {
     std::vector<Seg> buf_;
     size_t head_ = 0;
     size_t size_ = 0;
+    size_t peak_ = 0;  // the largest size_ since the last shrink()
   };
   SegRing segs_;
   size_t head_done_ = 0;  // bytes of segs_.front() already sent
   uint64_t appended_ = 0;  // bytes ever appended
   uint64_t consumed_ = 0;  // bytes ever consumed (or cleared)
   Chunk* tail_ = nullptr;   // where copies go
-  Chunk* spare_ = nullptr;  // an empty chunk kept for reuse
   bool taking_ = false;     // the writer thread holds iovecs into the queue
   bool waiting_ = false;    // the writer thread sleeps in take
   bool stopped_ = false;

@@ -44,6 +44,12 @@ void reap_child(pid_t pid, bool terminate);
 // A malloc'd copy for calls that return a string the caller frees; nullptr (ENOMEM) on failure.
 char* dup_string(const std::string& s);
 
+// Empties a container and frees its storage (c = {} would keep a vector's capacity).
+template <class C>
+void release_storage(C& c) {
+  C().swap(c);
+}
+
 // printf into a std::string, for messages of any length.
 std::string vformat(const char* fmt, va_list ap) __attribute__((format(printf, 1, 0)));
 

@@ -62,4 +62,46 @@ TEST(OutQueue, TruncateDropsOnlyUnsentBytes) {
   EXPECT_EQ(q.end_offset(), 5u);
 }
 
+TEST(OutQueue, SmallChunksAndTrimGivesBackWhatALoadGrew) {
+  nbd::OutQueue q;
+  EXPECT_EQ(q.chunk_capacity(), 0u);
+  q.append_copy("abc", 3);
+  const size_t usual = q.chunk_capacity();
+  EXPECT_GT(usual, 3u);
+  const std::string big(usual + 100, 'b');  // a chunk of its own
+  q.append_copy(big.data(), big.size());
+  EXPECT_EQ(q.chunk_capacity(), big.size());
+  q.trim();  // bytes are queued: nothing changes
+  EXPECT_EQ(queued(q), "abc" + big);
+  EXPECT_EQ(q.chunk_capacity(), big.size());
+  q.consume(3 + big.size());
+  q.trim();
+  EXPECT_EQ(q.chunk_capacity(), 0u);
+  q.append_copy("de", 2);
+  EXPECT_EQ(q.chunk_capacity(), usual);
+  EXPECT_EQ(queued(q), "de");
+  q.consume(2);
+  q.trim();  // the usual chunk stays for the next request
+  EXPECT_EQ(q.chunk_capacity(), usual);
+  // Copies that pile up spill into further chunks; a segment ring grown under load shrinks once
+  // empty; the queue goes on.
+  const std::string payload = "0123456789";
+  for (size_t i = 0; i < usual; ++i) {
+    q.append_ref(payload.data() + i % 10, 1);
+    q.append_copy("-", 1);
+  }
+  EXPECT_EQ(queued(q).substr(0, 6), "0-1-2-");  // (queued shows the first 64 pieces)
+  q.consume(2 * usual - 1);
+  EXPECT_EQ(queued(q), "-");
+  q.trim();
+  q.consume(1);
+  q.trim();
+  q.trim();
+  EXPECT_TRUE(q.empty());
+  q.append_ref(payload.data(), 3);
+  q.append_copy("x", 1);
+  EXPECT_EQ(queued(q), "012x");
+  EXPECT_EQ(q.sent_offset(), big.size() + 5 + 2 * usual);
+}
+
 }  // namespace

@@ -2,7 +2,9 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <memory>
 #include <random>
+#include <vector>
 
 #include "cmd/table.hpp"
 
@@ -103,6 +105,53 @@ TEST(CommandPool, RecycledCommandsAreClearAndFreeTheirClosuresCompletionLast) {
   EXPECT_EQ(again->error, 0);
   EXPECT_TRUE(again->completion.empty());
   EXPECT_NE(pool.get().get(), raw);
+}
+
+TEST(CommandTable, ShrinksOnlyWhenEmptyAndOversizedAndWorksAfter) {
+  nbd::CommandTable t;
+  for (uint64_t cookie = 1; cookie <= 100; ++cookie) {
+    auto c = std::make_unique<nbd::Command>();
+    c->cookie = cookie;
+    t.insert(std::move(c));
+  }
+  t.shrink();  // not empty: nothing changes
+  for (uint64_t cookie = 1; cookie <= 100; ++cookie)
+    ASSERT_NE(t.find(cookie), nullptr);
+  const size_t slots = t.slot_count();
+  for (uint64_t cookie = 1; cookie <= 100; ++cookie)
+    ASSERT_NE(t.take(cookie), nullptr);
+  t.shrink();  // empty, but it held 100 since the last call: kept for the next burst
+  EXPECT_EQ(t.slot_count(), slots);
+  t.shrink();  // nothing since: freed
+  EXPECT_EQ(t.slot_count(), 0u);
+  EXPECT_TRUE(t.empty());
+  EXPECT_EQ(t.find(5), nullptr);
+  EXPECT_EQ(t.take(5), nullptr);
+  EXPECT_EQ(t.any(), nullptr);
+  auto c = std::make_unique<nbd::Command>();
+  c->cookie = 101;
+  t.insert(std::move(c));
+  ASSERT_NE(t.find(101), nullptr);
+  EXPECT_EQ(t.find(101)->cookie, 101u);
+}
+
+TEST(CommandPool, TrimFreesTheSparesNoRequestTookDownToTwo) {
+  nbd::CommandPool pool;
+  std::vector<std::unique_ptr<nbd::Command>> cmds;
+  for (int i = 0; i < 10; ++i)
+    cmds.push_back(pool.get());
+  const nbd::Command* first = cmds[0].get();
+  const nbd::Command* second = cmds[1].get();
+  for (auto& c : cmds)
+    pool.put(std::move(c));
+  pool.trim();  // all ten were in use since the last trim: kept
+  pool.put(pool.get());
+  pool.trim();  // only one was taken since: all but two go
+  auto a = pool.get();
+  auto b = pool.get();
+  EXPECT_EQ(a.get(), second);
+  EXPECT_EQ(b.get(), first);
+  EXPECT_EQ(pool.get()->cookie, 0u);  // a new one
 }
 
 }  // namespace

@@ -191,12 +191,13 @@ void complete_command(nbd_handle& h, uint64_t cookie) {
     const int r = cmd->completion(&err);
     if (r == -1 && err != 0)
       cmd->error = err;  // replaces the error recorded so far, as in libnbd
-    if (r == 1) {  // retired by its callback: its closures are freed here
+    if (r == 1)  // retired by its callback: its closures are freed here
       h.cmd_pool.put(std::move(cmd));
-      return;
-    }
   }
-  h.cmds_done.push_back(std::move(cmd));
+  if (cmd)
+    h.cmds_done.push_back(std::move(cmd));
+  if (h.cmds.empty())
+    h.release_idle_memory();
 }
 
 int wait_for_command(nbd_handle& h, int64_t cookie) {

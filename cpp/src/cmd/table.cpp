@@ -1,13 +1,15 @@
 // table.cpp: the command table and the pool of spare commands.
 #include "cmd/table.hpp"
 
+#include <algorithm>
 #include <bit>
 #include <utility>
+
+#include "util.hpp"
 
 namespace nbd {
 namespace {
 
-constexpr size_t kInitialSlots = 64;
 constexpr size_t kMaxSpare = 256;
 
 }  // namespace
@@ -32,7 +34,7 @@ void CommandTable::insert(std::unique_ptr<Command> c) {
   while (slots_[i])
     i = (i + 1) & mask;
   slots_[i] = std::move(c);
-  ++size_;
+  peak_ = std::max(peak_, ++size_);
 }
 
 std::unique_ptr<Command> CommandTable::take(uint64_t cookie) {
@@ -71,6 +73,14 @@ void CommandTable::clear() {
   size_ = 0;
 }
 
+void CommandTable::shrink_grown() {
+  // peak_ commands needed 2 * peak_ slots.
+  if (size_ == 0 && peak_ * 8 <= slots_.size()) {
+    release_storage(slots_);
+    shift_ = 64;
+  }
+}
+
 void CommandTable::grow() {
   std::vector<std::unique_ptr<Command>> old = std::move(slots_);
   slots_.clear();
@@ -87,6 +97,7 @@ std::unique_ptr<Command> CommandPool::get() {
     return std::make_unique<Command>();
   std::unique_ptr<Command> c = std::move(spare_.back());
   spare_.pop_back();
+  low_ = std::min(low_, spare_.size());
   return c;
 }
 
@@ -99,6 +110,17 @@ void CommandPool::put(std::unique_ptr<Command> c) {
     return;
   c->clear();
   spare_.push_back(std::move(c));
+}
+
+void CommandPool::drop_unused() {
+  spare_.resize(spare_.size() - std::min(low_, spare_.size() - kIdleSpare));
+  if (spare_.capacity() >= 4 * spare_.size()) {
+    std::vector<std::unique_ptr<Command>> keep;
+    keep.reserve(spare_.size());
+    for (auto& c : spare_)
+      keep.push_back(std::move(c));
+    spare_.swap(keep);
+  }
 }
 
 }  // namespace nbd

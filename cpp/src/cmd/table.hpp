@@ -23,6 +23,7 @@ class CommandTable {
   // Removes and returns the command, or nullptr if it is not here.
   std::unique_ptr<Command> take(uint64_t cookie);
   size_t size() const { return size_; }
+  size_t slot_count() const { return slots_.size(); }
   bool empty() const { return size_ == 0; }
   // Some command of the table (nullptr if empty), for draining it.
   Command* any() const;
@@ -33,6 +34,13 @@ class CommandTable {
         f(*s);
   }
   void clear();
+  // Frees the slots if the table is empty, grew beyond its first size, and is four times what
+  // was needed since the last call: a handle that stays as busy keeps what it uses.
+  void shrink() {
+    if (slots_.size() > kInitialSlots)
+      shrink_grown();
+    peak_ = size_;
+  }
 
  private:
   size_t index(uint64_t cookie) const {
@@ -41,9 +49,14 @@ class CommandTable {
   // The slot holding cookie, or the empty slot where its probe ends (the table is not empty).
   size_t probe(uint64_t cookie) const;
   void grow();
+  void shrink_grown();
+
+  // Room for four commands: what a handle used one request at a time needs.
+  static constexpr size_t kInitialSlots = 8;
 
   std::vector<std::unique_ptr<Command>> slots_;
   size_t size_ = 0;
+  size_t peak_ = 0;      // the largest size_ since the last shrink()
   unsigned shift_ = 64;  // 64 - log2(slots_.size())
 };
 
@@ -53,9 +66,20 @@ class CommandPool {
  public:
   std::unique_ptr<Command> get();
   void put(std::unique_ptr<Command> c);
+  // For a handle with no command in flight: frees the spares no request took since the last
+  // call, down to a couple (the load has dropped, and will they be needed again?).
+  void trim() {
+    if (low_ > 0 && spare_.size() > kIdleSpare)
+      drop_unused();
+    low_ = spare_.size();
+  }
 
  private:
+  void drop_unused();
+
+  static constexpr size_t kIdleSpare = 2;
   std::vector<std::unique_ptr<Command>> spare_;
+  size_t low_ = 0;  // the fewest spares since the last trim(): that many were not needed
 };
 
 }  // namespace nbd

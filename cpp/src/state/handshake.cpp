@@ -179,16 +179,17 @@ Transition next_option(nbd_handle& h) {
       h.state = State::OptSend;
       return Transition::Next;
     } else {
-      h.state = State::Negotiating;
+      h.state = State::Negotiating;  // until the caller's next option
+      h.release_idle_memory();
       return Transition::Next;
     }
   }
   const uint32_t opt = h.opt_todo.front();
-  h.opt_todo.pop_front();
+  h.opt_todo.erase(h.opt_todo.begin());
   // Metadata contexts are chosen per export, just before NBD_OPT_GO or NBD_OPT_INFO.
   if ((opt == kOptGo || opt == kOptInfo) && h.structured_replies &&
       !h.request_meta_contexts.empty() && !h.meta_valid) {
-    h.opt_todo.push_front(opt);
+    h.opt_todo.insert(h.opt_todo.begin(), opt);
     send_option(h, kOptSetMetaContext);
     h.meta_valid = true;  // set even if the server refuses, so GO follows
     return Transition::Next;
@@ -237,7 +238,7 @@ Transition option_error(nbd_handle& h) {
       // NBD_REP_ERR_UNSUP here means the server predates NBD_OPT_GO: fall back to
       // NBD_OPT_EXPORT_NAME (proto.md "Option types").
       if (h.reply_type == kRepErrUnsup) {
-        h.opt_todo.push_front(kOptExportName);
+        h.opt_todo.insert(h.opt_todo.begin(), kOptExportName);
         return next_option(h);
       }
       break;
@@ -534,7 +535,7 @@ Transition begin_user_option(nbd_handle& h, uint32_t opt) {
 Transition start_options(nbd_handle& h) {
   const uint32_t opt = h.opt_todo.empty() ? 0 : h.opt_todo.front();
   if (opt == kOptExportName) {
-    h.opt_todo.pop_front();
+    h.opt_todo.erase(h.opt_todo.begin());
     send_option(h, opt);
     return Transition::Next;
   }

@@ -79,6 +79,18 @@ void drop_socket(nbd_handle& h) {
   h.sock.reset();
 }
 
+// What a connection that ended (closed or dead) leaves behind: nothing to send or read, every
+// command in flight completed with err and the option in flight with option_err.
+void end_connection(nbd_handle& h, int err, int option_err) {
+  drop_socket(h);
+  h.out.clear();
+  h.wire.clear();
+  h.in_pos = h.in_end = 0;  // bytes read ahead are moot now
+  h.inbuf.release();
+  fail_all_commands(h, err, option_err);
+  h.release_idle_memory();
+}
+
 }  // namespace
 
 int lost_connection_errno(const nbd_handle& h) {
@@ -161,20 +173,14 @@ void kill_connection(nbd_handle& h, int err) {
   if (h.debug_enabled())
     debug(h, "connection dead: %s", std::strerror(err));
   h.state = State::Dead;
-  drop_socket(h);
-  h.out.clear();
-  h.wire.clear();
   // An option in flight gets the error that ended the connection, as in libnbd (ECONNRESET,
   // say, where commands get ENOTCONN).
-  fail_all_commands(h, err, errno_or(last_errno(), err));
+  end_connection(h, err, errno_or(last_errno(), err));
 }
 
 void close_connection(nbd_handle& h) {
   h.state = State::Closed;
-  drop_socket(h);
-  h.out.clear();
-  h.wire.clear();
-  fail_all_commands(h, ENOTCONN, ENOTCONN);
+  end_connection(h, ENOTCONN, ENOTCONN);
 }
 
 }  // namespace nbd

@@ -203,8 +203,7 @@ Transition structured_header(nbd_handle& h) {
     // Data goes straight into the caller's buffer after its 8-byte offset is checked.
     if (c.type != kCmdRead || h.rlength < 9)
       return reply_protocol_error("data chunk with a bad length or for a non-read (cookie %" PRIu64 ")", cookie);
-    h.payload.resize(8);
-    h.rbuf = h.payload.data();
+    h.rbuf = h.scratch + kStructuredReplySize;  // after the header, parsed by now
     h.rlen = 8;
     h.rstate = ReplyState::Payload;
     return Transition::Next;
@@ -218,7 +217,7 @@ Transition structured_header(nbd_handle& h) {
   return Transition::Next;
 }
 
-// The payload of a chunk has arrived (for data chunks: its offset).
+// The payload of a chunk has arrived (for data chunks: its offset, in scratch).
 Transition payload_done(nbd_handle& h) {
   nbd::Command& c = *h.rcmd;
   if (h.rtype != kReplyTypeOffsetData)
@@ -230,7 +229,7 @@ Transition payload_done(nbd_handle& h) {
       run_callback(c, c.chunk, static_cast<const void*>(dst), size_t{n}, h.roffset, unsigned{LIBNBD_READ_DATA});
     return finish_chunk(h);
   }
-  h.roffset = get64(h.payload.data());
+  h.roffset = get64(h.scratch + kStructuredReplySize);
   const uint32_t n = h.rlength - 8;
   if (!within(c, h.roffset, n))
     return reply_protocol_error("data chunk outside the request (cookie %" PRIu64 ")", c.cookie);
@@ -336,6 +335,7 @@ void enter_transmission(nbd_handle& h) {
   expect_header(h);
   h.state = State::Ready;
   update_connected_state(h);
+  h.release_idle_memory();  // what the handshake used
   if (h.debug_enabled())
     debug(h, "connected: size %" PRIu64 ", flags 0x%x, %s, structured replies %s", h.exportsize,
           h.eflags, h.protocol, h.structured_replies ? "on" : "off");

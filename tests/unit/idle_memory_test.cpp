@@ -1,0 +1,163 @@
+// idle_memory_test.cpp: buffers come from the process's pool while a handle moves bytes and go
+// back when it is idle; a busy handle keeps them (issue 22).
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <thread>
+#include <vector>
+
+#include "../common/api_fixture.hpp"
+#include "buffer_pool.hpp"
+#include "handle.hpp"
+#include "protocol.hpp"
+#include "state/machine.hpp"
+
+namespace {
+
+using nbd_test::ApiTest;
+
+TEST(BufferPool, GivenBackBuffersAreKeptForReuseAndCounted) {
+  const size_t used = nbd::pool_buffers_in_use();
+  unsigned char* a = nbd::take_pool_buffer();
+  a[0] = 1;
+  a[nbd::kPoolBufferSize - 1] = 2;  // the whole size is there
+  EXPECT_EQ(nbd::pool_buffers_in_use(), used + 1);
+  const size_t kept = nbd::pool_buffers_kept();
+  ASSERT_EQ(kept, 0u);  // a process of its own
+  nbd::give_pool_buffer(a);
+  EXPECT_EQ(nbd::pool_buffers_in_use(), used);
+  EXPECT_EQ(nbd::pool_buffers_kept(), kept + 1);
+  EXPECT_EQ(nbd::take_pool_buffer(), a);  // the pool held none before: this one is taken again
+  nbd::PoolBuffer b;
+  EXPECT_TRUE(b.empty());
+  EXPECT_NE(b.acquire(), a);
+  unsigned char* held = b.data();
+  EXPECT_EQ(b.acquire(), held);  // acquire holds one buffer, not more
+  b.release();
+  EXPECT_TRUE(b.empty());
+  nbd::give_pool_buffer(a);
+  nbd::give_pool_buffer(nullptr);
+  EXPECT_EQ(nbd::pool_buffers_in_use(), used);
+}
+
+// A connected handle whose server is the other end of a socketpair, played by the test with
+// simple replies.
+class IdleMemoryTest : public ApiTest {
+ protected:
+  void SetUp() override {
+    ApiTest::SetUp();
+    ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv_), 0);
+    h->sock = nbd::make_socket_transport(sv_[0]);
+    h->have_info = true;
+    h->exportsize = 64 << 20;
+    nbd::enter_transmission(*h);
+  }
+  void TearDown() override {
+    ApiTest::TearDown();
+    close(sv_[1]);
+  }
+
+  // Reads n requests (and write payloads) and answers each with a simple reply, with the data
+  // of reads.
+  void serve(int n) {
+    for (int i = 0; i < n; ++i) {
+      unsigned char req[nbd::proto::kRequestSize];
+      ASSERT_TRUE(read_all(req, sizeof req));
+      const uint16_t type = nbd::proto::get16(req + 6);
+      const uint32_t count = nbd::proto::get32(req + 24);
+      std::vector<unsigned char> data(count);
+      if (type == nbd::proto::kCmdWrite)
+        ASSERT_TRUE(read_all(data.data(), count));
+      std::vector<unsigned char> reply(nbd::proto::kSimpleReplySize, 0);
+      nbd::proto::put32(reply.data(), nbd::proto::kSimpleReplyMagic);
+      std::memcpy(reply.data() + 8, req + 8, 8);  // the cookie
+      if (type == nbd::proto::kCmdRead)
+        reply.insert(reply.end(), count, 0x5a);
+      ASSERT_EQ(write(sv_[1], reply.data(), reply.size()), static_cast<ssize_t>(reply.size()));
+    }
+  }
+  bool read_all(unsigned char* p, size_t len) {
+    while (len > 0) {
+      const ssize_t r = read(sv_[1], p, len);
+      if (r <= 0)
+        return false;
+      p += r;
+      len -= static_cast<size_t>(r);
+    }
+    return true;
+  }
+  // Polls until no command is in flight.
+  void drain() {
+    while (nbd_aio_in_flight(h) > 0)
+      ASSERT_EQ(nbd_poll(h, -1), 1) << nbd_get_error();
+  }
+
+  int sv_[2] = {-1, -1};
+};
+
+TEST_F(IdleMemoryTest, ReadAheadGoesBackWhenTheSocketRunsDry) {
+  const size_t used = nbd::pool_buffers_in_use();
+  char a[4096];
+  const int64_t cookie = nbd_aio_pread(h, a, sizeof a, 0, NBD_NULL_COMPLETION, 0);
+  ASSERT_GT(cookie, 0);
+  EXPECT_EQ(nbd::pool_buffers_in_use(), used);  // one header fits the small chunk
+  serve(1);
+  drain();
+  EXPECT_EQ(nbd_aio_command_completed(h, cookie), 1);
+  EXPECT_EQ(static_cast<unsigned char>(a[4095]), 0x5au);  // it came through the buffer
+  EXPECT_EQ(nbd::pool_buffers_in_use(), used);
+}
+
+TEST_F(IdleMemoryTest, ABusyHandleKeepsItsReadAheadUntilTheLastReply) {
+  const size_t used = nbd::pool_buffers_in_use();
+  char a[512], b[512];
+  ASSERT_GT(nbd_aio_pread(h, a, sizeof a, 0, NBD_NULL_COMPLETION, 0), 0);
+  ASSERT_GT(nbd_aio_pread(h, b, sizeof b, 0, NBD_NULL_COMPLETION, 0), 0);
+  serve(1);
+  while (nbd_aio_in_flight(h) > 1)
+    ASSERT_EQ(nbd_poll(h, -1), 1) << nbd_get_error();
+  EXPECT_EQ(nbd::pool_buffers_in_use(), used + 1);  // the socket ran dry, but a reply is due
+  serve(1);
+  drain();
+  EXPECT_EQ(nbd::pool_buffers_in_use(), used);
+}
+
+TEST_F(IdleMemoryTest, WhatABurstGrewGoesOnceTheLoadDrops) {
+  // A burst: 64 commands in flight, then answered.
+  std::vector<char> bufs(64 * 512);
+  for (int i = 0; i < 64; ++i)
+    ASSERT_GT(nbd_aio_pread(h, &bufs[i * 512], 512, 0, NBD_NULL_COMPLETION, 0), 0);
+  std::thread server([this] { serve(64); });
+  drain();
+  server.join();
+  const size_t slots = h->cmds.slot_count();
+  EXPECT_GE(slots, 128u);
+  // One request at a time from now on: the first idle moment keeps what the burst used (it
+  // may come again), the next one sees it unused and frees it.
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_GT(nbd_aio_pread(h, &bufs[0], 512, 0, NBD_NULL_COMPLETION, 0), 0);
+    serve(1);
+    drain();
+  }
+  EXPECT_LT(h->cmds.slot_count(), slots);
+}
+
+TEST_F(IdleMemoryTest, ADeadConnectionHoldsNoBuffers) {
+  const size_t used = nbd::pool_buffers_in_use();
+  char a[64];
+  ASSERT_GT(nbd_aio_pread(h, a, sizeof a, 0, NBD_NULL_COMPLETION, 0), 0);
+  unsigned char req[nbd::proto::kRequestSize];
+  ASSERT_TRUE(read_all(req, sizeof req));
+  // A reply with a bad magic and more bytes after it: the connection dies with bytes still
+  // read ahead, and they go back.
+  unsigned char garbage[64];
+  std::memset(garbage, 0xee, sizeof garbage);
+  ASSERT_EQ(write(sv_[1], garbage, sizeof garbage), static_cast<ssize_t>(sizeof garbage));
+  EXPECT_EQ(nbd_poll(h, -1), -1);
+  EXPECT_TRUE(nbd_aio_is_dead(h));
+  EXPECT_EQ(nbd::pool_buffers_in_use(), used);
+}
+
+}  // namespace
