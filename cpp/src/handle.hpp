@@ -110,6 +110,7 @@ struct nbd_handle {
   size_t in_pos = 0;
   size_t in_end = 0;
   bool peek_headers = false;  // large payloads are coming: read no further than a header
+  bool direct_rest = false;   // part of the target went straight into it: so does the rest
 
   unsigned char scratch[256];     // fixed-size headers are received here
   std::vector<unsigned char> payload;  // variable-length replies and option payloads

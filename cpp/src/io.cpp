@@ -261,7 +261,9 @@ Io recv_into_rbuf(nbd_handle& h) {
       h.rlen -= n;
       continue;
     }
-    const bool direct = h.rlen >= kDirectRead;
+    // The tail of a large payload that arrived in pieces goes where the rest went, however
+    // short: through the buffer it would turn read-ahead on and fill it.
+    const bool direct = h.rlen >= kDirectRead || h.direct_rest;
     void* target = direct ? static_cast<void*>(h.rbuf) : h.inbuf.acquire();
     // Reading ahead batches small replies into one recv, but the bytes it takes of a large
     // payload then have to be copied out of the buffer.  So while large payloads come (the
@@ -296,11 +298,13 @@ Io recv_into_rbuf(nbd_handle& h) {
     if (direct) {
       h.rbuf += got;
       h.rlen -= got;
+      h.direct_rest = true;
     } else {
       h.in_pos = 0;
       h.in_end = got;
     }
   }
+  h.direct_rest = false;
   return Io::Done;
 }
 

@@ -124,6 +124,30 @@ TEST_F(IdleMemoryTest, ABusyHandleKeepsItsReadAheadUntilTheLastReply) {
   EXPECT_EQ(nbd::pool_buffers_in_use(), used);
 }
 
+TEST_F(IdleMemoryTest, ALargeReadArrivingInPiecesNeverFillsTheReadAheadBuffer) {
+  h->peek_headers = true;  // as once an earlier large read went straight to its buffer
+  std::vector<char> buf(64 * 1024);
+  const int64_t cookie = nbd_aio_pread(h, buf.data(), buf.size(), 0, NBD_NULL_COMPLETION, 0);
+  ASSERT_GT(cookie, 0);
+  unsigned char req[nbd::proto::kRequestSize];
+  ASSERT_TRUE(read_all(req, sizeof req));
+  std::vector<unsigned char> reply(nbd::proto::kSimpleReplySize + buf.size(), 0x5a);
+  nbd::proto::put32(reply.data(), nbd::proto::kSimpleReplyMagic);
+  nbd::proto::put32(reply.data() + 4, 0);
+  std::memcpy(reply.data() + 8, req + 8, 8);
+  // All but the last 4 KiB, then those: the tail, short as it is, goes where the rest went.
+  const size_t first = reply.size() - 4096;
+  ASSERT_EQ(write(sv_[1], reply.data(), first), static_cast<ssize_t>(first));
+  ASSERT_EQ(nbd_poll(h, -1), 1);
+  ASSERT_EQ(nbd_aio_command_completed(h, cookie), 0);
+  ASSERT_EQ(write(sv_[1], reply.data() + first, 4096), 4096);
+  drain();
+  EXPECT_EQ(nbd_aio_command_completed(h, cookie), 1);
+  EXPECT_EQ(static_cast<unsigned char>(buf.back()), 0x5au);
+  EXPECT_LE(h->in_end, 28u);      // the most the buffer ever held: a peeked header
+  EXPECT_TRUE(h->peek_headers);  // and headers are still peeked
+}
+
 TEST_F(IdleMemoryTest, WhatABurstGrewGoesOnceTheLoadDrops) {
   // A burst: 64 commands in flight, then answered.
   std::vector<char> bufs(64 * 512);
