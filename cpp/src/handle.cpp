@@ -55,8 +55,6 @@ void nbd_handle::release_idle_memory() {
     nbd::release_storage(payload);
   cmds.shrink();
   cmd_pool.trim();
-  if (cmds_done.empty() && cmds_done.capacity() > 4)
-    nbd::release_storage(cmds_done);
 }
 
 namespace nbd {

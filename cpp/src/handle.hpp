@@ -161,7 +161,7 @@ struct nbd_handle {
   // ---- Commands ----
   uint64_t next_cookie = 1;
   nbd::CommandTable cmds;                                            // issued, not yet complete
-  std::vector<std::unique_ptr<nbd::Command>> cmds_done;             // complete, not retired
+  nbd::CommandList cmds_done;                                        // complete, not retired
   nbd::CommandPool cmd_pool;                                         // retired, for reuse
   // NBD_CMD_DISC: requested by the caller (new commands are refused from then on), and queued
   // for the server.  The request is held back until every command in flight has its reply:

@@ -45,11 +45,11 @@ void OutQueue::append_copy(const void* p, size_t len) {
   Guard lock(*this);
   if (tail_ == nullptr || tail_->cap - tail_->used < len) {
     Chunk* old = tail_;
-    tail_ = new Chunk(len);
+    tail_ = Chunk::make(len);
     if (old != nullptr && old->refs == 0)
       delete old;  // else the last segment in it deletes it
   }
-  unsigned char* dst = tail_->data.get() + tail_->used;
+  unsigned char* dst = tail_->data() + tail_->used;
   std::memcpy(dst, p, len);
   tail_->used += len;
   appended_ += len;

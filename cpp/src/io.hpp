@@ -11,9 +11,7 @@
 #include <condition_variable>
 #include <memory>
 #include <mutex>
-#include <vector>
-
-#include "util.hpp"
+#include <span>
 
 struct nbd_handle;
 
@@ -96,13 +94,21 @@ class OutQueue {
   // Copies go into small chunks (or one of its own for a larger piece): while requests pile
   // up a chunk fills and the next is taken, and each is freed once sent, so a stream keeps
   // about what is queued rather than walking through a large buffer (resident then in full).
+  // A chunk and its bytes are one allocation: make(len), then delete.
   struct Chunk {
-    explicit Chunk(size_t len)
-        : data(new unsigned char[std::max(len, kChunk)]), cap(std::max(len, kChunk)) {}
-    std::unique_ptr<unsigned char[]> data;
+    static Chunk* make(size_t len) {
+      const size_t cap = std::max(len, kChunk);
+      return new (cap) Chunk(cap);
+    }
+    static void* operator new(size_t size, size_t bytes) { return ::operator new(size + bytes); }
+    static void operator delete(void* p) { ::operator delete(p); }
+    unsigned char* data() { return reinterpret_cast<unsigned char*>(this + 1); }
     size_t cap;
     size_t used = 0;
     size_t refs = 0;  // segments pointing into it
+
+   private:
+    explicit Chunk(size_t c) : cap(c) {}
   };
   struct Seg {
     const unsigned char* p;
@@ -143,6 +149,9 @@ class OutQueue {
   // full (a deque allocates and walks its blocks on every push and pop).
   class SegRing {
    public:
+    SegRing() = default;
+    SegRing(const SegRing&) = delete;  // buf_ may point into the ring itself
+    SegRing& operator=(const SegRing&) = delete;
     bool empty() const { return size_ == 0; }
     size_t size() const { return size_; }
     Seg& operator[](size_t i) { return buf_[(head_ + i) & (buf_.size() - 1)]; }
@@ -161,11 +170,12 @@ class OutQueue {
     }
     void pop_back() { --size_; }
     bool grown() const { return buf_.size() > kFirstSize; }
-    // Frees the array if it is empty, grew beyond its first size, and is four times what was
-    // needed since the last call: a handle that stays as busy keeps what it uses.
+    // Goes back to the first array if empty, grown, and four times what was needed since the
+    // last call: a handle that stays as busy keeps what it uses.
     void shrink() {
       if (size_ == 0 && buf_.size() > kFirstSize && peak_ * 4 <= buf_.size()) {
-        release_storage(buf_);
+        buf_ = first_;
+        grown_.reset();
         head_ = 0;
       }
       peak_ = size_;
@@ -174,13 +184,17 @@ class OutQueue {
    private:
     static constexpr size_t kFirstSize = 8;
     void grow() {
-      std::vector<Seg> bigger(buf_.empty() ? kFirstSize : buf_.size() * 2);
+      const size_t n = buf_.size() * 2;
+      auto bigger = std::make_unique_for_overwrite<Seg[]>(n);
       for (size_t i = 0; i < size_; ++i)
         bigger[i] = (*this)[i];
-      buf_ = std::move(bigger);
+      grown_ = std::move(bigger);
+      buf_ = {grown_.get(), n};
       head_ = 0;
     }
-    std::vector<Seg> buf_;
+    Seg first_[kFirstSize];  // the first array is inside the ring
+    std::unique_ptr<Seg[]> grown_;
+    std::span<Seg> buf_{first_};  // first_ or grown_
     size_t head_ = 0;
     size_t size_ = 0;
     size_t peak_ = 0;  // the largest size_ since the last shrink()

@@ -69,6 +69,7 @@ struct Command {
   // buffer is not zeroed up front, which would cost a pass over it per read.)
   bool zero_on_failure = false;
   Coverage covered;         // a structured read's bytes covered by data or hole chunks
+  Command* next = nullptr;  // the next in the CommandList holding it
 
   // Back to a new command's state, for reuse; the closures must already be empty.
   void clear() {

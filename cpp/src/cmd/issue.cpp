@@ -213,19 +213,15 @@ int wait_for_command(nbd_handle& h, int64_t cookie) {
 }
 
 int retire_command(nbd_handle& h, uint64_t cookie, bool report) {
-  for (auto it = h.cmds_done.begin(); it != h.cmds_done.end(); ++it) {
-    if ((*it)->cookie != cookie)
-      continue;
-    const int err = (*it)->error;
-    const char* what = command_name((*it)->type);
-    std::unique_ptr<Command> cmd = std::move(*it);
-    h.cmds_done.erase(it);
-    h.cmd_pool.put(std::move(cmd));
-    if (err != 0)
-      return report ? set_error(err, "%s: command failed", what) : -1;
-    return 1;
-  }
-  return 0;
+  std::unique_ptr<Command> cmd = h.cmds_done.take(cookie);
+  if (!cmd)
+    return 0;
+  const int err = cmd->error;
+  const char* what = command_name(cmd->type);
+  h.cmd_pool.put(std::move(cmd));
+  if (err != 0)
+    return report ? set_error(err, "%s: command failed", what) : -1;
+  return 1;
 }
 
 }  // namespace nbd

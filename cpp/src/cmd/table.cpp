@@ -5,7 +5,6 @@
 #include <bit>
 #include <utility>
 
-#include "util.hpp"
 
 namespace nbd {
 namespace {
@@ -76,27 +75,79 @@ void CommandTable::clear() {
 void CommandTable::shrink_grown() {
   // peak_ commands needed 2 * peak_ slots.
   if (size_ == 0 && peak_ * 8 <= slots_.size()) {
-    release_storage(slots_);
-    shift_ = 64;
+    slots_ = first_;  // all empty: their commands moved on when the table grew
+    grown_.reset();
+    shift_ = kInitialShift;
   }
 }
 
 void CommandTable::grow() {
-  std::vector<std::unique_ptr<Command>> old = std::move(slots_);
-  slots_.clear();
-  slots_.resize(old.empty() ? kInitialSlots : old.size() * 2);
-  shift_ = static_cast<unsigned>(64 - std::countr_zero(slots_.size()));
+  const size_t n = slots_.size() * 2;
+  const std::span<std::unique_ptr<Command>> old = slots_;
+  std::unique_ptr<std::unique_ptr<Command>[]> old_storage = std::move(grown_);  // freed on return
+  grown_ = std::make_unique<std::unique_ptr<Command>[]>(n);
+  slots_ = {grown_.get(), n};
+  shift_ = static_cast<unsigned>(64 - std::countr_zero(n));
   size_ = 0;
   for (auto& c : old)
     if (c)
       insert(std::move(c));
 }
 
+void CommandList::push_back(std::unique_ptr<Command> c) {
+  Command* p = c.release();
+  p->next = nullptr;
+  if (tail_ != nullptr)
+    tail_->next = p;
+  else
+    head_ = p;
+  tail_ = p;
+  ++size_;
+}
+
+void CommandList::push_front(std::unique_ptr<Command> c) {
+  Command* p = c.release();
+  p->next = head_;
+  head_ = p;
+  if (tail_ == nullptr)
+    tail_ = p;
+  ++size_;
+}
+
+std::unique_ptr<Command> CommandList::pop_front() {
+  std::unique_ptr<Command> c(head_);
+  head_ = head_->next;
+  if (head_ == nullptr)
+    tail_ = nullptr;
+  c->next = nullptr;
+  --size_;
+  return c;
+}
+
+std::unique_ptr<Command> CommandList::take(uint64_t cookie) {
+  Command* prev = nullptr;
+  for (Command* p = head_; p != nullptr; prev = p, p = p->next) {
+    if (p->cookie != cookie)
+      continue;
+    (prev != nullptr ? prev->next : head_) = p->next;
+    if (tail_ == p)
+      tail_ = prev;
+    p->next = nullptr;
+    --size_;
+    return std::unique_ptr<Command>(p);
+  }
+  return nullptr;
+}
+
+void CommandList::clear() {
+  while (!empty())
+    pop_front();
+}
+
 std::unique_ptr<Command> CommandPool::get() {
   if (spare_.empty())
     return std::make_unique<Command>();
-  std::unique_ptr<Command> c = std::move(spare_.back());
-  spare_.pop_back();
+  std::unique_ptr<Command> c = spare_.pop_front();
   low_ = std::min(low_, spare_.size());
   return c;
 }
@@ -109,18 +160,12 @@ void CommandPool::put(std::unique_ptr<Command> c) {
   if (spare_.size() >= kMaxSpare)
     return;
   c->clear();
-  spare_.push_back(std::move(c));
+  spare_.push_front(std::move(c));
 }
 
 void CommandPool::drop_unused() {
-  spare_.resize(spare_.size() - std::min(low_, spare_.size() - kIdleSpare));
-  if (spare_.capacity() >= 4 * spare_.size()) {
-    std::vector<std::unique_ptr<Command>> keep;
-    keep.reserve(spare_.size());
-    for (auto& c : spare_)
-      keep.push_back(std::move(c));
-    spare_.swap(keep);
-  }
+  for (size_t n = std::min(low_, spare_.size() - kIdleSpare); n > 0; --n)
+    spare_.pop_front();
 }
 
 }  // namespace nbd

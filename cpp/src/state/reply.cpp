@@ -14,6 +14,7 @@
 #include "error.hpp"
 #include "protocol.hpp"
 #include "state/machine.hpp"
+#include "util.hpp"
 
 namespace nbd {
 namespace {
@@ -330,7 +331,8 @@ bool at_reply_start(const nbd_handle& h) {
 }
 
 void enter_transmission(nbd_handle& h) {
-  h.opt_todo.clear();
+  release_storage(h.opt_todo);
+  release_storage(h.payload);  // the handshake's: replies need it only for chunks other than data
   h.opt_current = 0;
   expect_header(h);
   h.state = State::Ready;
