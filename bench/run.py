@@ -385,8 +385,9 @@ class Bench:
                     continue
                 log(f"  {n} handle(s)")
                 res = {v[0]: [] for v in VARIANTS}
-                # A single connect takes well under a millisecond: more runs for a steady median.
-                runs = max(1, min(5, 100 // n)) * self.a.reps
+                # A close or a connect takes microseconds, and the machine's noise is as large:
+                # more runs where they are cheap (5, 3 and 2 per repetition at 1, 100, 1,000).
+                runs = (5 if n == 1 else 3 if n <= 100 else 2) * self.a.reps
                 for rep in range(runs):
                     k = rep % len(VARIANTS)
                     for vname, lib, extra in VARIANTS[k:] + VARIANTS[:k]:
