@@ -49,7 +49,8 @@ void nbd_handle::release_idle_memory() {
   // inbuf is not here: it goes back when the socket runs dry with no command in flight
   // (recv_into_rbuf).
   out.trim();
-  wire.trim();
+  if (wire)
+    wire->trim();
   // Small ones stay (a request at a time would allocate them again and again).
   if (payload.capacity() > 1024)  // block status and error chunks can be large
     nbd::release_storage(payload);

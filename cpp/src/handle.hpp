@@ -122,7 +122,7 @@ struct nbd_handle {
   // Sending.  With TLS and the ready-made writer, encrypted records queue in wire for its
   // thread (out is then encrypted by the handle's own thread).
   nbd::OutQueue out;
-  nbd::OutQueue wire;
+  std::unique_ptr<nbd::OutQueue> wire;  // made when needed (wire_queue)
   // The last send filled the socket: new requests only queue until it is writable again (a
   // poll or notify), instead of each trying a send that would fail with EAGAIN.
   bool send_full = false;

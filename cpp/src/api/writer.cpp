@@ -188,7 +188,7 @@ int unlocked_start_concurrent_writer(nbd_handle& h) {
     return -1;
   // Plain connections: the thread sends the handle's queue itself, write payloads in place.
   // Under TLS: the handle encrypts, and the records go to the thread through h.wire.
-  h.writer_thread = WriterThread::start(h, h.tls_session != nullptr ? h.wire : h.out);
+  h.writer_thread = WriterThread::start(h, h.tls_session != nullptr ? wire_queue(h) : h.out);
   if (!h.writer_thread)
     return -1;
   h.send_full = false;
@@ -212,9 +212,16 @@ int unlocked_concurrent_writer_error(nbd_handle& h, int err) {
   return 0;
 }
 
+OutQueue& wire_queue(nbd_handle& h) {
+  if (!h.wire)
+    h.wire = std::make_unique<OutQueue>();
+  return *h.wire;
+}
+
 void divert_to_wire(nbd_handle& h) {
-  h.sock->divert_sends([&h](const void* buf, size_t len) {
-    h.wire.append_copy(buf, len);
+  OutQueue& wire = wire_queue(h);
+  h.sock->divert_sends([&wire](const void* buf, size_t len) {
+    wire.append_copy(buf, len);
     return 0;
   });
 }

@@ -378,7 +378,7 @@ Transition start_tls(nbd_handle& h) {
   if (to_wire) {
     // The ready-made writer now sends encrypted records, which the handle queues in h.wire.
     divert_to_wire(h);
-    h.writer_thread->switch_queue(h.wire);
+    h.writer_thread->switch_queue(wire_queue(h));
   }
   if (h.debug_enabled())
     debug(h, "starting the TLS handshake (%s)", s.psk_file.empty() ? "certificates" : "PSK");

@@ -84,7 +84,8 @@ void drop_socket(nbd_handle& h) {
 void end_connection(nbd_handle& h, int err, int option_err) {
   drop_socket(h);
   h.out.clear();
-  h.wire.clear();
+  if (h.wire)
+    h.wire->clear();
   h.in_pos = h.in_end = 0;  // bytes read ahead are moot now
   h.inbuf.release();
   fail_all_commands(h, err, option_err);

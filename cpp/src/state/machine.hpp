@@ -58,6 +58,8 @@ void attach_socket(nbd_handle& h, int fd);
 void divert_to_writer(nbd_handle& h);
 // Sends everything into h.wire, for the ready-made writer's thread under TLS.
 void divert_to_wire(nbd_handle& h);
+// h.wire, made on first use: only the ready-made writer under TLS needs it.
+OutQueue& wire_queue(nbd_handle& h);
 
 // Connecting (state/connect.cpp): one address, or the next of h.addrs.
 Transition connect_to(nbd_handle& h, const struct sockaddr* addr, socklen_t len);
