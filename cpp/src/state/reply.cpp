@@ -286,10 +286,12 @@ Transition reply_step(nbd_handle& h) {
   const Io io = recv_into_rbuf(h);
   if (io == Io::Again)
     return Transition::Block;
-  // Once NBD_CMD_DISC (and under TLS our close_notify) has gone out, a server that hangs up
+  // Once NBD_CMD_DISC (and under TLS our close_notify) is on its way, a server that hangs up
   // without its own TLS close (qemu-nbd, nbd-server) or with a reset has ended the
-  // connection normally.
-  const bool disconnected = h.disconnect_queued && h.out.empty() && at_reply_start(h);
+  // connection normally.  Nothing is lost: the disconnect waited for every reply.  (Whether
+  // the bytes have left h.out does not matter: the ready-made writer's thread may report its
+  // send only after the server has already seen it and hung up.)
+  const bool disconnected = h.disconnect_queued && at_reply_start(h);
   if (io == Io::Error && !(disconnected && is_hang_up(last_errno())))
     return Transition::Fail;
   if (io != Io::Done) {
