@@ -465,15 +465,14 @@ Transition h_magic_recv_oldstyle(nbd_handle& h) {
 Transition h_newstyle_recv_flags(nbd_handle& h) {
   if (auto t = receive(h))
     return *t;
-  h.gflags = get16(h.scratch);
-  const bool fixed = (h.gflags & kFlagFixedNewstyle) != 0 &&
-                     (h.handshake_flags & LIBNBD_HANDSHAKE_FLAG_FIXED_NEWSTYLE) != 0;
+  // What both sides agree to is what counts from here on (h.gflags).
+  const uint32_t cflags = h.handshake_flags & get16(h.scratch) & (kFlagFixedNewstyle | kFlagNoZeroes);
+  h.gflags = static_cast<uint16_t>(cflags);
+  const bool fixed = fixed_newstyle(h);
   h.protocol = fixed ? "newstyle-fixed" : "newstyle";
-  const uint32_t cflags = h.handshake_flags & h.gflags & (kFlagFixedNewstyle | kFlagNoZeroes);
   unsigned char b[4];
   put32(b, cflags);
   h.out.append_copy(b, sizeof b);
-  h.gflags = static_cast<uint16_t>(cflags);
   h.opt_todo.clear();
   if (!fixed) {
     // Plain newstyle servers understand only NBD_OPT_EXPORT_NAME, so no NBD_OPT_STARTTLS.
