@@ -45,6 +45,20 @@ nbd_handle::~nbd_handle() {
   }
 }
 
+const nbd_handle::MetaContext* nbd_handle::meta_context_named(const char* wanted) const {
+  for (const MetaContext& m : meta_contexts)
+    if (m.name == wanted)
+      return &m;
+  return nullptr;
+}
+
+const nbd_handle::MetaContext* nbd_handle::meta_context_with_id(uint32_t id) const {
+  for (const MetaContext& m : meta_contexts)
+    if (m.id == id)
+      return &m;
+  return nullptr;
+}
+
 void nbd_handle::release_idle_memory() {
   // inbuf is not here: it goes back when the socket runs dry with no command in flight
   // (recv_into_rbuf).

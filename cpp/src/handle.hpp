@@ -53,6 +53,8 @@ struct nbd_handle {
   uint32_t handshake_flags = LIBNBD_HANDSHAKE_FLAG_MASK;
   bool opt_mode = false;
   std::vector<std::string> request_meta_contexts;
+  bool request_meta_context = true;      // NBD_OPT_SET_META_CONTEXT before NBD_OPT_GO/INFO
+  bool request_extended_headers = true;  // ask for NBD_OPT_EXTENDED_HEADERS
 
   // TLS settings.
   int tls = LIBNBD_TLS_DISABLE;
@@ -63,7 +65,7 @@ struct nbd_handle {
 
   // Command settings.
   bool pread_initialize = true;
-  uint32_t strict = LIBNBD_STRICT_MASK;
+  uint32_t strict = LIBNBD_STRICT_MASK | LIBNBD_STRICT_PAYLOAD | LIBNBD_STRICT_AUTO_FLAG;
 
   // What nbd_connect_uri accepts.
   uint32_t uri_allow_transports = LIBNBD_ALLOW_TRANSPORT_MASK;
@@ -134,8 +136,10 @@ struct nbd_handle {
   uint64_t exportsize = 0;
   uint16_t eflags = 0;
   bool structured_replies = false;
+  bool extended_headers = false;   // implies structured_replies
   bool tls_negotiated = false;
   uint32_t block_minimum = 0, block_preferred = 0, block_maximum = 0;
+  uint32_t payload_maximum = 0;    // largest write payload sent (LIBNBD_SIZE_PAYLOAD)
   std::optional<std::string> canonical_name;
   std::optional<std::string> description;
   struct MetaContext {
@@ -143,6 +147,8 @@ struct nbd_handle {
     std::string name;
   };
   std::vector<MetaContext> meta_contexts;  // negotiated by NBD_OPT_SET_META_CONTEXT
+  const MetaContext* meta_context_named(const char* name) const;  // nullptr if not negotiated
+  const MetaContext* meta_context_with_id(uint32_t id) const;
   bool meta_valid = false;                 // meta_contexts belongs to the current export
 
   // ---- The option in progress (handshake and opt mode) ----
@@ -155,6 +161,8 @@ struct nbd_handle {
   nbd::Closure<nbd_completion_callback> opt_completion;
   nbd::Closure<nbd_list_callback> opt_list_cb;
   nbd::Closure<nbd_context_callback> opt_context_cb;
+  // The queries of nbd_opt_*_meta_context_queries; unset: request_meta_contexts.
+  std::optional<std::vector<std::string>> opt_queries;
   uint32_t reply_type = 0;         // option reply header fields
   uint32_t reply_len = 0;
 
@@ -176,4 +184,12 @@ struct nbd_handle {
   uint16_t rflags = 0, rtype = 0;
   uint32_t rlength = 0;
   uint64_t roffset = 0;          // offset of the current data chunk
+  bool rskip = false;            // the current chunk is read only to be dropped
+
+  // ---- Statistics (nbd_stats_*): protocol bytes, before TLS, and messages ----
+  // Bytes sent are h.out's sent offset.  A chunk received is the server's greeting or one
+  // reply header in transmission; a chunk sent is one option or one request.
+  uint64_t bytes_received = 0;
+  uint64_t chunks_sent = 0;
+  uint64_t chunks_received = 0;
 };

@@ -295,6 +295,7 @@ Io recv_into_rbuf(nbd_handle& h) {
     if (r == 0)
       return Io::Eof;
     const auto got = static_cast<size_t>(r);
+    h.bytes_received += got;
     if (direct) {
       h.rbuf += got;
       h.rlen -= got;

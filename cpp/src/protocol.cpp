@@ -48,6 +48,8 @@ const char* opt_name(uint32_t opt) {
       return "NBD_OPT_LIST_META_CONTEXT";
     case kOptSetMetaContext:
       return "NBD_OPT_SET_META_CONTEXT";
+    case kOptExtendedHeaders:
+      return "NBD_OPT_EXTENDED_HEADERS";
     default:
       return "unknown option";
   }

@@ -28,6 +28,7 @@ enum Opt : uint32_t {
   kOptStructuredReply = 8,
   kOptListMetaContext = 9,
   kOptSetMetaContext = 10,
+  kOptExtendedHeaders = 11,  // the EXTENDED_HEADERS extension (extension-ext-header branch)
 };
 
 // Option reply types; errors have bit 31 set.
@@ -45,6 +46,7 @@ constexpr uint32_t kRepErrUnknown = kRepErrBit | 6;
 constexpr uint32_t kRepErrShutdown = kRepErrBit | 7;
 constexpr uint32_t kRepErrBlockSizeReqd = kRepErrBit | 8;
 constexpr uint32_t kRepErrTooBig = kRepErrBit | 9;
+constexpr uint32_t kRepErrExtHeaderReqd = kRepErrBit | 10;
 
 // NBD_OPT_INFO / NBD_OPT_GO information types.
 constexpr uint16_t kInfoExport = 0;
@@ -64,6 +66,7 @@ constexpr uint16_t kFlagSendDf = 1 << 7;
 constexpr uint16_t kFlagCanMultiConn = 1 << 8;
 constexpr uint16_t kFlagSendCache = 1 << 10;
 constexpr uint16_t kFlagSendFastZero = 1 << 11;
+constexpr uint16_t kFlagBlockStatusPayload = 1 << 12;  // extended headers only
 
 // Requests.
 constexpr uint32_t kRequestMagic = 0x25609513;
@@ -78,17 +81,26 @@ enum Cmd : uint16_t {
   kCmdBlockStatus = 7,
 };
 constexpr size_t kRequestSize = 28;
+// With extended headers every request is 32 bytes: the length grows to 64 bits and, with
+// NBD_CMD_FLAG_PAYLOAD_LEN, counts the payload that follows instead of the export's bytes.
+constexpr uint32_t kExtendedRequestMagic = 0x21e41c71;
+constexpr size_t kExtendedRequestSize = 32;
+constexpr uint16_t kCmdFlagPayloadLen = 1 << 5;
 
 // Replies.
 constexpr uint32_t kSimpleReplyMagic = 0x67446698;
 constexpr uint32_t kStructuredReplyMagic = 0x668e33ef;
 constexpr size_t kSimpleReplySize = 16;      // magic, error, cookie
 constexpr size_t kStructuredReplySize = 20;  // magic, flags, type, cookie, length
+// Extended replies: magic, flags, type, cookie, the request's offset, 64-bit length.
+constexpr uint32_t kExtendedReplyMagic = 0x6e8a278c;
+constexpr size_t kExtendedReplySize = 32;
 constexpr uint16_t kReplyFlagDone = 1;
 constexpr uint16_t kReplyTypeNone = 0;
 constexpr uint16_t kReplyTypeOffsetData = 1;
 constexpr uint16_t kReplyTypeOffsetHole = 2;
 constexpr uint16_t kReplyTypeBlockStatus = 5;
+constexpr uint16_t kReplyTypeBlockStatusExt = 6;  // extended headers: 64-bit extents
 constexpr uint16_t kReplyTypeErrorBit = 1 << 15;
 constexpr uint16_t kReplyTypeError = kReplyTypeErrorBit | 1;
 constexpr uint16_t kReplyTypeErrorOffset = kReplyTypeErrorBit | 2;

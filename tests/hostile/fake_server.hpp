@@ -38,6 +38,7 @@ inline constexpr uint32_t OPT_GO = 7;
 inline constexpr uint32_t OPT_STRUCTURED_REPLY = 8;
 inline constexpr uint32_t OPT_LIST_META_CONTEXT = 9;
 inline constexpr uint32_t OPT_SET_META_CONTEXT = 10;
+inline constexpr uint32_t OPT_EXTENDED_HEADERS = 11;
 
 inline constexpr uint32_t REP_ACK = 1;
 inline constexpr uint32_t REP_SERVER = 2;

@@ -100,7 +100,7 @@ TEST_F(ApiTest, FreeOnlyRequiredClosureIsValid) {
   EXPECT_EQ(chunk.frees, 1);
   Counter extent;
   EXPECT_EQ(nbd_block_status(h, 16, 0, nbd_test::free_only<nbd_extent_callback>(extent), 0), -1);
-  EXPECT_TRUE(last_error_is(ENOTSUP, "nbd_block_status: no metadata context was negotiated"));
+  EXPECT_TRUE(last_error_is(ENOTSUP, "nbd_block_status: server does not support structured replies"));
   EXPECT_EQ(extent.frees, 1);
   h->state = nbd::State::Created;
   Counter writer;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "cmd/issue.hpp"
@@ -18,9 +19,20 @@ using namespace nbd::proto;
 using Completion = Closure<nbd_completion_callback>;
 
 int64_t aio(nbd_handle& h, uint16_t type, uint64_t offset, uint64_t count, void* data, uint32_t flags,
-            Completion* completion, Closure<nbd_chunk_callback>* chunk = nullptr,
-            Closure<nbd_extent_callback>* extent = nullptr) {
-  return issue_command(h, CommandSpec{type, flags, offset, count, data}, completion, chunk, extent);
+            Completion* completion, Closure<nbd_chunk_callback>* chunk = nullptr) {
+  return issue_command(h, CommandSpec{type, flags, offset, count, data}, {completion, chunk});
+}
+
+// Block status, with 32-bit or 64-bit extents, for every context or (contexts) some.
+template <class Extent>
+int64_t aio_block_status(nbd_handle& h, uint64_t offset, uint64_t count, char** contexts,
+                         Closure<Extent>& extent, Completion* completion, uint32_t flags) {
+  CommandClosures closures{completion};
+  if constexpr (std::is_same_v<Extent, nbd_extent_callback>)
+    closures.extent = &extent;
+  else
+    closures.extent64 = &extent;
+  return issue_command(h, CommandSpec{kCmdBlockStatus, flags, offset, count, nullptr, contexts}, closures);
 }
 
 int sync(nbd_handle& h, int64_t cookie) {
@@ -60,7 +72,17 @@ int unlocked_zero(nbd_handle& h, uint64_t count, uint64_t offset, uint32_t flags
 
 int unlocked_block_status(nbd_handle& h, uint64_t count, uint64_t offset,
                           Closure<nbd_extent_callback>& extent_callback, uint32_t flags) {
-  return sync(h, aio(h, kCmdBlockStatus, offset, count, nullptr, flags, nullptr, nullptr, &extent_callback));
+  return sync(h, aio_block_status(h, offset, count, nullptr, extent_callback, nullptr, flags));
+}
+
+int unlocked_block_status_64(nbd_handle& h, uint64_t count, uint64_t offset,
+                             Closure<nbd_extent64_callback>& extent64_callback, uint32_t flags) {
+  return sync(h, aio_block_status(h, offset, count, nullptr, extent64_callback, nullptr, flags));
+}
+
+int unlocked_block_status_filter(nbd_handle& h, uint64_t count, uint64_t offset, char** contexts,
+                                 Closure<nbd_extent64_callback>& extent64_callback, uint32_t flags) {
+  return sync(h, aio_block_status(h, offset, count, contexts, extent64_callback, nullptr, flags));
 }
 
 int64_t unlocked_aio_pread(nbd_handle& h, void* buf, size_t count, uint64_t offset,
@@ -101,8 +123,19 @@ int64_t unlocked_aio_zero(nbd_handle& h, uint64_t count, uint64_t offset, Comple
 int64_t unlocked_aio_block_status(nbd_handle& h, uint64_t count, uint64_t offset,
                                   Closure<nbd_extent_callback>& extent_callback,
                                   Completion& completion_callback, uint32_t flags) {
-  return aio(h, kCmdBlockStatus, offset, count, nullptr, flags, &completion_callback, nullptr,
-             &extent_callback);
+  return aio_block_status(h, offset, count, nullptr, extent_callback, &completion_callback, flags);
+}
+
+int64_t unlocked_aio_block_status_64(nbd_handle& h, uint64_t count, uint64_t offset,
+                                     Closure<nbd_extent64_callback>& extent64_callback,
+                                     Completion& completion_callback, uint32_t flags) {
+  return aio_block_status(h, offset, count, nullptr, extent64_callback, &completion_callback, flags);
+}
+
+int64_t unlocked_aio_block_status_filter(nbd_handle& h, uint64_t count, uint64_t offset, char** contexts,
+                                         Closure<nbd_extent64_callback>& extent64_callback,
+                                         Completion& completion_callback, uint32_t flags) {
+  return aio_block_status(h, offset, count, contexts, extent64_callback, &completion_callback, flags);
 }
 
 int unlocked_aio_disconnect(nbd_handle& h, uint32_t flags) {

@@ -36,14 +36,13 @@ int unlocked_can_multi_conn(nbd_handle& h) { return flag(h, kFlagCanMultiConn); 
 int unlocked_can_cache(nbd_handle& h) { return flag(h, kFlagSendCache); }
 
 int unlocked_can_df(nbd_handle& h) { return flag(h, kFlagSendDf); }
+int unlocked_can_block_status_payload(nbd_handle& h) { return flag(h, kFlagBlockStatusPayload); }
 
 int unlocked_can_meta_context(nbd_handle& h, const char* metacontext) {
-  if (!need_info(h))
-    return -1;
-  for (const auto& m : h.meta_contexts)
-    if (m.name == metacontext)
-      return 1;
-  return 0;
+  // Contexts were asked for but the answer is not (yet, or any more) the current export's.
+  if (!h.request_meta_contexts.empty() && !h.meta_valid)
+    return set_error(EINVAL, "need a successful server meta context request first");
+  return h.meta_context_named(metacontext) != nullptr;
 }
 
 int64_t unlocked_get_size(nbd_handle& h) {
@@ -58,6 +57,8 @@ int64_t unlocked_get_block_size(nbd_handle& h, int size_type) {
       return h.block_minimum;
     case LIBNBD_SIZE_PREFERRED:
       return h.block_preferred;
+    case LIBNBD_SIZE_PAYLOAD:
+      return h.payload_maximum;
     default:
       return h.block_maximum;
   }
@@ -94,5 +95,12 @@ char* unlocked_get_export_description(nbd_handle& h) {
 int unlocked_get_tls_negotiated(nbd_handle& h) { return h.tls_negotiated; }
 
 int unlocked_get_structured_replies_negotiated(nbd_handle& h) { return h.structured_replies; }
+
+int unlocked_get_extended_headers_negotiated(nbd_handle& h) { return h.extended_headers; }
+
+uint64_t unlocked_stats_bytes_sent(nbd_handle& h) { return h.out.sent_offset(); }
+uint64_t unlocked_stats_chunks_sent(nbd_handle& h) { return h.chunks_sent; }
+uint64_t unlocked_stats_bytes_received(nbd_handle& h) { return h.bytes_received; }
+uint64_t unlocked_stats_chunks_received(nbd_handle& h) { return h.chunks_received; }
 
 }  // namespace nbd

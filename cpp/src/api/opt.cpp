@@ -1,5 +1,8 @@
 // opt.cpp: opt mode, where the caller drives option haggling (nbd_set_opt_mode).
 #include <cerrno>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "debug.hpp"
 #include "error.hpp"
@@ -57,11 +60,35 @@ int check_fixed_newstyle(nbd_handle& h) {
   return fixed_newstyle(h) ? 0 : set_error(ENOTSUP, "server is not using fixed newstyle protocol");
 }
 
-// Metadata contexts travel in structured replies only (proto.md "Metadata querying").
-int check_meta_context_listable(nbd_handle& h) {
+// Copies an explicit list of meta context queries for the option about to start.
+void set_queries(nbd_handle& h, char** queries) {
+  std::vector<std::string> list;
+  for (char** q = queries; *q != nullptr; ++q)
+    list.emplace_back(*q);
+  h.opt_queries = std::move(list);
+}
+
+// Metadata contexts travel in structured replies (proto.md "Metadata querying").  The calls
+// of libnbd 1.16+ leave it to the server to refuse them without; nbd_opt_list_meta_context
+// refuses them itself, as libnbd 1.14 did and its nbdinfo relies on (it then lists none).
+int check_meta_context_option(nbd_handle& h, uint32_t opt, char** queries) {
   if (check_fixed_newstyle(h) == -1)
     return -1;
-  return h.structured_replies ? 0 : set_error(ENOTSUP, "server lacks structured replies");
+  if (opt == kOptListMetaContext && queries == nullptr && !h.structured_replies)
+    return set_error(ENOTSUP, "server lacks structured replies");
+  return 0;
+}
+
+// NBD_OPT_LIST_META_CONTEXT or NBD_OPT_SET_META_CONTEXT with the handle's queries (queries
+// null) or the given ones.
+int start_meta_context(nbd_handle& h, uint32_t opt, char** queries, Closure<nbd_context_callback>& context,
+                       Completion* completion) {
+  if (check_meta_context_option(h, opt, queries) == -1)
+    return -1;
+  if (queries != nullptr)
+    set_queries(h, queries);
+  h.opt_context_cb = std::move(context);
+  return start_aio(h, opt, completion);
 }
 
 // NBD_OPT_ABORT to a plain newstyle server: as libnbd, the call succeeds and the handle is
@@ -98,10 +125,36 @@ int unlocked_aio_opt_list(nbd_handle& h, Closure<nbd_list_callback>& list_callba
 
 int unlocked_aio_opt_list_meta_context(nbd_handle& h, Closure<nbd_context_callback>& context_callback,
                                        Completion& completion_callback) {
-  if (check_meta_context_listable(h) == -1)
-    return -1;
-  h.opt_context_cb = std::move(context_callback);
-  return start_aio(h, kOptListMetaContext, &completion_callback);
+  return start_meta_context(h, kOptListMetaContext, nullptr, context_callback, &completion_callback);
+}
+
+int unlocked_aio_opt_list_meta_context_queries(nbd_handle& h, char** queries,
+                                               Closure<nbd_context_callback>& context_callback,
+                                               Completion& completion_callback) {
+  return start_meta_context(h, kOptListMetaContext, queries, context_callback, &completion_callback);
+}
+
+int unlocked_aio_opt_set_meta_context(nbd_handle& h, Closure<nbd_context_callback>& context_callback,
+                                      Completion& completion_callback) {
+  return start_meta_context(h, kOptSetMetaContext, nullptr, context_callback, &completion_callback);
+}
+
+int unlocked_aio_opt_set_meta_context_queries(nbd_handle& h, char** queries,
+                                              Closure<nbd_context_callback>& context_callback,
+                                              Completion& completion_callback) {
+  return start_meta_context(h, kOptSetMetaContext, queries, context_callback, &completion_callback);
+}
+
+int unlocked_aio_opt_structured_reply(nbd_handle& h, Completion& completion_callback) {
+  return check_fixed_newstyle(h) == -1 ? -1 : start_aio(h, kOptStructuredReply, &completion_callback);
+}
+
+int unlocked_aio_opt_extended_headers(nbd_handle& h, Completion& completion_callback) {
+  return check_fixed_newstyle(h) == -1 ? -1 : start_aio(h, kOptExtendedHeaders, &completion_callback);
+}
+
+int unlocked_aio_opt_starttls(nbd_handle& h, Completion& completion_callback) {
+  return check_fixed_newstyle(h) == -1 ? -1 : start_aio(h, kOptStartTls, &completion_callback);
 }
 
 namespace {
@@ -110,6 +163,31 @@ namespace {
 int start_and_finish(nbd_handle& h, uint32_t opt) {
   Completion none;
   return start(h, opt, &none) != 0 ? -1 : finish(h);
+}
+
+// The options a server may refuse without harm (STARTTLS, STRUCTURED_REPLY,
+// EXTENDED_HEADERS): true if it accepted, false if it refused, -1 if the connection failed.
+int start_and_ask(nbd_handle& h, uint32_t opt) {
+  if (check_fixed_newstyle(h) == -1)
+    return -1;
+  Completion none;
+  if (start(h, opt, &none) != 0)
+    return -1;
+  if (wait_until(h, [](nbd_handle& hh) { return state_group(hh.state) != kConnecting; }) == -1)
+    return -1;
+  if (state_group(h.state) != kNegotiating)
+    return set_error(errno_or(h.opt_error, ENOTCONN), "failed to get a response to %s", opt_name(opt));
+  return h.opt_error == 0;
+}
+
+// The synchronous meta context calls: the number of contexts the server named.
+int meta_context_and_finish(nbd_handle& h, uint32_t opt, char** queries, Closure<nbd_context_callback>& context) {
+  if (check_meta_context_option(h, opt, queries) == -1)
+    return -1;
+  if (queries != nullptr)
+    set_queries(h, queries);
+  h.opt_context_cb = std::move(context);
+  return start_and_finish(h, opt) == -1 ? -1 : h.opt_count;
 }
 
 }  // namespace
@@ -142,10 +220,27 @@ int unlocked_opt_list(nbd_handle& h, Closure<nbd_list_callback>& list_callback) 
 }
 
 int unlocked_opt_list_meta_context(nbd_handle& h, Closure<nbd_context_callback>& context_callback) {
-  if (check_meta_context_listable(h) == -1)
-    return -1;
-  h.opt_context_cb = std::move(context_callback);
-  return start_and_finish(h, kOptListMetaContext) == -1 ? -1 : h.opt_count;
+  return meta_context_and_finish(h, kOptListMetaContext, nullptr, context_callback);
 }
+
+int unlocked_opt_list_meta_context_queries(nbd_handle& h, char** queries,
+                                           Closure<nbd_context_callback>& context_callback) {
+  return meta_context_and_finish(h, kOptListMetaContext, queries, context_callback);
+}
+
+int unlocked_opt_set_meta_context(nbd_handle& h, Closure<nbd_context_callback>& context_callback) {
+  return meta_context_and_finish(h, kOptSetMetaContext, nullptr, context_callback);
+}
+
+int unlocked_opt_set_meta_context_queries(nbd_handle& h, char** queries,
+                                          Closure<nbd_context_callback>& context_callback) {
+  return meta_context_and_finish(h, kOptSetMetaContext, queries, context_callback);
+}
+
+int unlocked_opt_structured_reply(nbd_handle& h) { return start_and_ask(h, kOptStructuredReply); }
+
+int unlocked_opt_extended_headers(nbd_handle& h) { return start_and_ask(h, kOptExtendedHeaders); }
+
+int unlocked_opt_starttls(nbd_handle& h) { return start_and_ask(h, kOptStartTls); }
 
 }  // namespace nbd

@@ -8,6 +8,24 @@
 #include "closure.hpp"
 #include "libnbd.h"
 
+#ifndef LIBNBD_HAVE_NBD_BLOCK_STATUS_64
+// TEMPORARY until api.yaml has the libnbd 1.18 calls (issue 17, branch i17-gen).
+typedef struct {
+  uint64_t length;
+  uint64_t flags;
+} nbd_extent;
+typedef struct {
+  int (*callback)(void* user_data, const char* metacontext, uint64_t offset, nbd_extent* entries,
+                  size_t nr_entries, int* error);
+  void* user_data;
+  void (*free)(void* user_data);
+} nbd_extent64_callback;
+#define LIBNBD_CMD_FLAG_PAYLOAD_LEN 0x20U
+#define LIBNBD_STRICT_PAYLOAD 0x20U
+#define LIBNBD_STRICT_AUTO_FLAG 0x40U
+#define LIBNBD_SIZE_PAYLOAD 3
+#endif
+
 namespace nbd {
 
 // Which bytes of a structured read the server's data and hole chunks have covered.  Chunks
@@ -60,7 +78,8 @@ struct Command {
   // Declared first so it is destroyed last: the completion's free runs after all others.
   Closure<nbd_completion_callback> completion;
   Closure<nbd_chunk_callback> chunk;
-  Closure<nbd_extent_callback> extent;
+  Closure<nbd_extent_callback> extent;      // block status with 32-bit extents
+  Closure<nbd_extent64_callback> extent64;  // or with 64-bit ones
   uint64_t wire_offset = 0;  // where its request starts in the handle's outgoing stream
   uint64_t wire_end = 0;     // and where it (with a write's payload) ends
   int error = 0;            // the first error seen; 0 while the command succeeds

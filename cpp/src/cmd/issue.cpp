@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <cinttypes>
 #include <cstring>
+#include <vector>
 
 #include "debug.hpp"
 #include "error.hpp"
@@ -17,6 +18,9 @@ using namespace nbd::proto;
 
 // No request may move more data than this (a limit every server honours; libnbd's too).
 constexpr uint64_t kMaxRequest = 64 * 1024 * 1024;
+
+// Bytes of a filtered block status payload: the 64-bit effect length and 32-bit ids.
+uint64_t filter_payload_size(size_t nids) { return 8 + 4 * uint64_t{nids}; }
 
 const char* command_name(uint16_t type) {
   switch (type) {
@@ -61,11 +65,51 @@ bool writes_data(uint16_t type) {
   return type == kCmdWrite || type == kCmdTrim || type == kCmdWriteZeroes;
 }
 
+// NBD_CMD_FLAG_PAYLOAD_LEN follows what was negotiated (LIBNBD_STRICT_AUTO_FLAG): a write
+// carries it exactly when extended headers are in use, a filtered block status always (and
+// needs extended headers for it).
+int auto_payload_flag(nbd_handle& h, CommandSpec& s) {
+  if ((h.strict & LIBNBD_STRICT_AUTO_FLAG) == 0)
+    return 0;
+  if (s.type == kCmdWrite) {
+    s.flags = h.extended_headers ? s.flags | LIBNBD_CMD_FLAG_PAYLOAD_LEN
+                                 : s.flags & ~uint32_t{LIBNBD_CMD_FLAG_PAYLOAD_LEN};
+  } else if (s.contexts != nullptr) {
+    if (!h.extended_headers)
+      return set_error(ENOTSUP, "server does not support extended headers");
+    s.flags |= LIBNBD_CMD_FLAG_PAYLOAD_LEN;
+  }
+  return 0;
+}
+
+// The ids of the contexts a filtered block status names; each must have been negotiated.
+int filter_ids(nbd_handle& h, char** contexts, std::vector<uint32_t>& ids) {
+  for (char** name = contexts; *name != nullptr; ++name) {
+    const auto* found = h.meta_valid ? h.meta_context_named(*name) : nullptr;
+    if (found == nullptr)
+      return set_error(EINVAL, "context %s not negotiated", *name);
+    ids.push_back(found->id);
+  }
+  return 0;
+}
+
 // The checks of a request against its limits and (in strict mode) against what the server said
-// it supports, in libnbd's order, so each mistake gets the errno libnbd gives it.
-int check_request(nbd_handle& h, const CommandSpec& s) {
+// it supports, in libnbd's order, so each mistake gets the errno libnbd gives it.  Sets the
+// automatic flags and, for a filtered block status, the context ids of its payload.
+int check_request(nbd_handle& h, CommandSpec& s, std::vector<uint32_t>& ids) {
   const char* name = command_name(s.type);
   const uint32_t strict = h.strict;
+  // Block status needs negotiated contexts before anything else is looked at.
+  if ((strict & LIBNBD_STRICT_COMMANDS) != 0 && s.type == kCmdBlockStatus) {
+    if (!h.structured_replies)
+      return set_error(ENOTSUP, "server does not support structured replies");
+    if (!h.meta_valid || h.meta_contexts.empty())
+      return set_error(ENOTSUP, "no metadata context was negotiated: request one with "
+                                "nbd_add_meta_context before connecting (or the server lacks them)");
+  }
+  if (auto_payload_flag(h, s) == -1)
+    return -1;
+  const bool payload_len = (s.flags & LIBNBD_CMD_FLAG_PAYLOAD_LEN) != 0;
   // What the server supports comes first, then the disconnect (libnbd's order): a write to a
   // read-only export fails with EPERM even after nbd_aio_disconnect.  Flags the server did
   // not advertise count as unsupported commands (LIBNBD_STRICT_COMMANDS, as in libnbd);
@@ -76,16 +120,20 @@ int check_request(nbd_handle& h, const CommandSpec& s) {
       return set_error(EINVAL, "server does not support %s operations", name);
     if (writes_data(s.type) && (h.eflags & kFlagReadOnly) != 0)
       return set_error(EPERM, "server does not support %s operations", name);
-    if (s.type == kCmdBlockStatus && h.meta_contexts.empty())
-      return set_error(ENOTSUP, "no metadata context was negotiated: request one with "
-                                "nbd_add_meta_context before connecting (or the server lacks them)");
     if ((s.flags & LIBNBD_CMD_FLAG_FUA) != 0 && (h.eflags & kFlagSendFua) == 0)
       return set_error(EINVAL, "server does not support the FUA flag");
     if ((s.flags & LIBNBD_CMD_FLAG_DF) != 0 && (h.eflags & kFlagSendDf) == 0)
       return set_error(EINVAL, "server does not support the DF flag");
     if ((s.flags & LIBNBD_CMD_FLAG_FAST_ZERO) != 0 && (h.eflags & kFlagSendFastZero) == 0)
       return set_error(EINVAL, "server does not support the FAST_ZERO flag");
+    if (s.contexts != nullptr && (h.eflags & kFlagBlockStatusPayload) == 0)
+      return set_error(EINVAL, "server does not support the block status payload flag");
+    if ((s.type == kCmdWrite && payload_len != h.extended_headers) ||
+        (s.contexts != nullptr && !payload_len))
+      return set_error(EINVAL, "incorrect setting for PAYLOAD_LEN flag");
   }
+  if (s.contexts != nullptr && filter_ids(h, s.contexts, ids) == -1)
+    return -1;
   if (h.disconnect_requested)
     return set_error(EINVAL, "cannot request more commands after NBD_CMD_DISC");
   if ((strict & LIBNBD_STRICT_ZERO_SIZE) != 0 && s.count == 0 && s.type != kCmdFlush)
@@ -96,27 +144,56 @@ int check_request(nbd_handle& h, const CommandSpec& s) {
   if ((strict & LIBNBD_STRICT_ALIGN) != 0 && h.block_minimum > 1 && s.type != kCmdFlush &&
       (s.offset % h.block_minimum != 0 || s.count % h.block_minimum != 0))
     return set_error(EINVAL, "request is unaligned");
-  // The size limits hold whatever the strict mode: the wire has 32 bits for the count, and
-  // no server takes more than 64 MiB of data in one request.
-  const bool data = s.type == kCmdRead || s.type == kCmdWrite;
-  if (data && s.count > kMaxRequest)
+  // The size limits: no server takes more than 64 MiB of data in one request, nor (with
+  // LIBNBD_STRICT_PAYLOAD) a payload over its own maximum; without extended headers the
+  // wire has 32 bits for the count.
+  const bool strict_payload = (strict & LIBNBD_STRICT_PAYLOAD) != 0;
+  if (s.type == kCmdWrite && strict_payload && s.count > h.payload_maximum)
+    return set_error(ERANGE, "request too large: maximum payload size is %" PRIu32, h.payload_maximum);
+  if ((s.type == kCmdRead || s.type == kCmdWrite) && s.count > kMaxRequest)
     return set_error(ERANGE, "request too large: maximum request size is %" PRIu64, kMaxRequest);
-  if (s.count > UINT32_MAX)
+  if (s.contexts != nullptr) {
+    const uint64_t bytes = filter_payload_size(ids.size());
+    if (bytes > kMaxRequest || (strict_payload && bytes > h.payload_maximum))
+      return set_error(ERANGE, "filter set too large");
+  } else if (!h.extended_headers && s.count > UINT32_MAX) {
     return set_error(ERANGE, "request too large: %s requests are limited to 32 bits", name);
+  }
   return 0;
 }
 
-// Queues a request header (proto.md "Request message").
+// Queues a request header (proto.md "Request message"): compact, or extended once extended
+// headers were negotiated; then length is the payload's when flags has PAYLOAD_LEN.
 void append_request(nbd_handle& h, uint16_t flags, uint16_t type, uint64_t cookie, uint64_t offset,
-                    uint32_t count) {
-  unsigned char req[kRequestSize];
-  put32(req, kRequestMagic);
+                    uint64_t length) {
+  unsigned char req[kExtendedRequestSize];
   put16(req + 4, flags);
   put16(req + 6, type);
   put64(req + 8, cookie);
   put64(req + 16, offset);
-  put32(req + 24, count);
-  h.out.append_copy(req, sizeof req);
+  size_t size;
+  if (h.extended_headers) {
+    put32(req, kExtendedRequestMagic);
+    put64(req + 24, length);
+    size = kExtendedRequestSize;
+  } else {
+    put32(req, kRequestMagic);
+    put32(req + 24, static_cast<uint32_t>(length));
+    size = kRequestSize;
+  }
+  h.out.append_copy(req, size);
+  ++h.chunks_sent;
+}
+
+// The payload of a filtered block status: the effect length, then the context ids.
+void append_filter(nbd_handle& h, uint64_t count, const std::vector<uint32_t>& ids) {
+  unsigned char b[8];
+  put64(b, count);
+  h.out.append_copy(b, 8);
+  for (const uint32_t id : ids) {
+    put32(b, id);
+    h.out.append_copy(b, 4);
+  }
 }
 
 }  // namespace
@@ -130,9 +207,9 @@ void update_connected_state(nbd_handle& h) {
   h.state = sends_pending(h) || mid_reply ? State::Processing : State::Ready;
 }
 
-int64_t issue_command(nbd_handle& h, const CommandSpec& spec, Closure<nbd_completion_callback>* completion,
-                      Closure<nbd_chunk_callback>* chunk, Closure<nbd_extent_callback>* extent) {
-  if (check_request(h, spec) == -1)
+int64_t issue_command(nbd_handle& h, CommandSpec spec, const CommandClosures& closures) {
+  std::vector<uint32_t> ids;
+  if (check_request(h, spec, ids) == -1)
     return -1;
   std::unique_ptr<Command> cmd = h.cmd_pool.get();
   Command& c = *cmd;
@@ -144,17 +221,26 @@ int64_t issue_command(nbd_handle& h, const CommandSpec& spec, Closure<nbd_comple
   c.data = spec.data;
   c.zero_on_failure = c.type == kCmdRead && h.pread_initialize && c.data != nullptr;
   c.covered.reset(c.offset);
-  if (completion != nullptr)
-    c.completion = std::move(*completion);
-  if (chunk != nullptr)
-    c.chunk = std::move(*chunk);
-  if (extent != nullptr)
-    c.extent = std::move(*extent);
+  if (closures.completion != nullptr)
+    c.completion = std::move(*closures.completion);
+  if (closures.chunk != nullptr)
+    c.chunk = std::move(*closures.chunk);
+  if (closures.extent != nullptr)
+    c.extent = std::move(*closures.extent);
+  if (closures.extent64 != nullptr)
+    c.extent64 = std::move(*closures.extent64);
 
   c.wire_offset = h.out.end_offset();
-  append_request(h, c.flags, c.type, c.cookie, c.offset, static_cast<uint32_t>(c.count));
+  // With PAYLOAD_LEN (extended headers only) the length is the payload's.
+  const bool payload_len = (c.flags & kCmdFlagPayloadLen) != 0 && h.extended_headers;
+  uint64_t length = c.count;
+  if (payload_len && spec.contexts != nullptr)
+    length = filter_payload_size(ids.size());
+  append_request(h, c.flags, c.type, c.cookie, c.offset, length);
   if (c.type == kCmdWrite)
     h.out.append_ref(spec.data, spec.count);
+  else if (spec.contexts != nullptr)
+    append_filter(h, c.count, ids);
   c.wire_end = h.out.end_offset();
   const auto cookie = static_cast<int64_t>(c.cookie);
   h.cmds.insert(std::move(cmd));  // c may be retired (and recycled) from here on

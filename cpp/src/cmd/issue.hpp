@@ -14,12 +14,22 @@ struct CommandSpec {
   uint64_t offset;
   uint64_t count;
   void* data;      // read target or write source (kept valid by the caller until retired)
+  // Block status only: the metadata contexts to answer for (nbd_block_status_filter), sent as
+  // the request's payload; nullptr: all of them.
+  char** contexts = nullptr;
+};
+
+// The callbacks a command takes, any of them null.
+struct CommandClosures {
+  Closure<nbd_completion_callback>* completion = nullptr;
+  Closure<nbd_chunk_callback>* chunk = nullptr;
+  Closure<nbd_extent_callback>* extent = nullptr;
+  Closure<nbd_extent64_callback>* extent64 = nullptr;
 };
 
 // Checks the request against the server's limits (strict mode) and queues it.  Takes the
 // closures it is given.  Returns the cookie, or -1 with the error recorded.
-int64_t issue_command(nbd_handle& h, const CommandSpec& spec, Closure<nbd_completion_callback>* completion,
-                      Closure<nbd_chunk_callback>* chunk, Closure<nbd_extent_callback>* extent);
+int64_t issue_command(nbd_handle& h, CommandSpec spec, const CommandClosures& closures);
 
 // Queues NBD_CMD_DISC if it was requested and is still held back, and no command is in flight
 // any more; returns whether it did.  NBD_CMD_DISC has no reply: the server hangs up after it.

@@ -4,6 +4,7 @@
 #include <pwd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cinttypes>
 #include <climits>
@@ -86,10 +87,27 @@ bool set_export_info(nbd_handle& h, uint64_t size, uint16_t eflags) {
       debug(h, "the server lacks write zeroes: ignoring its fast zero flag");
     eflags &= static_cast<uint16_t>(~kFlagSendFastZero);
   }
+  if ((eflags & kFlagBlockStatusPayload) != 0 && !h.extended_headers) {
+    if (h.debug_enabled())
+      debug(h, "the server lacks extended headers: ignoring its block status payload flag");
+    eflags &= static_cast<uint16_t>(~kFlagBlockStatusPayload);
+  }
+  // With nothing to ask for, the (empty) set of contexts is as valid as a negotiated one.
+  if (h.request_meta_context && (!h.structured_replies || h.request_meta_contexts.empty()))
+    h.meta_valid = true;
   h.exportsize = size;
   h.eflags = eflags;
   h.have_info = true;
   return true;
+}
+
+// The largest write payload the handle sends (LIBNBD_SIZE_PAYLOAD), once the export is known:
+// the server's maximum block size, within [1 MiB, 64 MiB] (the protocol lets a client send 1
+// MiB whatever a small export advertises), or 32 MiB when it advertised none.
+void set_payload_maximum(nbd_handle& h) {
+  constexpr uint32_t kMiB = 1024 * 1024;
+  h.payload_maximum = h.block_maximum == 0 ? 32 * kMiB
+                                           : std::min(64 * kMiB, std::max(kMiB, h.block_maximum));
 }
 
 void append_opt(nbd_handle& h, uint32_t opt, const std::string& data) {
@@ -99,6 +117,7 @@ void append_opt(nbd_handle& h, uint32_t opt, const std::string& data) {
   put32(hdr + 12, static_cast<uint32_t>(data.size()));
   h.out.append_copy(hdr, sizeof hdr);
   h.out.append_copy(data.data(), data.size());
+  ++h.chunks_sent;
 }
 
 std::string be32_string(uint32_t v) {
@@ -113,11 +132,13 @@ std::string be16_string(uint16_t v) {
   return std::string(reinterpret_cast<char*>(b), 2);
 }
 
-// Export name, then the meta context queries (NBD_OPT_{SET,LIST}_META_CONTEXT).
+// Export name, then the meta context queries (NBD_OPT_{SET,LIST}_META_CONTEXT): the caller's
+// explicit list (nbd_opt_*_meta_context_queries) or the handle's.
 std::string meta_context_request(const nbd_handle& h) {
+  const std::vector<std::string>& queries = h.opt_queries ? *h.opt_queries : h.request_meta_contexts;
   std::string d = be32_string(static_cast<uint32_t>(h.export_name.size())) + h.export_name;
-  d += be32_string(static_cast<uint32_t>(h.request_meta_contexts.size()));
-  for (const std::string& q : h.request_meta_contexts)
+  d += be32_string(static_cast<uint32_t>(queries.size()));
+  for (const std::string& q : queries)
     d += be32_string(static_cast<uint32_t>(q.size())) + q;
   return d;
 }
@@ -158,7 +179,7 @@ void send_option(nbd_handle& h, uint32_t opt) {
       data = meta_context_request(h);
       break;
     default:
-      break;  // NBD_OPT_STRUCTURED_REPLY, NBD_OPT_LIST, NBD_OPT_ABORT carry no data
+      break;  // NBD_OPT_STRUCTURED_REPLY, _EXTENDED_HEADERS, _LIST, _ABORT, _STARTTLS: no data
   }
   if (h.debug_enabled())
     debug(h, "sending %s", opt_name(opt));
@@ -186,12 +207,16 @@ Transition next_option(nbd_handle& h) {
   }
   const uint32_t opt = h.opt_todo.front();
   h.opt_todo.erase(h.opt_todo.begin());
-  // Metadata contexts are chosen per export, just before NBD_OPT_GO or NBD_OPT_INFO.
-  if ((opt == kOptGo || opt == kOptInfo) && h.structured_replies &&
-      !h.request_meta_contexts.empty() && !h.meta_valid) {
+  // Extended headers bring structured replies with them: no need to ask for those too.
+  if (opt == kOptStructuredReply && !h.opt_user && h.structured_replies)
+    return next_option(h);
+  // Metadata contexts are chosen per export, just before NBD_OPT_GO or NBD_OPT_INFO (unless
+  // nbd_set_request_meta_context turned that off), and again each time: the option that
+  // just ended was that request if opt_current still names it.
+  if ((opt == kOptGo || opt == kOptInfo) && h.request_meta_context && h.structured_replies &&
+      !h.request_meta_contexts.empty() && h.opt_current != kOptSetMetaContext) {
     h.opt_todo.insert(h.opt_todo.begin(), opt);
     send_option(h, kOptSetMetaContext);
-    h.meta_valid = true;  // set even if the server refuses, so GO follows
     return Transition::Next;
   }
   send_option(h, opt);
@@ -209,31 +234,56 @@ void finish_user_option(nbd_handle& h, int err) {
     h.opt_list_cb.reset();
     h.opt_context_cb.reset();
     h.opt_completion.reset();
+    h.opt_queries.reset();
     h.opt_user = false;
   }
+}
+
+// Whether the current option is the caller's own (opt mode), not one the handshake or the
+// caller's nbd_opt_go or nbd_opt_info sends first by itself.
+bool ends_user_option(const nbd_handle& h) { return h.opt_user && h.opt_todo.empty(); }
+
+// The current option succeeded (or was refused harmlessly): the caller's option ends here,
+// the automatic handshake goes on with the next one.
+Transition option_done(nbd_handle& h, int err) {
+  if (!ends_user_option(h))
+    return next_option(h);
+  h.opt_todo.clear();
+  finish_user_option(h, err);
+  h.state = State::Negotiating;
+  return Transition::Next;
 }
 
 // An error reply to the current option.  Returns Fail when the connection cannot go on.
 Transition option_error(nbd_handle& h) {
   const uint32_t opt = h.opt_current;
   const std::string msg(h.payload.begin(), h.payload.end());
+  // A refused STARTTLS, STRUCTURED_REPLY or EXTENDED_HEADERS leaves the connection as it was:
+  // the caller's nbd_opt_* call reports false, the automatic handshake goes on without.
+  const int refused = h.reply_type == kRepErrInvalid || h.reply_type == kRepErrExtHeaderReqd ? EINVAL : ENOTSUP;
   switch (opt) {
     case kOptStartTls:
       // Refused TLS: fine when it was only allowed; required, the connection ends here.
       if (!tls_required(h)) {
         if (h.debug_enabled())
-          debug(h, "the server refused TLS; continuing without it (TLS allowed, not required)");
-        return next_option(h);
+          debug(h, "the server refused TLS; continuing without it");
+        return option_done(h, refused);
       }
       set_error(ENOTSUP, "handshake: TLS is required but the server refused NBD_OPT_STARTTLS%s%s",
                 msg.empty() ? "" : ": ", msg.c_str());
       return Transition::Fail;
     case kOptStructuredReply:
-      h.structured_replies = false;
-      return next_option(h);
+    case kOptExtendedHeaders:
+      if (h.debug_enabled())
+        debug(h, "the server refused %s%s%s", opt_name(opt), msg.empty() ? "" : ": ", msg.c_str());
+      return option_done(h, refused);
     case kOptSetMetaContext:
-      h.meta_contexts.clear();
-      return next_option(h);
+      if (!ends_user_option(h)) {  // the automatic request: go on without contexts
+        h.meta_contexts.clear();
+        h.meta_valid = true;
+        return next_option(h);
+      }
+      break;
     case kOptGo:
       // NBD_REP_ERR_UNSUP here means the server predates NBD_OPT_GO: fall back to
       // NBD_OPT_EXPORT_NAME (proto.md "Option types").
@@ -355,6 +405,14 @@ Transition start_tls(nbd_handle& h) {
   if (h.in_pos != h.in_end)
     return protocol_error("the server sent data after accepting NBD_OPT_STARTTLS, before TLS "
                           "was set up");
+  if (h.tls_negotiated)
+    return protocol_error("the server accepted NBD_OPT_STARTTLS a second time");
+  // Nothing agreed in plaintext survives the upgrade (proto.md: options are negotiated again).
+  h.structured_replies = false;
+  h.extended_headers = false;
+  h.meta_valid = false;
+  h.meta_contexts.clear();
+  h.have_info = false;
   TlsSettings s;
   s.certificates = h.tls_certificates;
   s.psk_file = h.tls_psk_file;
@@ -393,20 +451,26 @@ Transition option_ack(nbd_handle& h) {
       return start_tls(h);
     case kOptStructuredReply:
       h.structured_replies = true;
-      return next_option(h);
+      return option_done(h, 0);
+    case kOptExtendedHeaders:
+      if (h.debug_enabled())
+        debug(h, "extended headers negotiated");
+      h.extended_headers = true;
+      h.structured_replies = true;  // extended headers include them
+      return option_done(h, 0);
     case kOptSetMetaContext:
-      return next_option(h);
+      h.meta_valid = true;
+      return option_done(h, 0);
     case kOptGo:
     case kOptInfo:
       if (!h.have_info)
         return protocol_error("server did not send the export size and flags");
+      set_payload_maximum(h);
+      finish_user_option(h, 0);
       if (h.opt_current == kOptGo) {
-        finish_user_option(h, 0);
         enter_transmission(h);
         return Transition::Next;
       }
-      finish_user_option(h, 0);
-      h.meta_valid = false;
       h.state = State::Negotiating;
       return Transition::Next;
     case kOptList:
@@ -433,6 +497,8 @@ Transition h_magic_recv_greeting(nbd_handle& h) {
   if (get64(h.scratch) != kNbdMagic)
     return protocol_error("server did not send NBDMAGIC: not an NBD server");
   const uint64_t version = get64(h.scratch + 8);
+  if (version == kIHaveOpt || version == kOldstyleMagic)
+    ++h.chunks_received;
   if (version == kIHaveOpt) {
     expect(h, 2);
     h.state = State::RecvHandshakeFlags;
@@ -458,6 +524,7 @@ Transition h_magic_recv_oldstyle(nbd_handle& h) {
   h.gflags = get16(h.scratch + 8);
   if (!set_export_info(h, get64(h.scratch), get16(h.scratch + 10)))
     return Transition::Fail;
+  set_payload_maximum(h);
   enter_transmission(h);
   return Transition::Next;
 }
@@ -489,6 +556,10 @@ Transition h_newstyle_recv_flags(nbd_handle& h) {
   // TLS comes first, before anything that could be seen or tampered with.
   if (h.tls != LIBNBD_TLS_DISABLE)
     h.opt_todo.push_back(kOptStartTls);
+  // Extended headers first (they bring structured replies), as libnbd 1.18 asks; only
+  // together with structured replies, which they extend.
+  if (h.request_extended_headers && h.request_structured_replies)
+    h.opt_todo.push_back(kOptExtendedHeaders);
   if (h.request_structured_replies)
     h.opt_todo.push_back(kOptStructuredReply);
   return start_options(h);
@@ -500,7 +571,7 @@ Transition h_tls_handshake(nbd_handle& h) {
       h.tls_negotiated = true;
       if (h.debug_enabled())
         debug(h, "TLS is up");
-      return next_option(h);
+      return option_done(h, 0);
     case TlsStep::WantRead:
     case TlsStep::WantWrite:
       return Transition::Block;
@@ -527,6 +598,7 @@ Transition begin_user_option(nbd_handle& h, uint32_t opt) {
   h.opt_user = true;
   h.opt_error = 0;
   h.opt_count = 0;
+  h.opt_current = 0;  // no earlier option counts as this one's meta context request
   h.opt_todo.assign(1, opt);
   return next_option(h);
 }
@@ -619,13 +691,11 @@ Transition h_newstyle_opt_recv_payload(nbd_handle& h) {
       if ((h.opt_current != kOptSetMetaContext && h.opt_current != kOptListMetaContext) || len < 4)
         return protocol_error("unexpected or short NBD_REP_META_CONTEXT");
       const std::string name(p + 4, p + len);
-      if (h.opt_current == kOptSetMetaContext) {
+      if (h.opt_current == kOptSetMetaContext)
         h.meta_contexts.push_back({get32(p), name});
-      } else {
-        ++h.opt_count;
-        if (h.opt_context_cb.has_callback())
-          h.opt_context_cb(name.c_str());
-      }
+      ++h.opt_count;
+      if (h.opt_context_cb.has_callback())
+        h.opt_context_cb(name.c_str());
       break;
     }
     default:
@@ -650,6 +720,7 @@ Transition h_newstyle_export_name_reply(nbd_handle& h) {
     return Transition::Fail;
   if (!set_export_info(h, get64(h.scratch), get16(h.scratch + 8)))
     return Transition::Fail;
+  set_payload_maximum(h);
   h.opt_todo.clear();
   finish_user_option(h, 0);
   enter_transmission(h);

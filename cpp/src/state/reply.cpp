@@ -30,12 +30,21 @@ Transition reply_protocol_error(const char* fmt, uint64_t cookie) {
   return Transition::Fail;
 }
 
-// Every reply starts with at least 16 bytes (a whole simple reply header, most of a
-// structured one), so they are taken in one piece.
+// The first piece of every reply: with extended headers the whole 32-byte header; else 16
+// bytes (a whole simple reply header, most of a structured one).
+size_t first_read(const nbd_handle& h) {
+  return h.extended_headers ? kExtendedReplySize : kSimpleReplySize;
+}
+
 void expect_header(nbd_handle& h) {
   h.rstate = ReplyState::Header;
   h.rbuf = h.scratch;
-  h.rlen = kSimpleReplySize;
+  h.rlen = first_read(h);
+}
+
+// Where the 8-byte offset of a data chunk is received: after the header in scratch.
+unsigned char* data_offset_field(nbd_handle& h) {
+  return h.scratch + (h.extended_headers ? kExtendedReplySize : kStructuredReplySize);
 }
 
 // Whether the whole request (and a write's payload) has left the handle: a server cannot
@@ -88,6 +97,96 @@ Transition finish_chunk(nbd_handle& h) {
   return Transition::Next;
 }
 
+// Turns the descriptors of a block status chunk into the extents a callback sees, with
+// libnbd's rules: the server may stop early, but a zero-length extent or one reaching past
+// the export ends the list (an error if it is the first), and a 32-bit callback gets at most
+// 32-bit lengths (shortened, no error) and statuses (a wider one ends the list, an error if
+// it is the first).  Lengths never pass INT64_MAX.
+std::vector<nbd_extent> cook_extents(const nbd_handle& h, nbd::Command& c, const unsigned char* d,
+                                     size_t n, bool wide_wire) {
+  constexpr uint64_t kAlign = 64 * 1024 * 1024;  // shortened lengths stay this aligned
+  const bool wide_cb = !c.extent64.empty();
+  const uint64_t cap = c.offset <= h.exportsize ? h.exportsize - c.offset : 0;
+  uint64_t total = 0;
+  std::vector<nbd_extent> out;
+  out.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    uint64_t len = wide_wire ? get64(d + 16 * i) : get32(d + 8 * i);
+    uint64_t flags = wide_wire ? get64(d + 16 * i + 8) : get32(d + 8 * i + 4);
+    bool stop = false;
+    if (len > uint64_t{INT64_MAX}) {
+      len = uint64_t{INT64_MAX} + 1 - kAlign;
+      stop = true;
+    }
+    if (!wide_cb && len > UINT32_MAX) {
+      len = (uint64_t{1} << 32) - kAlign;
+      stop = true;
+    }
+    if (!wide_cb && flags > UINT32_MAX) {
+      if (i > 0)
+        break;
+      command_error(c, EOVERFLOW);
+      flags &= UINT32_MAX;
+      stop = true;
+    }
+    if (len > cap - total) {
+      len = cap - total;
+      command_error(c, EPROTO);
+      stop = true;
+    }
+    if (len == 0) {
+      if (i > 0)
+        break;
+      command_error(c, EPROTO);
+      stop = true;
+    }
+    total += len;
+    out.push_back({len, flags});
+    if (stop)
+      break;
+  }
+  return out;
+}
+
+// NBD_REPLY_TYPE_BLOCK_STATUS(_EXT): the extents of one metadata context.  A chunk that does
+// not parse fails the command (EPROTO) and the connection goes on; a context id never
+// negotiated is ignored, as libnbd does.
+void block_status_chunk(nbd_handle& h, nbd::Command& c, const unsigned char* p, size_t len) {
+  const bool wide_wire = h.rtype == kReplyTypeBlockStatusExt;
+  const size_t prefix = wide_wire ? 8 : 4, desc = wide_wire ? 16 : 8;
+  if (c.type != kCmdBlockStatus || !h.meta_valid || h.meta_contexts.empty() || len < prefix + desc ||
+      (len - prefix) % desc != 0) {
+    command_error(c, EPROTO);
+    return;
+  }
+  const size_t n = (len - prefix) / desc;
+  if (wide_wire && get32(p + 4) != n) {
+    command_error(c, EPROTO);  // the descriptor count disagrees with the length
+    return;
+  }
+  // The wrong chunk type for the headers in use is a server bug, but still readable.
+  if (wide_wire != h.extended_headers)
+    command_error(c, EPROTO);
+  const auto* meta = h.meta_context_with_id(get32(p));
+  if (meta == nullptr) {
+    if (h.debug_enabled())
+      debug(h, "ignoring block status for meta context id %" PRIu32 ", never negotiated", get32(p));
+    return;
+  }
+  std::vector<nbd_extent> extents = cook_extents(h, c, p + prefix, n, wide_wire);
+  if (!c.extent64.empty()) {
+    run_callback(c, c.extent64, meta->name.c_str(), c.offset, extents.data(), extents.size());
+    return;
+  }
+  std::vector<uint32_t> pairs;
+  pairs.reserve(2 * extents.size());
+  for (const nbd_extent& e : extents) {
+    pairs.push_back(static_cast<uint32_t>(e.length));
+    pairs.push_back(static_cast<uint32_t>(e.flags));
+  }
+  run_callback(c, c.extent, meta->name.c_str(), c.offset, pairs.data(), pairs.size());
+}
+
 // Parses a structured chunk whose payload sits in h.payload.
 Transition structured_payload(nbd_handle& h) {
   nbd::Command& c = *h.rcmd;
@@ -111,39 +210,10 @@ Transition structured_payload(nbd_handle& h) {
         run_callback(c, c.chunk, static_cast<const void*>(dst), size_t{size}, off, unsigned{LIBNBD_READ_HOLE});
       break;
     }
-    case kReplyTypeBlockStatus: {
-      if (c.type != kCmdBlockStatus || len < 12 || (len - 4) % 8 != 0)
-        return reply_protocol_error("block status chunk with a bad length (cookie %" PRIu64 ")", c.cookie);
-      const uint32_t id = get32(p);
-      const std::string* name = nullptr;
-      for (const auto& m : h.meta_contexts)
-        if (m.id == id)
-          name = &m.name;
-      if (name == nullptr)
-        return reply_protocol_error("block status for a context never negotiated (cookie %" PRIu64 ")", c.cookie);
-      std::vector<uint32_t> entries((len - 4) / 4);
-      for (size_t i = 0; i < entries.size(); ++i)
-        entries[i] = get32(p + 4 + 4 * i);
-      // Every extent must make progress and start inside the request, and together they must
-      // stay inside the export (proto.md "Block status": the last may run past the request).
-      uint64_t covered = 0;
-      bool valid = c.offset <= h.exportsize;  // (strict mode off lets a request start past it)
-      for (size_t i = 0; i < entries.size() && valid; i += 2) {
-        const bool starts_inside = covered < c.count;  // only the last may end past the request
-        covered += entries[i];
-        valid = entries[i] != 0 && starts_inside && covered <= h.exportsize - c.offset;
-      }
-      // With NBD_CMD_FLAG_REQ_ONE a chunk holds exactly one extent, no longer than the request.
-      if ((c.flags & LIBNBD_CMD_FLAG_REQ_ONE) != 0 && (entries.size() != 2 || entries[0] > c.count))
-        valid = false;
-      if (!valid) {
-        command_error(c, EPROTO);
-        break;
-      }
-      if (c.extent.has_callback())
-        run_callback(c, c.extent, name->c_str(), c.offset, entries.data(), entries.size());
+    case kReplyTypeBlockStatus:
+    case kReplyTypeBlockStatusExt:
+      block_status_chunk(h, c, p, len);
       break;
-    }
     case kReplyTypeError:
     case kReplyTypeErrorOffset: {
       if (len < 6)
@@ -183,15 +253,10 @@ Transition structured_payload(nbd_handle& h) {
   return finish_chunk(h);
 }
 
-// The rest of a structured reply header is in scratch[4..20).
-Transition structured_header(nbd_handle& h) {
-  const unsigned char* s = h.scratch;
-  h.rflags = get16(s + 4);
-  h.rtype = get16(s + 6);
-  const uint64_t cookie = get64(s + 8);
-  h.rlength = get32(s + 16);
-  if (!h.structured_replies)
-    return reply_protocol_error("structured reply without negotiating it (cookie %" PRIu64 ")", cookie);
+// A chunk header has been parsed into h.rflags, h.rtype and h.rlength: finds its command and
+// decides where the payload goes.  offset_ok is false when an extended header names another
+// offset than the request's: the chunk is then read and dropped, failing the command.
+Transition chunk_header(nbd_handle& h, uint64_t cookie, bool offset_ok) {
   h.rcmd = find_command(h, cookie);
   if (h.rcmd == nullptr)
     return reply_protocol_error("reply for unknown cookie %" PRIu64, cookie);
@@ -200,11 +265,12 @@ Transition structured_header(nbd_handle& h) {
   nbd::Command& c = *h.rcmd;
   if (h.rtype == kReplyTypeNone && h.rlength != 0)
     return reply_protocol_error("NBD_REPLY_TYPE_NONE with a payload (cookie %" PRIu64 ")", cookie);
-  if (h.rtype == kReplyTypeOffsetData) {
+  h.rskip = !offset_ok;
+  if (h.rtype == kReplyTypeOffsetData && offset_ok) {
     // Data goes straight into the caller's buffer after its 8-byte offset is checked.
     if (c.type != kCmdRead || h.rlength < 9)
       return reply_protocol_error("data chunk with a bad length or for a non-read (cookie %" PRIu64 ")", cookie);
-    h.rbuf = h.scratch + kStructuredReplySize;  // after the header, parsed by now
+    h.rbuf = data_offset_field(h);
     h.rlen = 8;
     h.rstate = ReplyState::Payload;
     return Transition::Next;
@@ -218,9 +284,45 @@ Transition structured_header(nbd_handle& h) {
   return Transition::Next;
 }
 
+// The rest of a structured reply header is in scratch[4..20).
+Transition structured_header(nbd_handle& h) {
+  const unsigned char* s = h.scratch;
+  h.rflags = get16(s + 4);
+  h.rtype = get16(s + 6);
+  const uint64_t cookie = get64(s + 8);
+  h.rlength = get32(s + 16);
+  if (!h.structured_replies)
+    return reply_protocol_error("structured reply without negotiating it (cookie %" PRIu64 ")", cookie);
+  return chunk_header(h, cookie, true);
+}
+
+// A whole extended reply header is in scratch[0..32) (proto.md, extended headers: "Extended
+// reply chunk message"); its offset must be the request's.
+Transition extended_header(nbd_handle& h) {
+  const unsigned char* s = h.scratch;
+  h.rflags = get16(s + 4);
+  h.rtype = get16(s + 6);
+  const uint64_t cookie = get64(s + 8);
+  const uint64_t offset = get64(s + 16);
+  const uint64_t length = get64(s + 24);
+  if (length > kMaxChunk)
+    return reply_protocol_error("reply chunk too large (cookie %" PRIu64 ")", cookie);
+  h.rlength = static_cast<uint32_t>(length);
+  const nbd::Command* c = find_command(h, cookie);
+  const bool offset_ok = c == nullptr || c->offset == offset;
+  if (!offset_ok && h.debug_enabled())
+    debug(h, "reply for cookie %" PRIu64 " names offset %" PRIu64 ", not the request's %" PRIu64
+          ": dropping it", cookie, offset, c->offset);
+  return chunk_header(h, cookie, offset_ok);
+}
+
 // The payload of a chunk has arrived (for data chunks: its offset, in scratch).
 Transition payload_done(nbd_handle& h) {
   nbd::Command& c = *h.rcmd;
+  if (h.rskip) {
+    command_error(c, EPROTO);
+    return finish_chunk(h);
+  }
   if (h.rtype != kReplyTypeOffsetData)
     return structured_payload(h);
   if (h.rstate == ReplyState::ReadData) {
@@ -230,7 +332,7 @@ Transition payload_done(nbd_handle& h) {
       run_callback(c, c.chunk, static_cast<const void*>(dst), size_t{n}, h.roffset, unsigned{LIBNBD_READ_DATA});
     return finish_chunk(h);
   }
-  h.roffset = get64(h.scratch + kStructuredReplySize);
+  h.roffset = get64(data_offset_field(h));
   const uint32_t n = h.rlength - 8;
   if (!within(c, h.roffset, n))
     return reply_protocol_error("data chunk outside the request (cookie %" PRIu64 ")", c.cookie);
@@ -305,6 +407,19 @@ Transition reply_step(nbd_handle& h) {
   switch (h.rstate) {
     case ReplyState::Header: {
       const uint32_t magic = get32(h.scratch);
+      ++h.chunks_received;
+      // With extended headers every reply has the extended header; anything else means the
+      // stream is out of step (proto.md: simple replies "MUST NOT be used").
+      if (h.extended_headers) {
+        if (magic == kExtendedReplyMagic)
+          return extended_header(h);
+        set_error(EPROTO, "invalid reply magic 0x%08x: extended headers are in use", magic);
+        return Transition::Fail;
+      }
+      if (magic == kExtendedReplyMagic) {
+        set_error(EPROTO, "extended reply header although extended headers were not negotiated");
+        return Transition::Fail;
+      }
       if (magic == kSimpleReplyMagic)
         return simple_header(h);
       if (magic == kStructuredReplyMagic) {
@@ -329,7 +444,7 @@ Transition reply_step(nbd_handle& h) {
 }  // namespace
 
 bool at_reply_start(const nbd_handle& h) {
-  return h.rstate == ReplyState::Header && h.rlen == kSimpleReplySize;
+  return h.rstate == ReplyState::Header && h.rlen == first_read(h);
 }
 
 void enter_transmission(nbd_handle& h) {
@@ -341,8 +456,8 @@ void enter_transmission(nbd_handle& h) {
   update_connected_state(h);
   h.release_idle_memory();  // what the handshake used
   if (h.debug_enabled())
-    debug(h, "connected: size %" PRIu64 ", flags 0x%x, %s, structured replies %s", h.exportsize,
-          h.eflags, h.protocol, h.structured_replies ? "on" : "off");
+    debug(h, "connected: size %" PRIu64 ", flags 0x%x, %s, %s", h.exportsize, h.eflags, h.protocol,
+          h.extended_headers ? "extended headers" : h.structured_replies ? "structured replies" : "simple replies");
 }
 
 namespace {
