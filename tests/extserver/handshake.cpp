@@ -161,6 +161,9 @@ void Session::enter_transmission(Export* exp) {
   if (meta_export_ != exp)
     meta_.clear();
   mode_ = extended_ ? Mode::Extended : structured_ ? Mode::Structured : Mode::Simple;
+  // Logged before the reply that enters transmission, so a client that has it finds the line.
+  log_.line(std::string("transmission mode=") +
+            (extended_ ? "extended" : structured_ ? "structured" : "simple") + " export=\"" + exp->name + "\"");
 }
 
 Session::Next Session::export_name(const std::string& name) {
@@ -232,12 +235,12 @@ Session::Next Session::info_or_go(uint32_t opt, const std::string& data) {
   put32(info, kMinBlockSize);
   put32(info, kPreferredBlockSize);
   put32(info, config_.max_payload);
-  if (reply(opt, kRepInfo, info) == Next::Close || reply(opt, kRepAck) == Next::Close)
+  if (reply(opt, kRepInfo, info) == Next::Close)
     return Next::Close;
   if (opt != kOptGo)
-    return Next::Continue;
+    return reply(opt, kRepAck);
   enter_transmission(exp);
-  return Next::Transmission;
+  return reply(opt, kRepAck) == Next::Close ? Next::Close : Next::Transmission;
 }
 
 Session::Next Session::meta_context(uint32_t opt, const std::string& data) {

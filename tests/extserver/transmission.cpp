@@ -12,15 +12,9 @@ namespace {
 // proto.md NBD_REPLY_TYPE_BLOCK_STATUS: no more than 2^20 descriptors in a chunk.
 constexpr size_t kMaxDescriptors = size_t{1} << 20;
 
-const char* mode_name(bool extended, bool structured) {
-  return extended ? "extended" : structured ? "structured" : "simple";
-}
-
 }  // namespace
 
 void Session::transmission() {
-  log_.line(std::string("transmission mode=") + mode_name(mode_ == Mode::Extended, mode_ == Mode::Structured) +
-            " export=\"" + export_->name + "\"");
   for (;;) {
     Request req;
     if (!read_request(req) || req.type == kCmdDisc || !command(req))
