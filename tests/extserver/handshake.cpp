@@ -95,28 +95,28 @@ Session::Next Session::option(uint32_t opt, const std::string& data) {
     case kOptGo:
       return info_or_go(opt, data);
     case kOptStructuredReply:
-      if (!config_.structured_replies)
-        return reply(opt, kRepErrUnsup, "structured replies are disabled (--no-structured-replies)");
-      if (!data.empty())
-        return reply(opt, kRepErrInvalid, "NBD_OPT_STRUCTURED_REPLY takes no data");
-      // proto.md NBD_OPT_STRUCTURED_REPLY: extended headers take precedence once negotiated.
-      if (extended_)
-        return reply(opt, kRepErrExtHeaderReqd, "extended headers are already negotiated");
-      structured_ = true;
-      return reply(opt, kRepAck);
+    case kOptExtendedHeaders:
+      return reply_style(opt, data);
     case kOptListMetaContext:
     case kOptSetMetaContext:
       return meta_context(opt, data);
-    case kOptExtendedHeaders:
-      if (!config_.extended_headers)
-        return reply(opt, kRepErrUnsup, "extended headers are disabled (--no-extended-headers)");
-      if (!data.empty())
-        return reply(opt, kRepErrInvalid, "NBD_OPT_EXTENDED_HEADERS takes no data");
-      extended_ = true;
-      return reply(opt, kRepAck);
     default:
       return reply(opt, kRepErrUnsup, "unknown option " + std::to_string(opt));
   }
+}
+
+// NBD_OPT_STRUCTURED_REPLY and NBD_OPT_EXTENDED_HEADERS: no data, and each can be switched off.
+Session::Next Session::reply_style(uint32_t opt, const std::string& data) {
+  const bool extended = opt == kOptExtendedHeaders;
+  if (!(extended ? config_.extended_headers : config_.structured_replies))
+    return reply(opt, kRepErrUnsup, extended ? "disabled by --no-extended-headers" : "disabled by --no-structured-replies");
+  if (!data.empty())
+    return reply(opt, kRepErrInvalid, "the option takes no data");
+  // proto.md NBD_OPT_STRUCTURED_REPLY: extended headers take precedence once negotiated.
+  if (!extended && extended_)
+    return reply(opt, kRepErrExtHeaderReqd, "extended headers are already negotiated");
+  (extended ? extended_ : structured_) = true;
+  return reply(opt, kRepAck);
 }
 
 Session::Next Session::list_exports(uint32_t opt, const std::string& data) {
@@ -209,34 +209,27 @@ Session::Next Session::info_or_go(uint32_t opt, const std::string& data) {
   if (config_.require_extended && !extended_)
     return reply(opt, kRepErrExtHeaderReqd, "this server requires extended headers (--require-extended)");
 
-  std::string info;
-  put16(info, kInfoExport);
-  put64(info, exp->store->size());
-  put16(info, transmission_flags(exp));
-  if (reply(opt, kRepInfo, info) == Next::Close)
-    return Next::Close;
-  if (requested(kInfoName)) {
-    info.clear();
-    put16(info, kInfoName);
-    info += exp->name;
+  // NBD_INFO_EXPORT, the name and description if asked for, and the block size always (a client
+  // that did not ask may still use it: proto.md NBD_REP_INFO).
+  std::vector<std::string> infos;
+  const auto add = [&](uint16_t type) -> std::string& {
+    put16(infos.emplace_back(), type);
+    return infos.back();
+  };
+  std::string& exported = add(kInfoExport);
+  put64(exported, exp->store->size());
+  put16(exported, transmission_flags(exp));
+  if (requested(kInfoName))
+    add(kInfoName) += exp->name;
+  if (requested(kInfoDescription))
+    add(kInfoDescription) += exp->description;
+  std::string& sizes = add(kInfoBlockSize);
+  put32(sizes, kMinBlockSize);
+  put32(sizes, kPreferredBlockSize);
+  put32(sizes, config_.max_payload);
+  for (const std::string& info : infos)
     if (reply(opt, kRepInfo, info) == Next::Close)
       return Next::Close;
-  }
-  if (requested(kInfoDescription)) {
-    info.clear();
-    put16(info, kInfoDescription);
-    info += exp->description;
-    if (reply(opt, kRepInfo, info) == Next::Close)
-      return Next::Close;
-  }
-  // Always sent: a client that did not ask may still use it (proto.md NBD_REP_INFO).
-  info.clear();
-  put16(info, kInfoBlockSize);
-  put32(info, kMinBlockSize);
-  put32(info, kPreferredBlockSize);
-  put32(info, config_.max_payload);
-  if (reply(opt, kRepInfo, info) == Next::Close)
-    return Next::Close;
   if (opt != kOptGo)
     return reply(opt, kRepAck);
   enter_transmission(exp);

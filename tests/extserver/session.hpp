@@ -40,6 +40,7 @@ class Session {
   bool handshake();
   Next option(uint32_t opt, const std::string& data);
   Next reply(uint32_t opt, uint32_t type, std::string_view data = {});
+  Next reply_style(uint32_t opt, const std::string& data);
   Next list_exports(uint32_t opt, const std::string& data);
   Next info_or_go(uint32_t opt, const std::string& data);
   Next meta_context(uint32_t opt, const std::string& data);

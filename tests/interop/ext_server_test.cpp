@@ -302,6 +302,25 @@ void negotiate_extended(RawClient& c, std::map<std::string, uint32_t>* ids = nul
   ASSERT_EQ(c.go(nullptr, tflags), kRepAck);
 }
 
+// A server started with args and a raw client on it in extended mode, with both contexts
+// selected; call start() through ASSERT_NO_FATAL_FAILURE.
+class ExtendedClient : public ::testing::Test {
+ protected:
+  void start(std::vector<std::string> args) {
+    server_ = start_ext_server(std::move(args));
+    ASSERT_TRUE(server_);
+    client_ = std::make_unique<RawClient>(*server_);
+    negotiate_extended(*client_, &ids_, &tflags_);
+  }
+
+  std::unique_ptr<Server> server_;
+  std::unique_ptr<RawClient> client_;
+  std::map<std::string, uint32_t> ids_;  // context name -> id
+  uint16_t tflags_ = 0;
+};
+class ExtServerRaw : public ExtendedClient {};
+class ExtServerBad : public ExtendedClient {};
+
 std::vector<std::string> log_lines(const Server& server, std::string_view prefix) {
   std::vector<std::string> out;
   std::istringstream in(ext_server_wire_log(server));
@@ -498,7 +517,7 @@ TEST(ExtServerNbdinfo, JsonAndMap) {
 // ---------------------------------------------------------------------------------------------
 // A raw client in extended mode.
 
-TEST(ExtServerRaw, NegotiatesExtendedHeaders) {
+TEST_F(ExtServerRaw, NegotiatesExtendedHeaders) {
   auto server = start_ext_server({});
   ASSERT_TRUE(server);
   RawClient c(*server);
@@ -526,11 +545,9 @@ TEST(ExtServerRaw, NegotiatesExtendedHeaders) {
   EXPECT_EQ(log_lines(*server, "transmission mode=extended").size(), 1u) << ext_server_wire_log(*server);
 }
 
-TEST(ExtServerRaw, WriteAndReadBackWithExtendedReplies) {
-  auto server = start_ext_server({});
-  ASSERT_TRUE(server);
-  RawClient c(*server);
-  negotiate_extended(c);
+TEST_F(ExtServerRaw, WriteAndReadBackWithExtendedReplies) {
+  ASSERT_NO_FATAL_FAILURE(start({}));
+  RawClient& c = *client_;
   const std::string data = [] {
     auto v = random_bytes(8192, 4);
     return std::string(v.begin(), v.end());
@@ -585,17 +602,15 @@ TEST(ExtServerRaw, WriteAndReadBackWithExtendedReplies) {
   EXPECT_EQ(err.offset, 64 * kMiB - 512);
   EXPECT_EQ(get32(err.payload, 0), kEinval);
 
-  const auto requests = log_lines(*server, "req ");
+  const auto requests = log_lines(*server_, "req ");
   ASSERT_GE(requests.size(), 2u);
   EXPECT_EQ(requests[0], "req magic=0x21e41c71 type=1 flags=0x20 offset=70000 length=8192");
   EXPECT_EQ(requests[1], "req magic=0x21e41c71 type=0 flags=0x0 offset=65536 length=131072");
 }
 
-TEST(ExtServerRaw, WriteWithoutPayloadLenIsRefusedAndLogged) {
-  auto server = start_ext_server({});
-  ASSERT_TRUE(server);
-  RawClient c(*server);
-  negotiate_extended(c);
+TEST_F(ExtServerRaw, WriteWithoutPayloadLenIsRefusedAndLogged) {
+  ASSERT_NO_FATAL_FAILURE(start({}));
+  RawClient& c = *client_;
   // Without the flag the length is an effect length and nothing follows: EINVAL, stream in step.
   c.request(true, 0, kCmdWrite, 7, 0, 4096);
   const Reply r = c.reply();
@@ -608,28 +623,23 @@ TEST(ExtServerRaw, WriteWithoutPayloadLenIsRefusedAndLogged) {
   const Reply ok = c.reply();
   EXPECT_EQ(ok.type, kTypeNone);
   EXPECT_EQ(ok.cookie, 9u);
-  const auto violations = log_lines(*server, "violation: ");
+  const auto violations = log_lines(*server_, "violation: ");
   ASSERT_EQ(violations.size(), 1u);
   EXPECT_EQ(violations[0], "violation: NBD_CMD_WRITE without NBD_CMD_FLAG_PAYLOAD_LEN in extended mode");
 }
 
-TEST(ExtServerRaw, CompactRequestAfterExtendedHeadersIsAViolation) {
-  auto server = start_ext_server({});
-  ASSERT_TRUE(server);
-  RawClient c(*server);
-  negotiate_extended(c);
+TEST_F(ExtServerRaw, CompactRequestAfterExtendedHeadersIsAViolation) {
+  ASSERT_NO_FATAL_FAILURE(start({}));
+  RawClient& c = *client_;
   c.request(false, 0, kCmdFlush, 1, 0, 0);
   EXPECT_TRUE(c.hung_up());
-  EXPECT_EQ(log_lines(*server, "req ").at(0).rfind("req magic=0x25609513 type=3 ", 0), 0u);
-  EXPECT_EQ(log_lines(*server, "violation: ").size(), 1u) << ext_server_wire_log(*server);
+  EXPECT_EQ(log_lines(*server_, "req ").at(0).rfind("req magic=0x25609513 type=3 ", 0), 0u);
+  EXPECT_EQ(log_lines(*server_, "violation: ").size(), 1u) << ext_server_wire_log(*server_);
 }
 
-TEST(ExtServerRaw, BlockStatusExtCarries64BitStatus) {
-  auto server = start_ext_server({});
-  ASSERT_TRUE(server);
-  RawClient c(*server);
-  std::map<std::string, uint32_t> ids;
-  negotiate_extended(c, &ids);
+TEST_F(ExtServerRaw, BlockStatusExtCarries64BitStatus) {
+  ASSERT_NO_FATAL_FAILURE(start({}));
+  RawClient& c = *client_;
   c.request(true, kFlagPayloadLen, kCmdWrite, 1, 2 * kBlock, 512, std::string(512, 'x'));
   c.reply();
   c.request(true, 0, kCmdBlockStatus, 2, 0, 4 * kBlock);
@@ -647,27 +657,24 @@ TEST(ExtServerRaw, BlockStatusExtCarries64BitStatus) {
     by_id[s.id] = s;
   }
   const std::vector<std::pair<uint64_t, uint64_t>> base{{2 * kBlock, 3}, {kBlock, 0}, {kBlock, 3}};
-  EXPECT_EQ(by_id[ids["base:allocation"]].extents, base);
+  EXPECT_EQ(by_id[ids_["base:allocation"]].extents, base);
   const std::vector<std::pair<uint64_t, uint64_t>> test{
       {kBlock, kTestBit}, {kBlock, kTestBit | kBlock}, {kBlock, kTestBit | 2 * kBlock}, {kBlock, kTestBit | 3 * kBlock}};
-  EXPECT_EQ(by_id[ids["nbdpp:test"]].extents, test);
+  EXPECT_EQ(by_id[ids_["nbdpp:test"]].extents, test);
 
   // NBD_CMD_FLAG_REQ_ONE from an unaligned offset: one descriptor each, within the request.
   c.request(true, kFlagReqOne, kCmdBlockStatus, 3, 100, 3 * kBlock);
   for (const Reply& r : c.replies()) {
     const StatusChunk s = decode_status(r);
     ASSERT_EQ(s.extents.size(), 1u);
-    EXPECT_EQ(s.extents[0], s.id == ids["nbdpp:test"] ? std::make_pair(kBlock - 100, kTestBit | 100)
+    EXPECT_EQ(s.extents[0], s.id == ids_["nbdpp:test"] ? std::make_pair(kBlock - 100, kTestBit | 100)
                                                       : std::make_pair(2 * kBlock - 100, uint64_t{3}));
   }
 }
 
-TEST(ExtServerRaw, WriteZeroesTakesA64BitLengthWithoutAllocating) {
-  auto server = start_ext_server({"--size", "8G"});
-  ASSERT_TRUE(server);
-  RawClient c(*server);
-  std::map<std::string, uint32_t> ids;
-  negotiate_extended(c, &ids);
+TEST_F(ExtServerRaw, WriteZeroesTakesA64BitLengthWithoutAllocating) {
+  ASSERT_NO_FATAL_FAILURE(start({"--size", "8G"}));
+  RawClient& c = *client_;
   constexpr uint64_t kGiB = 1024 * kMiB;
   c.request(true, kFlagPayloadLen, kCmdWrite, 1, 2 * kGiB, 4096, std::string(4096, 'y'));
   EXPECT_EQ(c.reply().type, kTypeNone);
@@ -683,17 +690,17 @@ TEST(ExtServerRaw, WriteZeroesTakesA64BitLengthWithoutAllocating) {
   c.request(true, 0, kCmdBlockStatus, 4, 0, 8 * kGiB);
   for (const Reply& r : c.replies()) {
     const StatusChunk s = decode_status(r);
-    if (s.id == ids["base:allocation"]) {
+    if (s.id == ids_["base:allocation"]) {
       EXPECT_EQ(s.extents, (std::vector<std::pair<uint64_t, uint64_t>>{{8 * kGiB, 3}}));
     }
   }
   // The server's memory stays small (it never allocated the zeroed range).
   std::string status;
-  ASSERT_EQ(capture("grep VmRSS /proc/" + std::to_string(server->pid()) + "/status", status), 0);
+  ASSERT_EQ(capture("grep VmRSS /proc/" + std::to_string(server_->pid()) + "/status", status), 0);
   EXPECT_LT(std::stoul(status.substr(status.find(':') + 1)), 100u * 1024) << status;  // kB
 }
 
-TEST(ExtServerRaw, BlockStatusPayloadFiltersContexts) {
+TEST_F(ExtServerRaw, BlockStatusPayloadFiltersContexts) {
   auto server = start_ext_server({"--block-status-payload"});
   ASSERT_TRUE(server);
   {
@@ -739,13 +746,10 @@ TEST(ExtServerRaw, BlockStatusPayloadFiltersContexts) {
   EXPECT_TRUE(log_lines(*server, "violation").empty()) << ext_server_wire_log(*server);
 }
 
-TEST(ExtServerRaw, BlockStatusPayloadFormIsRefusedUnlessAdvertised) {
-  auto server = start_ext_server({});
-  ASSERT_TRUE(server);
-  RawClient c(*server);
-  uint16_t tflags = 0;
-  negotiate_extended(c, nullptr, &tflags);
-  EXPECT_EQ(tflags & kTFlagBlockStatusPayload, 0);
+TEST_F(ExtServerRaw, BlockStatusPayloadFormIsRefusedUnlessAdvertised) {
+  ASSERT_NO_FATAL_FAILURE(start({}));
+  RawClient& c = *client_;
+  EXPECT_EQ(tflags_ & kTFlagBlockStatusPayload, 0);
   std::string p;
   put64(p, kBlock);
   put32(p, 1);
@@ -755,7 +759,7 @@ TEST(ExtServerRaw, BlockStatusPayloadFormIsRefusedUnlessAdvertised) {
   EXPECT_EQ(c.reply().cookie, 2u);
 }
 
-TEST(ExtServerRaw, NoExtendedHeadersAnswersUnsup) {
+TEST_F(ExtServerRaw, NoExtendedHeadersAnswersUnsup) {
   auto server = start_ext_server({"--no-extended-headers"});
   ASSERT_TRUE(server);
   RawClient c(*server);
@@ -768,7 +772,7 @@ TEST(ExtServerRaw, NoExtendedHeadersAnswersUnsup) {
   EXPECT_EQ(c.set_meta({"nbdpp:test"}).size(), 0u);
 }
 
-TEST(ExtServerRaw, RequireExtendedRefusesGoUntilNegotiated) {
+TEST_F(ExtServerRaw, RequireExtendedRefusesGoUntilNegotiated) {
   auto server = start_ext_server({"--require-extended"});
   ASSERT_TRUE(server);
   RawClient c(*server);
@@ -781,11 +785,9 @@ TEST(ExtServerRaw, RequireExtendedRefusesGoUntilNegotiated) {
 // ---------------------------------------------------------------------------------------------
 // Each --bad= switch really sends its misbehaviour.
 
-TEST(ExtServerBad, SimpleReplyInExtendedMode) {
-  auto server = start_ext_server({"--bad=simple-reply-in-extended-mode"});
-  ASSERT_TRUE(server);
-  RawClient c(*server);
-  negotiate_extended(c);
+TEST_F(ExtServerBad, SimpleReplyInExtendedMode) {
+  ASSERT_NO_FATAL_FAILURE(start({"--bad=simple-reply-in-extended-mode"}));
+  RawClient& c = *client_;
   c.request(true, 0, kCmdFlush, 1, 0, 0);
   EXPECT_EQ(c.reply().magic, kSimpleReply);
   c.request(true, 0, kCmdRead, 2, 0, 512);
@@ -794,22 +796,18 @@ TEST(ExtServerBad, SimpleReplyInExtendedMode) {
   EXPECT_EQ(r.payload, std::string(512, '\0'));
 }
 
-TEST(ExtServerBad, StructuredReplyInExtendedMode) {
-  auto server = start_ext_server({"--bad=structured-reply-in-extended-mode"});
-  ASSERT_TRUE(server);
-  RawClient c(*server);
-  negotiate_extended(c);
+TEST_F(ExtServerBad, StructuredReplyInExtendedMode) {
+  ASSERT_NO_FATAL_FAILURE(start({"--bad=structured-reply-in-extended-mode"}));
+  RawClient& c = *client_;
   c.request(true, 0, kCmdFlush, 1, 0, 0);
   const Reply r = c.reply();
   EXPECT_EQ(r.magic, kStructuredReply);
   EXPECT_EQ(r.type, kTypeNone);
 }
 
-TEST(ExtServerBad, WrongReplyOffset) {
-  auto server = start_ext_server({"--bad=wrong-reply-offset"});
-  ASSERT_TRUE(server);
-  RawClient c(*server);
-  negotiate_extended(c);
+TEST_F(ExtServerBad, WrongReplyOffset) {
+  ASSERT_NO_FATAL_FAILURE(start({"--bad=wrong-reply-offset"}));
+  RawClient& c = *client_;
   c.request(true, 0, kCmdRead, 1, 4096, 512);
   const Reply r = c.reply();
   EXPECT_EQ(r.magic, kExtendedReply);
@@ -817,11 +815,9 @@ TEST(ExtServerBad, WrongReplyOffset) {
   EXPECT_EQ(get64(r.payload, 0), 4096u) << "only the header is wrong";
 }
 
-TEST(ExtServerBad, CompactBlockStatusInExtendedMode) {
-  auto server = start_ext_server({"--bad=compact-block-status-in-extended-mode"});
-  ASSERT_TRUE(server);
-  RawClient c(*server);
-  negotiate_extended(c);
+TEST_F(ExtServerBad, CompactBlockStatusInExtendedMode) {
+  ASSERT_NO_FATAL_FAILURE(start({"--bad=compact-block-status-in-extended-mode"}));
+  RawClient& c = *client_;
   c.request(true, 0, kCmdBlockStatus, 1, 0, kBlock);
   for (const Reply& r : c.replies()) {
     EXPECT_EQ(r.magic, kExtendedReply);
@@ -830,11 +826,9 @@ TEST(ExtServerBad, CompactBlockStatusInExtendedMode) {
   }
 }
 
-TEST(ExtServerBad, ExtBlockStatusCountMismatch) {
-  auto server = start_ext_server({"--bad=ext-block-status-count-mismatch"});
-  ASSERT_TRUE(server);
-  RawClient c(*server);
-  negotiate_extended(c);
+TEST_F(ExtServerBad, ExtBlockStatusCountMismatch) {
+  ASSERT_NO_FATAL_FAILURE(start({"--bad=ext-block-status-count-mismatch"}));
+  RawClient& c = *client_;
   c.request(true, 0, kCmdBlockStatus, 1, 0, kBlock);
   for (const Reply& r : c.replies()) {
     EXPECT_EQ(r.type, kTypeBsExt);
@@ -842,16 +836,14 @@ TEST(ExtServerBad, ExtBlockStatusCountMismatch) {
   }
 }
 
-TEST(ExtServerBad, ReplyLengthTooLarge) {
-  auto server = start_ext_server({"--bad=reply-length-too-large"});
-  ASSERT_TRUE(server);
-  RawClient c(*server);
-  negotiate_extended(c);
+TEST_F(ExtServerBad, ReplyLengthTooLarge) {
+  ASSERT_NO_FATAL_FAILURE(start({"--bad=reply-length-too-large"}));
+  RawClient& c = *client_;
   c.request(true, 0, kCmdFlush, 1, 0, 0);
   EXPECT_GT(c.reply().length, 64 * kMiB);
 }
 
-TEST(ExtServerBad, BlockStatusExtInStructuredMode) {
+TEST_F(ExtServerBad, BlockStatusExtInStructuredMode) {
   auto server = start_ext_server({"--bad=block-status-ext-in-structured-mode"});
   ASSERT_TRUE(server);
   RawClient c(*server);
@@ -865,15 +857,12 @@ TEST(ExtServerBad, BlockStatusExtInStructuredMode) {
   EXPECT_EQ(decode_status(r).extents, (std::vector<std::pair<uint64_t, uint64_t>>{{kBlock, 3}}));
 }
 
-TEST(ExtServerBad, BlockStatusIgnoresPayloadFilter) {
-  auto server = start_ext_server({"--block-status-payload", "--bad=block-status-ignores-payload-filter"});
-  ASSERT_TRUE(server);
-  RawClient c(*server);
-  std::map<std::string, uint32_t> ids;
-  negotiate_extended(c, &ids);
+TEST_F(ExtServerBad, BlockStatusIgnoresPayloadFilter) {
+  ASSERT_NO_FATAL_FAILURE(start({"--block-status-payload", "--bad=block-status-ignores-payload-filter"}));
+  RawClient& c = *client_;
   std::string p;
   put64(p, kBlock);
-  put32(p, ids["nbdpp:test"]);
+  put32(p, ids_["nbdpp:test"]);
   c.request(true, kFlagPayloadLen, kCmdBlockStatus, 1, 0, p.size(), p);
   EXPECT_EQ(c.replies().size(), 2u);
 }
