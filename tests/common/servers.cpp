@@ -345,9 +345,10 @@ std::string failure_text(const char* what, const std::string& why, const std::ve
 }
 
 // Runs a server that stays in the foreground as our child and writes DIR/pid once it listens
-// (nbdkit -P, qemu-nbd --pid-file: both after listen()).
+// (nbdkit -P, qemu-nbd --pid-file: both after listen()).  With port_file, the server chose its
+// own TCP port and wrote it there before its pidfile.
 Attempt start_foreground(const char* what, TmpDir dir, const std::vector<std::string>& argv,
-                         Address address) {
+                         Address address, const std::string& port_file = "") {
   Attempt attempt;
   const std::string log_path = dir.path() + "/log";
   const std::string pidfile = dir.path() + "/pid";
@@ -366,6 +367,11 @@ Attempt start_foreground(const char* what, TmpDir dir, const std::vector<std::st
       break;
     }
     if (read_pidfile(pidfile) > 0) {
+      if (!port_file.empty()) {
+        address.port = read_file(port_file);
+        if (!address.port.empty() && address.port.back() == '\n')
+          address.port.pop_back();
+      }
       attempt.server = std::make_unique<Server>(std::move(dir), pid, false, std::move(address));
       return attempt;
     }
@@ -647,6 +653,31 @@ std::unique_ptr<Server> start_nbd_server(std::vector<NbdServerExport> exports, b
   return start_with_retries(true,
                             [&]() { return start_nbd_server_once(exports, unix_socket, generic_config); });
 }
+
+std::unique_ptr<Server> start_ext_server(std::vector<std::string> args, bool tcp, std::string export_name) {
+  return start_with_retries(false, [&]() {
+    TmpDir dir = server_dir();
+    Address address;
+    address.export_name = export_name;
+    std::vector<std::string> argv{ext_server_path(), "--exit-with-parent", "--pid-file", dir.path() + "/pid",
+                                  "--log", dir.path() + "/wire.log"};
+    std::string port_file;
+    if (tcp) {
+      address.host = kLoopback;
+      port_file = dir.path() + "/port";
+      argv.insert(argv.end(), {"--port", "0", "--port-file", port_file});
+    } else {
+      address.unix_socket = dir.path() + "/sock";
+      argv.insert(argv.end(), {"--unix", address.unix_socket});
+    }
+    argv.insert(argv.end(), args.begin(), args.end());
+    return start_foreground("nbd_ext_server", std::move(dir), argv, std::move(address), port_file);
+  });
+}
+
+const char* ext_server_path() { return NBD_EXT_SERVER_PATH; }
+
+std::string ext_server_wire_log(const Server& server) { return read_file(server.dir() + "/wire.log"); }
 
 bool have_program(const char* name) {
   const auto executable = [](const std::string& path) {

@@ -39,7 +39,7 @@ struct Address {
 
 // A running server.  The destructor stops it (SIGTERM, SIGKILL after a bounded wait, always reaped)
 // and then removes its directory, so nothing is left behind.  If the test binary itself dies, only
-// nbdkit (--exit-with-parent) goes with it; qemu-nbd and nbd-server keep running.  When group is true, pid leads its own
+// nbdkit and nbd_ext_server (--exit-with-parent) go with it; qemu-nbd and nbd-server keep running.  When group is true, pid leads its own
 // process group (a daemon after setsid) and every process in the group is signalled and reaped.
 class Server {
  public:
@@ -111,6 +111,24 @@ struct NbdServerExport {
 // requires a client certificate), force_tls = true.
 std::unique_ptr<Server> start_nbd_server(std::vector<NbdServerExport> exports, bool unix_socket = false,
                                          std::vector<std::string> generic_config = {});
+
+// tests/extserver's nbd_ext_server (built with the tests), which speaks NBD_OPT_EXTENDED_HEADERS:
+// nbd_ext_server --exit-with-parent --pid-file DIR/pid --log DIR/wire.log
+// {--unix DIR/sock | --port 0 --port-file DIR/port} ARGS...  args are its options (--size,
+// --export, --block-status-payload, --bad=NAME, ...; nbd_ext_server --help lists them).  TCP
+// listens on 127.0.0.1 and a port the server picks itself, so no port can be taken meanwhile.
+// Ready when the pidfile is written (after listen and the port file).  uri() names export_name,
+// which should be one of its --export names or "" (its first export).  --exit-with-parent as for
+// start_nbdkit: start it from the test's thread.  On failure: ADD_FAILURE with its output, nullptr.
+std::unique_ptr<Server> start_ext_server(std::vector<std::string> args, bool tcp = false,
+                                         std::string export_name = "");
+// The path of nbd_ext_server, e.g. for nbd_connect_command(h, {path, "--stdio", ...}).
+const char* ext_server_path();
+// What server (from start_ext_server) has written to its wire log so far: a line per option
+// ("opt 11"), per entry into transmission ("transmission mode=extended export=\"\""), per request
+// ("req magic=0x21e41c71 type=1 flags=0x20 offset=0 length=4096") and per client violation
+// ("violation: ...").
+std::string ext_server_wire_log(const Server& server);
 
 // Whether name is an executable file on $PATH (or at that path if name has a slash).
 bool have_program(const char* name);
