@@ -23,6 +23,7 @@
 #include <filesystem>
 #include <functional>
 #include <optional>
+#include <sstream>
 #include <string_view>
 #include <system_error>
 #include <utility>
@@ -678,6 +679,27 @@ std::unique_ptr<Server> start_ext_server(std::vector<std::string> args, bool tcp
 const char* ext_server_path() { return NBD_EXT_SERVER_PATH; }
 
 std::string ext_server_wire_log(const Server& server) { return read_file(server.dir() + "/wire.log"); }
+
+std::vector<std::string> ext_server_log_lines(const Server& server, std::string_view prefix) {
+  std::vector<std::string> out;
+  std::istringstream in(ext_server_wire_log(server));
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind(prefix, 0) == 0)
+      out.push_back(line);
+  return out;
+}
+
+bool wait_for_ext_server_log(const Server& server, std::string_view prefix) {
+  // The log is a file: look again every millisecond, as for pidfiles.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (ext_server_log_lines(server, prefix).empty()) {
+    if (std::chrono::steady_clock::now() >= deadline)
+      return false;
+    const timespec ms{0, 1'000'000};
+    nanosleep(&ms, nullptr);
+  }
+  return true;
+}
 
 bool have_program(const char* name) {
   const auto executable = [](const std::string& path) {

@@ -6,6 +6,7 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace nbd_test {
@@ -129,6 +130,11 @@ const char* ext_server_path();
 // ("req magic=0x21e41c71 type=1 flags=0x20 offset=0 length=4096") and per client violation
 // ("violation: ...").
 std::string ext_server_wire_log(const Server& server);
+// The lines of that log that start with prefix.
+std::vector<std::string> ext_server_log_lines(const Server& server, std::string_view prefix);
+// Waits (10 s at most) until the log has a line starting with prefix: the server logs a request
+// when it reads it, which can be after the client has moved on.
+bool wait_for_ext_server_log(const Server& server, std::string_view prefix);
 
 // Whether name is an executable file on $PATH (or at that path if name has a slash).
 bool have_program(const char* name);
