@@ -60,6 +60,10 @@ struct nbd_handle {
   bool tls_verify_peer = true;
   std::optional<std::string> tls_username;  // unset: the login name
   std::string tls_psk_file;
+  std::string tls_hostname;  // empty: the host connected to (see tls_hostname_in_effect)
+
+  // The name a server started by socket activation sees in LISTEN_FDNAMES (empty: "unknown").
+  std::string socket_activation_name;
 
   // Command settings.
   bool pread_initialize = true;
@@ -177,3 +181,13 @@ struct nbd_handle {
   uint32_t rlength = 0;
   uint64_t roffset = 0;          // offset of the current data chunk
 };
+
+namespace nbd {
+
+// The name a TLS session checks the server's certificate against and sends as SNI, as
+// nbd_get_tls_hostname reports it: the one set with nbd_set_tls_hostname (or tls-hostname= in
+// a URI), else the TCP host connected to; empty (the chain alone is checked) on a Unix
+// socket, vsock, a command or ssh, where no host name names the NBD server.
+std::string tls_hostname_in_effect(const nbd_handle& h);
+
+}  // namespace nbd
