@@ -74,6 +74,20 @@ struct nbd_handle {
   int uri_allow_tls = LIBNBD_TLS_ALLOW;
   bool uri_allow_local_file = false;
 
+  // Settings of libnbd 1.16-1.22 (issue 17).  The generated setters store them and the getters
+  // read them (api.yaml `setting:`); the connect, handshake and TLS code does not use them yet.
+  std::string socket_activation_name;     // LISTEN_FDNAMES for socket activation; "": none
+  std::string tls_hostname;               // name the certificate must carry; "": the host's
+  bool request_meta_context = true;       // connect / opt_go / opt_info select meta contexts
+  bool request_extended_headers = true;   // the handshake asks for NBD_OPT_EXTENDED_HEADERS
+
+  // Traffic statistics (nbd_stats_*): plaintext protocol bytes and messages ("chunks") in each
+  // direction, counted by the core as it sends and receives; read by generated getters.
+  uint64_t bytes_sent = 0;
+  uint64_t chunks_sent = 0;
+  uint64_t bytes_received = 0;
+  uint64_t chunks_received = 0;
+
   // The concurrent writer (nbd_set_concurrent_writer).  writer_error is written by any thread
   // without the lock, so it is atomic; only its first non-zero value counts.  wake_fd (an
   // eventfd, made with the writer) is signalled with it, so nbd_poll wakes up for it.
@@ -140,6 +154,15 @@ struct nbd_handle {
   bool structured_replies = false;
   bool tls_negotiated = false;
   uint32_t block_minimum = 0, block_preferred = 0, block_maximum = 0;
+  // The largest write payload the client sends (LIBNBD_SIZE_PAYLOAD, LIBNBD_STRICT_PAYLOAD):
+  // the server's maximum kept within [1 MiB, 64 MiB], since proto.md lets a client send 1 MiB
+  // even to a smaller export; 32 MiB when the server names no maximum (as libnbd).
+  uint32_t payload_maximum() const {
+    constexpr uint32_t kMiB = 1024 * 1024;
+    if (block_maximum == 0)
+      return 32 * kMiB;
+    return block_maximum < kMiB ? kMiB : (block_maximum > 64 * kMiB ? 64 * kMiB : block_maximum);
+  }
   std::optional<std::string> canonical_name;
   std::optional<std::string> description;
   struct MetaContext {

@@ -58,6 +58,8 @@ int64_t unlocked_get_block_size(nbd_handle& h, int size_type) {
       return h.block_minimum;
     case LIBNBD_SIZE_PREFERRED:
       return h.block_preferred;
+    case LIBNBD_SIZE_PAYLOAD:
+      return h.payload_maximum();
     default:
       return h.block_maximum;
   }

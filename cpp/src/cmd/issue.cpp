@@ -85,6 +85,10 @@ int check_request(nbd_handle& h, const CommandSpec& s) {
       return set_error(EINVAL, "server does not support the DF flag");
     if ((s.flags & LIBNBD_CMD_FLAG_FAST_ZERO) != 0 && (h.eflags & kFlagSendFastZero) == 0)
       return set_error(EINVAL, "server does not support the FAST_ZERO flag");
+    // PAYLOAD_LEN belongs on a write exactly when extended headers are in use, which this
+    // library does not negotiate yet (LIBNBD_STRICT_AUTO_FLAG has already cleared it).
+    if (s.type == kCmdWrite && (s.flags & LIBNBD_CMD_FLAG_PAYLOAD_LEN) != 0)
+      return set_error(EINVAL, "incorrect setting for PAYLOAD_LEN flag");
   }
   if (h.disconnect_requested)
     return set_error(EINVAL, "cannot request more commands after NBD_CMD_DISC");
@@ -98,6 +102,9 @@ int check_request(nbd_handle& h, const CommandSpec& s) {
     return set_error(EINVAL, "request is unaligned");
   // The size limits hold whatever the strict mode: the wire has 32 bits for the count, and
   // no server takes more than 64 MiB of data in one request.
+  if ((strict & LIBNBD_STRICT_PAYLOAD) != 0 && s.type == kCmdWrite && s.count > h.payload_maximum())
+    return set_error(ERANGE, "request too large: maximum payload size is %" PRIu32,
+                     h.payload_maximum());
   const bool data = s.type == kCmdRead || s.type == kCmdWrite;
   if (data && s.count > kMaxRequest)
     return set_error(ERANGE, "request too large: maximum request size is %" PRIu64, kMaxRequest);
