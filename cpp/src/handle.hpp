@@ -60,10 +60,6 @@ struct nbd_handle {
   bool tls_verify_peer = true;
   std::optional<std::string> tls_username;  // unset: the login name
   std::string tls_psk_file;
-  std::string tls_hostname;  // empty: the host connected to (see tls_hostname_in_effect)
-
-  // The name a server started by socket activation sees in LISTEN_FDNAMES (empty: "unknown").
-  std::string socket_activation_name;
 
   // Command settings.
   bool pread_initialize = true;
@@ -75,9 +71,13 @@ struct nbd_handle {
   bool uri_allow_local_file = false;
 
   // Settings of libnbd 1.16-1.22 (issue 17).  The generated setters store them and the getters
-  // read them (api.yaml `setting:`); the connect, handshake and TLS code does not use them yet.
-  std::string socket_activation_name;     // LISTEN_FDNAMES for socket activation; "": none
-  std::string tls_hostname;               // name the certificate must carry; "": the host's
+  // read them (api.yaml `setting:`), except the hand-written ones named below.
+  // Socket activation passes it in LISTEN_FDNAMES ("": "unknown"); nbd_set_socket_activation_name
+  // checks it.
+  std::string socket_activation_name;
+  // Checked against the certificate and sent as SNI; "": the TCP host connected to, if any.
+  // nbd_get_tls_hostname reports tls_hostname_in_effect.
+  std::string tls_hostname;
   bool request_meta_context = true;       // connect / opt_go / opt_info select meta contexts
   bool request_extended_headers = true;   // the handshake asks for NBD_OPT_EXTENDED_HEADERS
 

@@ -35,8 +35,6 @@ constexpr std::string_view kListenVars[] = {"LISTEN_PID=", "LISTEN_FDS=", "LISTE
 // What sd_listen_fds_with_names(3) reports for a socket without a name: libnbd passes it
 // when no name was set, so an inherited LISTEN_FDNAMES never reaches the child.
 constexpr const char kUnnamedSocket[] = "unknown";
-// TODO(soon): LIBNBD_ALLOW_TRANSPORT_SSH once i17-gen's api.yaml entry is merged.
-constexpr uint32_t kAllowTransportSsh = 0x08;
 
 // Waits for the handshake: done once the handle leaves the connecting states.
 int wait_connected(nbd_handle& h) {
@@ -309,7 +307,7 @@ int unlocked_aio_connect_uri(nbd_handle& h, const char* uri) {
       need = LIBNBD_ALLOW_TRANSPORT_VSOCK;
       break;
     case ParsedUri::Transport::Ssh:
-      need = kAllowTransportSsh;
+      need = LIBNBD_ALLOW_TRANSPORT_SSH;
       break;
   }
   if ((h.uri_allow_transports & need) == 0)
@@ -390,6 +388,8 @@ int unlocked_connect_command(nbd_handle& h, char** argv) {
 int unlocked_connect_systemd_socket_activation(nbd_handle& h, char** argv) {
   return unlocked_aio_connect_systemd_socket_activation(h, argv) == -1 ? -1 : wait_connected(h);
 }
+
+int unlocked_is_uri(nbd_handle& /*h*/, const char* uri) { return is_uri(uri) ? 1 : 0; }
 
 char* unlocked_get_uri(nbd_handle& h) {
   if (!h.uri_info) {
