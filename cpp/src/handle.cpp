@@ -74,6 +74,14 @@ void nbd_handle::release_idle_memory() {
 
 namespace nbd {
 
+std::string tls_hostname_in_effect(const nbd_handle& h) {
+  if (!h.tls_hostname.empty())
+    return h.tls_hostname;
+  if (h.uri_info && h.uri_info->transport == ParsedUri::Transport::Tcp)
+    return h.uri_info->host;
+  return "";
+}
+
 nbd_handle* unlocked_create() {
   auto* h = new nbd_handle;
   if (h->debug_enabled())

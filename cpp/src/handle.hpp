@@ -70,10 +70,14 @@ struct nbd_handle {
   int uri_allow_tls = LIBNBD_TLS_ALLOW;
   bool uri_allow_local_file = false;
 
-  // Settings of libnbd 1.16-1.22.  The generated setters store them and the getters read them
-  // (api.yaml `setting:`).
-  std::string socket_activation_name;     // LISTEN_FDNAMES for socket activation; "": none
-  std::string tls_hostname;               // name the certificate must carry; "": the host's
+  // Settings of libnbd 1.16-1.22.  The generated setters store them and the getters
+  // read them (api.yaml `setting:`), except the hand-written ones named below.
+  // Socket activation passes it in LISTEN_FDNAMES ("": "unknown"); nbd_set_socket_activation_name
+  // checks it.
+  std::string socket_activation_name;
+  // Checked against the certificate and sent as SNI; "": the TCP host connected to, if any.
+  // nbd_get_tls_hostname reports tls_hostname_in_effect.
+  std::string tls_hostname;
   bool request_meta_context = true;       // connect / opt_go / opt_info select meta contexts
   bool request_extended_headers = true;   // the handshake asks for NBD_OPT_EXTENDED_HEADERS
 
@@ -207,3 +211,13 @@ struct nbd_handle {
   uint64_t roffset = 0;          // offset of the current data chunk
   bool rskip = false;            // the current chunk is read only to be dropped
 };
+
+namespace nbd {
+
+// The name a TLS session checks the server's certificate against and sends as SNI, as
+// nbd_get_tls_hostname reports it: the one set with nbd_set_tls_hostname (or tls-hostname= in
+// a URI), else the TCP host connected to; empty (the chain alone is checked) on a Unix
+// socket, vsock, a command or ssh, where no host name names the NBD server.
+std::string tls_hostname_in_effect(const nbd_handle& h);
+
+}  // namespace nbd

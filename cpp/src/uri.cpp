@@ -17,6 +17,7 @@ namespace {
 using Transport = ParsedUri::Transport;
 
 constexpr std::string_view kDefaultPort = "10809";  // IANA's NBD port (doc/uri.md "authority")
+constexpr std::string_view kDefaultSshPort = "22";
 constexpr uint32_t kDefaultPortNumber = 10809;
 // VMADDR_CID_HOST: libnbd connects "nbd+vsock:///" to the hypervisor, as its man page shows.
 constexpr uint32_t kVsockCidHost = 2;
@@ -30,13 +31,16 @@ struct Scheme {
   bool tls;
 };
 
-constexpr std::array<Scheme, 6> kSchemes = {{
+// Written in lower case: nbd_get_uri gives these back, whatever case the URI used.
+constexpr std::array<Scheme, 8> kSchemes = {{
     {"nbd", Transport::Tcp, false},
     {"nbds", Transport::Tcp, true},
     {"nbd+unix", Transport::Unix, false},
     {"nbds+unix", Transport::Unix, true},
     {"nbd+vsock", Transport::Vsock, false},
     {"nbds+vsock", Transport::Vsock, true},
+    {"nbd+ssh", Transport::Ssh, false},
+    {"nbds+ssh", Transport::Ssh, true},
 }};
 
 // RFC 3986 section 2: the character classes the grammar below is built from.
@@ -174,10 +178,10 @@ bool is_service_name(std::string_view s) {
   return letter;
 }
 
-// The TCP port: empty means the default (RFC 3986 3.2.3 allows "host:"), a number must be
+// A TCP port: empty means the default (RFC 3986 3.2.3 allows "host:"), a number must be
 // 1..65535, and anything else must be a service name.  Numbers come back without leading zeros.
-std::optional<std::string> parse_tcp_port(std::string_view raw) {
-  if (raw.empty()) return std::string(kDefaultPort);
+std::optional<std::string> parse_tcp_port(std::string_view raw, std::string_view default_port) {
+  if (raw.empty()) return std::string(default_port);
   bool numeric = true;
   for (char c : raw) numeric = numeric && is_digit(c);
   if (numeric) {
@@ -222,11 +226,12 @@ std::optional<std::string> parse_ipv6_literal(std::string_view literal) {
   return addr_str;
 }
 
-// tls-verify-peer takes the usual spellings of a boolean, in any case.
+// tls-verify-peer takes the usual spellings of a boolean, in any case, and the one-letter
+// forms libnbd 1.22 reads too (t/f, y/n).
 std::optional<bool> parse_bool(std::string_view s) {
-  for (std::string_view t : {"true", "yes", "on", "1"})
+  for (std::string_view t : {"true", "yes", "on", "1", "t", "y"})
     if (equals_ignore_case(s, t)) return true;
-  for (std::string_view f : {"false", "no", "off", "0"})
+  for (std::string_view f : {"false", "no", "off", "0", "f", "n"})
     if (equals_ignore_case(s, f)) return false;
   return std::nullopt;
 }
@@ -328,7 +333,52 @@ void append_query(std::string& out, bool& first, std::string_view key, std::stri
   append_encoded(out, value, is_query_value_safe);
 }
 
+// s as one word for the remote login shell: unchanged when it holds only characters no common
+// shell treats specially ('=' and '%' are left out: zsh expands a leading "=word"), else in
+// single quotes (a quote inside written as '\'').
+std::string shell_word(std::string_view s) {
+  auto plain = [](char c) {
+    return is_alpha(c) || is_digit(c) || c == '/' || c == '.' || c == '_' || c == '-' ||
+           c == '+' || c == ',' || c == ':' || c == '@';
+  };
+  bool quote = s.empty();
+  for (char c : s) quote = quote || !plain(c);
+  if (!quote) return std::string(s);
+  std::string out = "'";
+  for (char c : s) {
+    if (c == '\'')
+      out += "'\\''";
+    else
+      out += c;
+  }
+  out += '\'';
+  return out;
+}
+
 }  // namespace
+
+bool is_uri(std::string_view uri) {
+  for (const Scheme& s : kSchemes) {
+    const size_t n = s.name.size();
+    if (uri.size() >= n + 3 && equals_ignore_case(uri.substr(0, n), s.name) &&
+        uri.substr(n, 3) == "://")
+      return true;
+  }
+  return false;
+}
+
+std::vector<std::string> ssh_command(const ParsedUri& u) {
+  std::vector<std::string> argv{"ssh", "-p", u.port.empty() ? std::string(kDefaultSshPort) : u.port,
+                                u.host, "nc"};
+  if (u.socket.empty()) {
+    argv.emplace_back("localhost");
+    argv.emplace_back(kDefaultPort);
+  } else {
+    argv.emplace_back("-U");
+    argv.push_back(shell_word(u.socket.front() == '-' ? "./" + u.socket : u.socket));
+  }
+  return argv;
+}
 
 std::optional<ParsedUri> parse_uri(std::string_view uri) {
   // Control characters (and NUL, which only a C++ caller can pass) are never valid in a URI
@@ -341,8 +391,8 @@ std::optional<ParsedUri> parse_uri(std::string_view uri) {
     }
   }
 
-  // Scheme (RFC 3986 3.1): ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ).  Compared with case,
-  // as libnbd does: "NBD://" is not an NBD URI there, so it is not one here.
+  // Scheme (RFC 3986 3.1): ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ).  Compared without
+  // case (RFC 3986 3.1; libnbd since 1.16): "NBD://" is "nbd://".
   size_t colon = uri.find(':');
   std::string_view scheme_raw = colon == std::string_view::npos ? "" : uri.substr(0, colon);
   bool scheme_ok = !scheme_raw.empty() && is_alpha(scheme_raw.front());
@@ -355,7 +405,7 @@ std::optional<ParsedUri> parse_uri(std::string_view uri) {
   }
   const Scheme* scheme = nullptr;
   for (const Scheme& s : kSchemes)
-    if (scheme_raw == s.name) scheme = &s;
+    if (equals_ignore_case(scheme_raw, s.name)) scheme = &s;
   if (scheme == nullptr) {
     set_error(EINVAL, "unknown NBD URI scheme: %s", printable(scheme_raw).c_str());
     return std::nullopt;
@@ -390,9 +440,28 @@ std::optional<ParsedUri> parse_uri(std::string_view uri) {
   switch (p.transport) {
     case Transport::Tcp: {
       // No host means this machine, as in libnbd ("nbd://" is localhost:10809).
-      std::optional<std::string> port = parse_tcp_port(auth->port);
+      std::optional<std::string> port = parse_tcp_port(auth->port, kDefaultPort);
       if (!port) return std::nullopt;
       p.host = auth->host.empty() ? "localhost" : std::move(auth->host);
+      p.port = std::move(*port);
+      break;
+    }
+    case Transport::Ssh: {
+      // The authority names the ssh server, which has no default (libnbd: "SSH transport
+      // requires a server name"); the port is ssh's.  A host starting with '-' would reach
+      // ssh as an option (-oProxyCommand=... runs a command), so it is refused.
+      if (auth->host.empty()) {
+        set_error(EINVAL, "%s: URIs need the name of the ssh server", sname);
+        return std::nullopt;
+      }
+      if (auth->host.front() == '-') {
+        set_error(EINVAL, "invalid ssh server name in URI (it must not start with '-'): %s",
+                  printable(auth->host).c_str());
+        return std::nullopt;
+      }
+      std::optional<std::string> port = parse_tcp_port(auth->port, kDefaultSshPort);
+      if (!port) return std::nullopt;
+      p.host = std::move(auth->host);
       p.port = std::move(*port);
       break;
     }
@@ -438,7 +507,8 @@ std::optional<ParsedUri> parse_uri(std::string_view uri) {
 
   // Query: key[=value] pairs separated by '&' or ';' (libnbd accepts both).  A key without '='
   // has the empty value; empty pairs are skipped; unknown keys are ignored and a repeated key
-  // takes its last value, as in libnbd; escapes must be well formed everywhere.
+  // takes its last value, as in libnbd; escapes must be well formed everywhere.  Keys compare
+  // without case, as libnbd's do.
   bool have_socket = false;
   while (!query.empty()) {
     size_t end = query.find_first_of("&;");
@@ -452,14 +522,16 @@ std::optional<ParsedUri> parse_uri(std::string_view uri) {
         decode(eq == std::string_view::npos ? "" : pair.substr(eq + 1), "query", is_query_char);
     if (!value) return std::nullopt;
 
-    if (*key == "socket") {
+    if (equals_ignore_case(*key, "socket")) {
       have_socket = true;
       p.socket = std::move(*value);
-    } else if (*key == "tls-certificates") {
+    } else if (equals_ignore_case(*key, "tls-certificates")) {
       p.tls_certificates = std::move(*value);
-    } else if (*key == "tls-psk-file") {
+    } else if (equals_ignore_case(*key, "tls-psk-file")) {
       p.tls_psk_file = std::move(*value);
-    } else if (*key == "tls-verify-peer") {
+    } else if (equals_ignore_case(*key, "tls-hostname")) {
+      p.tls_hostname = std::move(*value);
+    } else if (equals_ignore_case(*key, "tls-verify-peer")) {
       p.tls_verify_peer = parse_bool(*value);
       if (!p.tls_verify_peer) {
         set_error(EINVAL,
@@ -471,7 +543,8 @@ std::optional<ParsedUri> parse_uri(std::string_view uri) {
     }
   }
 
-  if (p.transport == Transport::Unix) {
+  if (p.transport == Transport::Unix || (p.transport == Transport::Ssh && have_socket)) {
+    // socket= is required for Unix, optional for Ssh (the remote side's socket).
     if (!have_socket) {
       set_error(EINVAL, "%s: URIs need a socket= query parameter", sname);
       return std::nullopt;
@@ -480,7 +553,7 @@ std::optional<ParsedUri> parse_uri(std::string_view uri) {
       set_error(EINVAL, "%s: the socket= query parameter must not be empty", sname);
       return std::nullopt;
     }
-  } else if (have_socket) {
+  } else if (have_socket && p.transport != Transport::Ssh) {
     set_error(EINVAL, "%s: URIs must not have a socket= query parameter (did you mean %s+unix://?)",
               sname, p.tls ? "nbds" : "nbd");
     return std::nullopt;
@@ -497,6 +570,7 @@ std::string format_uri(const ParsedUri& u) {
   }
   switch (u.transport) {
     case Transport::Tcp:
+    case Transport::Ssh:
       // Only an IPv6 literal can contain ':' (RFC 3986 3.2.2), so it alone needs brackets.
       if (u.host.find(':') != std::string::npos) {
         out += '[';
@@ -507,7 +581,10 @@ std::string format_uri(const ParsedUri& u) {
       }
       // The port is always written, as libnbd does (nbd_get_uri callers may compare).
       out += ':';
-      append_encoded(out, u.port.empty() ? std::string(kDefaultPort) : u.port, is_unreserved);
+      if (!u.port.empty())
+        append_encoded(out, u.port, is_unreserved);
+      else
+        out += u.transport == Transport::Ssh ? kDefaultSshPort : kDefaultPort;
       break;
     case Transport::Unix:
       break;
@@ -521,9 +598,11 @@ std::string format_uri(const ParsedUri& u) {
   append_encoded(out, u.export_name, is_path_char);  // '?', '#', '%' get escaped
 
   bool first = true;
-  if (u.transport == Transport::Unix) append_query(out, first, "socket", u.socket);
+  if (u.transport == Transport::Unix || (u.transport == Transport::Ssh && !u.socket.empty()))
+    append_query(out, first, "socket", u.socket);
   if (u.tls_certificates) append_query(out, first, "tls-certificates", *u.tls_certificates);
   if (u.tls_psk_file) append_query(out, first, "tls-psk-file", *u.tls_psk_file);
+  if (u.tls_hostname) append_query(out, first, "tls-hostname", *u.tls_hostname);
   if (u.tls_verify_peer)
     append_query(out, first, "tls-verify-peer", *u.tls_verify_peer ? "true" : "false");
   return out;

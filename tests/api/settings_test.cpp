@@ -182,3 +182,21 @@ TEST(Settings, LibnbdDebugEnvironmentEnablesDebug) {
   EXPECT_EQ(nbd_get_debug(h), 0);
   nbd_close(h);
 }
+
+// nbd_is_uri (libnbd 1.22): one of the eight NBD schemes and "://", in any case, decides; what
+// follows is not looked at, and the handle's URI rules do not matter.  It fails only for NULL.
+TEST_F(ApiTest, IsUri) {
+  for (const char* yes : {"nbd://", "nbds://h:1/x", "nbd+unix:///?socket=/s", "nbds+unix://",
+                          "nbd+vsock:///", "nbds+vsock://2", "nbd+ssh://h", "nbds+ssh://h",
+                          "NBD://H", "Nbd+Unix://", "nbd://%%% not [a] uri"}) {
+    EXPECT_EQ(nbd_is_uri(h, yes), 1) << yes;
+  }
+  for (const char* no : {"", "nbd", "nbd:", "nbd:/x", "nbd:x", "nbd+tcp://h", "http://h",
+                         " nbd://h", "/tmp/disk.img", "disk.img", "localhost:10809"}) {
+    EXPECT_EQ(nbd_is_uri(h, no), 0) << no;
+  }
+  ASSERT_EQ(nbd_set_uri_allow_transports(h, LIBNBD_ALLOW_TRANSPORT_TCP), 0);
+  EXPECT_EQ(nbd_is_uri(h, "nbd+ssh://h"), 1);  // allowed or not, it is a URI
+  EXPECT_EQ(nbd_is_uri(h, nullptr), -1);
+  EXPECT_TRUE(last_error_is(EFAULT, "nbd_is_uri: uri cannot be NULL"));
+}

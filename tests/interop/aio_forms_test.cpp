@@ -31,6 +31,7 @@ using nbd_test::last_error_is;
 using nbd_test::poll_until;
 using nbd_test::random_bytes;
 using nbd_test::start_nbdkit;
+using nbd_test::take;
 
 // A completion callback that also keeps the error it was given; returns 0, so the command waits
 // for nbd_aio_command_completed.
@@ -102,6 +103,33 @@ TEST(AioForms, ConnectUri) {
   aio_round_trip(h, 4096, 65536, 1);
   EXPECT_EQ(nbd_aio_connect_uri(h, srv->uri().c_str()), -1);  // one connection per handle
   EXPECT_TRUE(last_error_is(EINVAL, "nbd_aio_connect_uri: invalid state: READY"));
+}
+
+// libnbd 1.16: the scheme in any case, through both connect calls; nbd_get_uri answers with the
+// canonical lower-case one.
+TEST(AioForms, ConnectUriSchemeInAnyCase) {
+  NBD_TEST_REQUIRE_PROGRAM("nbdkit");
+  auto srv = start_nbdkit({"memory", "1M"});
+  ASSERT_TRUE(srv);
+  const std::string lower = "nbd+unix:///?socket=" + srv->unix_socket();
+  for (const char* scheme : {"NBD+UNIX", "Nbd+Unix"}) {
+    SCOPED_TRACE(scheme);
+    const std::string uri = scheme + lower.substr(8);
+    Handle a;
+    ASSERT_EQ(nbd_aio_connect_uri(a, uri.c_str()), 0) << nbd_get_error();
+    ASSERT_TRUE(drive_to_ready(a)) << nbd_get_error();
+    aio_round_trip(a, 0, 4096, 4);
+    EXPECT_EQ(take(nbd_get_uri(a)), lower);
+    Handle s;
+    ASSERT_EQ(nbd_connect_uri(s, uri.c_str()), 0) << nbd_get_error();
+    EXPECT_EQ(nbd_get_size(s), 1048576);
+    EXPECT_EQ(take(nbd_get_uri(s)), lower);
+  }
+  auto tcp = start_nbdkit({"memory", "1M"}, true);
+  ASSERT_TRUE(tcp);
+  Handle t;
+  ASSERT_EQ(nbd_connect_uri(t, ("NBD://127.0.0.1:" + tcp->port() + "/").c_str()), 0) << nbd_get_error();
+  EXPECT_EQ(take(nbd_get_uri(t)), "nbd://127.0.0.1:" + tcp->port() + "/");
 }
 
 TEST(AioForms, ConnectTcp) {

@@ -640,6 +640,95 @@ TEST_F(TlsNbdkit, WrongHostNameAcceptedOverUnix) {
   expect_tls_round_trip(h, 28);
 }
 
+// ---- nbd_set_tls_hostname (libnbd 1.22) ----
+
+// The certificate names wrong.example only: connecting to 127.0.0.1 is refused until the name
+// the certificate must carry is set, with the call or with tls-hostname= in the URI.
+TEST_F(TlsNbdkit, TlsHostnameIsCheckedInsteadOfTheAddress) {
+  NBD_START_NBDKIT(certs_from(pki->wrong_host_dir), true);
+  {
+    Handle c;
+    ASSERT_EQ(nbd_set_tls(c, LIBNBD_TLS_REQUIRE), 0);
+    ASSERT_EQ(nbd_set_tls_certificates(c, pki->dir.c_str()), 0);
+    const int rc = nbd_connect_tcp(c, "127.0.0.1", server->port().c_str());
+    expect_refused(c, rc, EACCES, "nbd_connect_tcp: TLS: the server's certificate was not accepted: ");
+  }
+  use_certificates(pki->dir);
+  ASSERT_EQ(nbd_set_tls_hostname(h, "wrong.example"), 0) << nbd_get_error();
+  EXPECT_EQ(take(nbd_get_tls_hostname(h)), "wrong.example");
+  ASSERT_EQ(nbd_connect_tcp(h, "127.0.0.1", server->port().c_str()), 0) << nbd_get_error();
+  EXPECT_EQ(take(nbd_get_tls_hostname(h)), "wrong.example");
+  // The URI of the connection carries the name, so it connects the same way again.
+  EXPECT_EQ(take(nbd_get_uri(h)), "nbds://127.0.0.1:" + server->port() + "/?tls-certificates=" +
+                                      uri_escape(pki->dir) + "&tls-hostname=wrong.example");
+  expect_tls_round_trip(h, 61);
+}
+
+TEST_F(TlsNbdkit, TlsHostnameInUri) {
+  NBD_START_NBDKIT(certs_from(pki->wrong_host_dir), true);
+  const std::string uri = tls_uri(*server, certs_query(pki->dir) + "&tls-hostname=wrong.example", "", "127.0.0.1");
+  ASSERT_EQ(connect_uri(uri), 0) << nbd_get_error();
+  EXPECT_EQ(take(nbd_get_tls_hostname(h)), "wrong.example");
+  EXPECT_EQ(take(nbd_get_uri(h)), uri);
+  expect_tls_round_trip(h, 62);
+}
+
+// The name set wins over the host connected to, even where the host would have matched.
+TEST_F(TlsNbdkit, TlsHostnameOverridesAMatchingHost) {
+  NBD_START_NBDKIT(certs(), true);
+  use_certificates(pki->dir);
+  ASSERT_EQ(nbd_set_tls_hostname(h, "wrong.example"), 0) << nbd_get_error();
+  const int rc = nbd_connect_tcp(h, "localhost", server->port().c_str());
+  expect_refused(h, rc, EACCES, "nbd_connect_tcp: TLS: the server's certificate was not accepted: ");
+}
+
+// On a Unix socket there is no host to check, unless a name is set: then it is checked there too.
+TEST_F(TlsNbdkit, TlsHostnameIsCheckedOverUnix) {
+  NBD_START_NBDKIT(certs(), false);  // the certificate names localhost
+  {
+    Handle c;
+    ASSERT_EQ(nbd_set_tls(c, LIBNBD_TLS_REQUIRE), 0);
+    ASSERT_EQ(nbd_set_tls_certificates(c, pki->dir.c_str()), 0);
+    ASSERT_EQ(nbd_set_tls_hostname(c, "wrong.example"), 0);
+    const int rc = nbd_connect_unix(c, server->unix_socket().c_str());
+    expect_refused(c, rc, EACCES, "nbd_connect_unix: TLS: the server's certificate was not accepted: ");
+  }
+  use_certificates(pki->dir);
+  ASSERT_EQ(nbd_set_tls_hostname(h, "localhost"), 0) << nbd_get_error();
+  ASSERT_EQ(nbd_connect_unix(h, server->unix_socket().c_str()), 0) << nbd_get_error();
+  EXPECT_EQ(take(nbd_get_tls_hostname(h)), "localhost");
+  expect_tls_round_trip(h, 63);
+}
+
+// nbd_get_tls_hostname with none set, as libnbd answers: "" before connecting and on a Unix
+// socket (no host), the host name given to nbd_connect_tcp or in an nbds:// URI; never an error.
+TEST_F(TlsNbdkit, GetTlsHostnameWithoutOneSet) {
+  EXPECT_EQ(take(nbd_get_tls_hostname(h)), "");
+  NBD_START_NBDKIT(certs(), true);
+  use_certificates(pki->dir);
+  ASSERT_EQ(nbd_connect_tcp(h, "localhost", server->port().c_str()), 0) << nbd_get_error();
+  EXPECT_EQ(take(nbd_get_tls_hostname(h)), "localhost");
+  expect_tls_round_trip(h, 64);
+  {
+    Handle c;
+    ASSERT_EQ(nbd_set_uri_allow_local_file(c, true), 0);
+    ASSERT_EQ(nbd_connect_uri(c, tls_uri(*server, certs_query(pki->dir)).c_str()), 0) << nbd_get_error();
+    EXPECT_EQ(take(nbd_get_tls_hostname(c)), "localhost");
+    // Setting is for the created state only, as every TLS setting.
+    EXPECT_EQ(nbd_set_tls_hostname(c, "other.example"), -1);
+    EXPECT_TRUE(last_error_is(EINVAL, "nbd_set_tls_hostname: invalid state"));
+    EXPECT_EQ(take(nbd_get_tls_hostname(c)), "localhost");
+  }
+  auto unix_server = start(certs(), false);
+  ASSERT_TRUE(unix_server);
+  Handle u;
+  ASSERT_EQ(nbd_set_tls(u, LIBNBD_TLS_REQUIRE), 0);
+  ASSERT_EQ(nbd_set_tls_certificates(u, pki->dir.c_str()), 0);
+  ASSERT_EQ(nbd_connect_unix(u, unix_server->unix_socket().c_str()), 0) << nbd_get_error();
+  EXPECT_EQ(take(nbd_get_tls_hostname(u)), "");
+  EXPECT_EQ(nbd_shutdown(u, 0), 0) << nbd_get_error();
+}
+
 TEST_F(TlsNbdkit, WrongPsk) {
   for (const bool tcp : {false, true}) {
     SCOPED_TRACE(tcp ? "tcp" : "unix");
@@ -930,6 +1019,9 @@ class FakeServer {
 
   int take_client_fd() { return std::exchange(client_fd_, -1); }
 
+  // Ends the conversation from the server's side (the client sees the connection close).
+  void hang_up() { ::shutdown(fd_, SHUT_RDWR); }
+
   // Waits for the thread, which ends when the client has closed its end (nbd_close).
   void join() {
     if (thread_.joinable())
@@ -1041,6 +1133,27 @@ TEST_F(TlsDowngrade, StartTlsRefused) {
     expect_nothing_after_starttls(fake);
     ASSERT_NO_FATAL_FAILURE(ApiTest::SetUp());  // a new handle for the next round
   }
+}
+
+// The name set with nbd_set_tls_hostname goes out as SNI (RFC 6066 server_name) in the
+// ClientHello, also on a socket that names no host at all.
+TEST_F(TlsDowngrade, TlsHostnameIsSentAsSni) {
+  FakeServer fake([](FakeServer& s) {
+    s.send_greeting(kFlagFixedNewstyle | kFlagNoZeroes);
+    if (!s.recv_client_flags() || s.recv_option() != kOptStartTls)
+      return;
+    s.send(option_reply(kOptStartTls, kRepAck));
+    std::string header, hello;
+    if (s.recv_exact(5, &header))  // TLS record header: type, version, length
+      s.recv_exact(from_be(header, 3, 2), &hello);
+    s.hang_up();
+  });
+  ASSERT_EQ(nbd_set_tls_hostname(h, "sni.example"), 0) << nbd_get_error();
+  const int rc = connect_to(fake);
+  EXPECT_EQ(rc, -1);
+  finish(fake);
+  // host_name (0), length 11, the name.
+  EXPECT_NE(fake.received().find(std::string("\x00\x00\x0bsni.example", 14)), std::string::npos);
 }
 
 // A server that hides its fixed-newstyle flag cannot be asked for STARTTLS.

@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "error.hpp"
 
@@ -58,6 +59,8 @@ TEST(Uri, ParsesEveryScheme) {
       {"nbds+unix:///?socket=/tmp/s", Transport::Unix, true},
       {"nbd+vsock://3", Transport::Vsock, false},
       {"nbds+vsock://3", Transport::Vsock, true},
+      {"nbd+ssh://h", Transport::Ssh, false},
+      {"nbds+ssh://h", Transport::Ssh, true},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.uri);
@@ -67,11 +70,80 @@ TEST(Uri, ParsesEveryScheme) {
   }
 }
 
-TEST(Uri, SchemeIsCaseSensitiveAsInLibnbd) {
-  // RFC 3986 lets schemes compare without case, but libnbd 1.14 refuses "NBD://"; a drop-in
-  // must not accept what the library it replaces refuses.
-  EXPECT_TRUE(rejected("NBDS+Unix:///?socket=/s", "unknown NBD URI scheme: NBDS+Unix"));
-  EXPECT_TRUE(rejected("NBD://h/", "unknown NBD URI scheme: NBD"));
+TEST(Uri, SchemeIsCaseInsensitiveAsInLibnbd116) {
+  // RFC 3986 3.1, and libnbd since 1.16: any case is the same scheme, and the canonical form
+  // (what nbd_get_uri returns) is lower case.
+  struct Case {
+    const char* uri;
+    Transport transport;
+    bool tls;
+    const char* canonical;
+  };
+  const Case cases[] = {
+      {"NBD://h/", Transport::Tcp, false, "nbd://h:10809/"},
+      {"Nbds://h/", Transport::Tcp, true, "nbds://h:10809/"},
+      {"Nbd+Unix:///?socket=/s", Transport::Unix, false, "nbd+unix:///?socket=/s"},
+      {"NBDS+UNIX:///?socket=/s", Transport::Unix, true, "nbds+unix:///?socket=/s"},
+      {"nBd+VsOcK://3", Transport::Vsock, false, "nbd+vsock://3:10809/"},
+      {"NBD+SSH://h", Transport::Ssh, false, "nbd+ssh://h:22/"},
+      {"nbdS+sSh://h:2222/e", Transport::Ssh, true, "nbds+ssh://h:2222/e"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.uri);
+    ParsedUri p = parse_ok(c.uri);
+    EXPECT_EQ(p.transport, c.transport);
+    EXPECT_EQ(p.tls, c.tls);
+    EXPECT_EQ(format_uri(p), c.canonical);
+  }
+  // Messages name the scheme in its canonical spelling.
+  EXPECT_TRUE(rejected("NBD:/x", "nbd: URIs must start with nbd://"));
+  EXPECT_TRUE(rejected("NBD+UNIX:///", "nbd+unix: URIs need a socket= query parameter"));
+}
+
+// nbd_is_uri: libnbd 1.22's rule is a case-insensitive prefix test against the eight
+// "scheme://" strings; nothing after them is examined.  Each row checked by hand against
+// lib/uri.c nbd_unlocked_is_uri.
+TEST(Uri, IsUriTable) {
+  struct Case {
+    std::string_view uri;
+    bool expected;
+  };
+  const Case cases[] = {
+      {"nbd://", true},
+      {"nbd://example.com", true},
+      {"nbds://h:1/x", true},
+      {"nbd+unix:///?socket=/s", true},
+      {"nbds+unix://", true},
+      {"nbd+vsock:///", true},
+      {"nbds+vsock://2", true},
+      {"nbd+ssh://h", true},
+      {"nbds+ssh://h", true},
+      {"NBD://H", true},                  // any case
+      {"Nbd+Unix://", true},
+      {"NBDS+SSH://", true},
+      {"nbd://%%%garbage [] \\", true},  // only the prefix counts
+      {"nbd://\x01", true},
+      {"nbd:", false},                    // no "//"
+      {"nbd:/x", false},
+      {"nbd:x", false},
+      {"nbd:/", false},
+      {"nbd", false},
+      {"", false},
+      {"nbd+tcp://h", false},            // unknown schemes
+      {"http://h", false},
+      {"nbd+unixx://", false},
+      {"xnbd://h", false},
+      {" nbd://h", false},                // no leading blanks skipped
+      {"/tmp/disk.img", false},
+      {"disk.img", false},
+      {"localhost:10809", false},
+      {"nbd:\\/h", false},
+      {std::string_view("nbd:/\0/", 7), false},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(std::string(c.uri));
+    EXPECT_EQ(nbd::is_uri(c.uri), c.expected);
+  }
 }
 
 // ---- TCP ------------------------------------------------------------------------------------
@@ -217,11 +289,12 @@ TEST(Uri, ParsesUserName) {
 TEST(Uri, ParsesEveryQueryKey) {
   ParsedUri p = parse_ok(
       "nbds+unix:///e?socket=/s&tls-certificates=/etc/pki/nbd&tls-psk-file=/k%20s.psk"
-      "&tls-verify-peer=false");
+      "&tls-verify-peer=false&tls-hostname=nbd.example.com");
   EXPECT_EQ(p.socket, "/s");
   EXPECT_EQ(p.tls_certificates, "/etc/pki/nbd");
   EXPECT_EQ(p.tls_psk_file, "/k s.psk");
   EXPECT_EQ(p.tls_verify_peer, false);
+  EXPECT_EQ(p.tls_hostname, "nbd.example.com");
   p = parse_ok("nbds://h/?tls-psk-file=keys.psk;tls-certificates=c");  // ';' separates too
   EXPECT_EQ(p.tls_psk_file, "keys.psk");
   EXPECT_EQ(p.tls_certificates, "c");
@@ -236,7 +309,7 @@ TEST(Uri, QueryKeysAndValuesArePercentDecoded) {
 }
 
 TEST(Uri, UnknownQueryKeysAndEmptyPairsAreIgnored) {
-  ParsedUri p = parse_ok("nbd://h/?x-foo=1&&tls-type=psk&=v&bare&tls-hostname=h;");
+  ParsedUri p = parse_ok("nbd://h/?x-foo=1&&tls-type=psk&=v&bare&tls-user=h;");
   EXPECT_EQ(p, parse_ok("nbd://h/"));
 }
 
@@ -252,6 +325,7 @@ TEST(Uri, TlsVerifyPeerValues) {
   const Case cases[] = {
       {"true", true}, {"false", false}, {"yes", true}, {"no", false},  {"on", true},
       {"off", false}, {"1", true},      {"0", false},  {"TRUE", true}, {"Off", false},
+      {"t", true},    {"F", false},     {"y", true},   {"N", false},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.value);
@@ -401,6 +475,62 @@ TEST(Uri, RejectsSocketOnOtherTransports) {
                        "nbds+unix://?)"));
 }
 
+TEST(Uri, QueryKeysCompareWithoutCaseAsInLibnbd) {
+  ParsedUri p = parse_ok("nbds+unix:///?SOCKET=/s&Tls-Certificates=/c&TLS-HOSTNAME=n&tls-Verify-Peer=0");
+  EXPECT_EQ(p.socket, "/s");
+  EXPECT_EQ(p.tls_certificates, "/c");
+  EXPECT_EQ(p.tls_hostname, "n");
+  EXPECT_EQ(p.tls_verify_peer, false);
+}
+
+// ---- ssh ------------------------------------------------------------------------------------
+
+TEST(Uri, ParsesSshServerPortAndRemoteSocket) {
+  ParsedUri p = parse_ok("nbd+ssh://server.example.com/disk");
+  EXPECT_EQ(p.transport, Transport::Ssh);
+  EXPECT_FALSE(p.tls);
+  EXPECT_EQ(p.host, "server.example.com");
+  EXPECT_EQ(p.port, "22");  // ssh's port, not NBD's
+  EXPECT_EQ(p.socket, "");
+  EXPECT_EQ(p.export_name, "disk");
+  p = parse_ok("nbds+ssh://alice@[::1]:2222/?socket=/run/nbd.sock&tls-certificates=/c");
+  EXPECT_TRUE(p.tls);
+  EXPECT_EQ(p.host, "::1");
+  EXPECT_EQ(p.port, "2222");
+  EXPECT_EQ(p.username, "alice");  // the TLS user name, as in libnbd: ssh is not told
+  EXPECT_EQ(p.socket, "/run/nbd.sock");
+  EXPECT_EQ(p.tls_certificates, "/c");
+}
+
+TEST(Uri, RejectsSshWithoutServerOrWithOptionLikeServer) {
+  EXPECT_TRUE(rejected("nbd+ssh:///", "nbd+ssh: URIs need the name of the ssh server"));
+  EXPECT_TRUE(rejected("nbds+ssh://alice@:22/", "nbds+ssh: URIs need the name of the ssh server"));
+  // Would reach ssh as an option: ssh -p 22 -oProxyCommand=... runs a local command.
+  EXPECT_TRUE(rejected("nbd+ssh://-oProxyCommand=touch/",
+                       "invalid ssh server name in URI (it must not start with '-'): "
+                       "-oProxyCommand=touch"));
+  EXPECT_TRUE(rejected("nbd+ssh://h:0/", "invalid port in URI: 0"));
+  EXPECT_TRUE(rejected("nbd+ssh://h/?socket=", "nbd+ssh: the socket= query parameter must not be empty"));
+}
+
+TEST(Uri, SshCommandIsLibnbds) {
+  // lib/uri.c: ssh -p PORT HOST nc (-U SOCKET | localhost 10809).
+  using V = std::vector<std::string>;
+  EXPECT_EQ(nbd::ssh_command(parse_ok("nbd+ssh://h")), (V{"ssh", "-p", "22", "h", "nc", "localhost", "10809"}));
+  EXPECT_EQ(nbd::ssh_command(parse_ok("nbds+ssh://u@h:2222/e?socket=/run/n.sock")),
+            (V{"ssh", "-p", "2222", "h", "nc", "-U", "/run/n.sock"}));
+  EXPECT_EQ(nbd::ssh_command(parse_ok("nbd+ssh://[::1]/?socket=rel/s")),
+            (V{"ssh", "-p", "22", "::1", "nc", "-U", "rel/s"}));
+  // The remote words go through the remote shell: quoted when they need it, and a path that
+  // nc would read as an option made relative instead.
+  EXPECT_EQ(nbd::ssh_command(parse_ok("nbd+ssh://h/?socket=/a%20b%3Brm%20-rf%20~")).back(),
+            "'/a b;rm -rf ~'");
+  EXPECT_EQ(nbd::ssh_command(parse_ok("nbd+ssh://h/?socket=/it's")).back(), "'/it'\\''s'");
+  EXPECT_EQ(nbd::ssh_command(parse_ok("nbd+ssh://h/?socket=$HOME")).back(), "'$HOME'");
+  EXPECT_EQ(nbd::ssh_command(parse_ok("nbd+ssh://h/?socket=-x")).back(), "./-x");
+  EXPECT_EQ(nbd::ssh_command(parse_ok("nbd+ssh://h/?socket==x")).back(), "'=x'");
+}
+
 TEST(Uri, RepeatedKeysTakeTheLastValue) {
   // libnbd 1.14 keeps the last of repeated query keys; so do we (nbdinfo depends on neither).
   EXPECT_EQ(parse_ok("nbd+unix:///?socket=/a&socket=/b").socket, "/b");
@@ -467,6 +597,13 @@ TEST(Uri, FormatsCanonicalUris) {
       {"nbd+vsock:///", "nbd+vsock://2:10809/"},
       {"nbds+vsock://3:1234/e", "nbds+vsock://3:1234/e"},
       {"nbd+vsock://3:10809", "nbd+vsock://3:10809/"},
+      {"nbds://h/?tls-hostname=n.example&tls-verify-peer=1",
+       "nbds://h:10809/?tls-hostname=n.example&tls-verify-peer=true"},
+      {"nbds://h/?tls-verify-peer=0&tls-hostname=n&tls-psk-file=/k",
+       "nbds://h:10809/?tls-psk-file=/k&tls-hostname=n&tls-verify-peer=false"},
+      {"nbd+ssh://h", "nbd+ssh://h:22/"},
+      {"nbds+ssh://u@[::1]:2222/e?socket=/s%20t&tls-hostname=n",
+       "nbds+ssh://u@[::1]:2222/e?socket=/s%20t&tls-hostname=n"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.in);
@@ -512,6 +649,9 @@ TEST(Uri, RoundTripsThroughFormat) {
       "nbd+vsock:///",
       "nbds+vsock://3:1234/e?tls-psk-file=/p",
       "nbd+vsock://4294967295:4294967295/x%2Fy",
+      "nbd+ssh://h",
+      "nbds+ssh://alice@[::1]:2222/e%20x?socket=/r%26s&tls-hostname=a.b&tls-verify-peer=off",
+      "NBD+SSH://h:ssh/?socket=rel",
   };
   for (const char* uri : uris) {
     SCOPED_TRACE(uri);

@@ -12,7 +12,9 @@
 #include <cerrno>
 #include <cstddef>
 #include <cstring>
+#include <iterator>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "error.hpp"
@@ -28,6 +30,11 @@ namespace {
 
 constexpr const char kListenPid[] = "LISTEN_PID=";
 constexpr size_t kPidDigits = 20;
+// The socket activation variables the child gets from us, and never from our environment.
+constexpr std::string_view kListenVars[] = {"LISTEN_PID=", "LISTEN_FDS=", "LISTEN_FDNAMES="};
+// What sd_listen_fds_with_names(3) reports for a socket without a name: libnbd passes it
+// when no name was set, so an inherited LISTEN_FDNAMES never reaches the child.
+constexpr const char kUnnamedSocket[] = "unknown";
 
 // Waits for the handshake: done once the handle leaves the connecting states.
 int wait_connected(nbd_handle& h) {
@@ -258,12 +265,18 @@ int unlocked_aio_connect_systemd_socket_activation(nbd_handle& h, char** argv) {
     set_error(errno, "socket activation");
     return failed(h);
   }
-  // The environment of sd_listen_fds(3): LISTEN_PID first, filled in by the child.
-  std::vector<std::string> env{std::string(kListenPid) + std::string(kPidDigits, '0'), "LISTEN_FDS=1",
-                               "LISTEN_FDNAMES=nbd"};
-  for (char** e = environ; *e != nullptr; ++e)
-    if (std::strncmp(*e, "LISTEN_", 7) != 0)
-      env.emplace_back(*e);
+  // The environment of sd_listen_fds(3), as libnbd builds it: LISTEN_PID first (filled in by
+  // the child), LISTEN_FDS, LISTEN_FDNAMES, then ours without those three.
+  std::vector<std::string> env{
+      std::string(kListenPid) + std::string(kPidDigits, '0'), "LISTEN_FDS=1",
+      "LISTEN_FDNAMES=" + (h.socket_activation_name.empty() ? std::string(kUnnamedSocket)
+                                                            : h.socket_activation_name)};
+  for (char** e = environ; *e != nullptr; ++e) {
+    const std::string_view var(*e);
+    if (std::none_of(std::begin(kListenVars), std::end(kListenVars),
+                     [&](std::string_view p) { return var.starts_with(p); }))
+      env.emplace_back(var);
+  }
   const pid_t pid = spawn(argv, -1, lfd.get(), &env);
   if (pid == -1) {
     set_error(errno, "fork");
@@ -282,9 +295,21 @@ int unlocked_aio_connect_uri(nbd_handle& h, const char* uri) {
   std::optional<ParsedUri> u = parse_uri(uri);
   if (!u)
     return -1;
-  const uint32_t need = u->transport == ParsedUri::Transport::Tcp    ? LIBNBD_ALLOW_TRANSPORT_TCP
-                        : u->transport == ParsedUri::Transport::Unix ? LIBNBD_ALLOW_TRANSPORT_UNIX
-                                                                     : LIBNBD_ALLOW_TRANSPORT_VSOCK;
+  uint32_t need = 0;
+  switch (u->transport) {
+    case ParsedUri::Transport::Tcp:
+      need = LIBNBD_ALLOW_TRANSPORT_TCP;
+      break;
+    case ParsedUri::Transport::Unix:
+      need = LIBNBD_ALLOW_TRANSPORT_UNIX;
+      break;
+    case ParsedUri::Transport::Vsock:
+      need = LIBNBD_ALLOW_TRANSPORT_VSOCK;
+      break;
+    case ParsedUri::Transport::Ssh:
+      need = LIBNBD_ALLOW_TRANSPORT_SSH;
+      break;
+  }
   if ((h.uri_allow_transports & need) == 0)
     return set_error(EPERM, "URI transport is not permitted by nbd_set_uri_allow_transports");
   if ((u->tls && h.uri_allow_tls == LIBNBD_TLS_DISABLE) ||
@@ -303,6 +328,8 @@ int unlocked_aio_connect_uri(nbd_handle& h, const char* uri) {
     h.tls_certificates = *u->tls_certificates;
   if (u->tls_psk_file)
     h.tls_psk_file = *u->tls_psk_file;
+  if (u->tls_hostname)
+    h.tls_hostname = *u->tls_hostname;
   if (u->tls_verify_peer)
     h.tls_verify_peer = *u->tls_verify_peer;
   if (u->username)
@@ -315,7 +342,18 @@ int unlocked_aio_connect_uri(nbd_handle& h, const char* uri) {
     case ParsedUri::Transport::Vsock:
       r = unlocked_aio_connect_vsock(h, u->vsock_cid, u->vsock_port);
       break;
-    default:
+    case ParsedUri::Transport::Ssh: {
+      // The tunnel is a command whose stdin and stdout are the NBD connection, exactly as
+      // nbd_connect_command runs it; nbd_get_uri then gives this URI back.
+      std::vector<std::string> words = ssh_command(*u);
+      std::vector<char*> argv;
+      for (std::string& w : words)
+        argv.push_back(w.data());
+      argv.push_back(nullptr);
+      r = unlocked_aio_connect_command(h, argv.data());
+      break;
+    }
+    case ParsedUri::Transport::Tcp:
       r = unlocked_aio_connect_tcp(h, u->host.c_str(), u->port.c_str());
       break;
   }
@@ -351,6 +389,8 @@ int unlocked_connect_systemd_socket_activation(nbd_handle& h, char** argv) {
   return unlocked_aio_connect_systemd_socket_activation(h, argv) == -1 ? -1 : wait_connected(h);
 }
 
+int unlocked_is_uri(nbd_handle& /*h*/, const char* uri) { return is_uri(uri) ? 1 : 0; }
+
 char* unlocked_get_uri(nbd_handle& h) {
   if (!h.uri_info) {
     set_error(EINVAL, "cannot construct a URI for this connection type (a socket, a command "
@@ -365,6 +405,7 @@ char* unlocked_get_uri(nbd_handle& h) {
   u.username = h.tls_username;
   u.tls_certificates = unless_empty(h.tls_certificates);
   u.tls_psk_file = unless_empty(h.tls_psk_file);
+  u.tls_hostname = unless_empty(h.tls_hostname);
   u.tls_verify_peer = h.tls_verify_peer ? std::nullopt : std::optional<bool>(false);
   return dup_string(format_uri(u));
 }

@@ -60,6 +60,8 @@ int unlocked_set_socket_activation_name(nbd_handle& h, const char* socket_name) 
   return 0;
 }
 
+char* unlocked_get_tls_hostname(nbd_handle& h) { return dup_string(tls_hostname_in_effect(h)); }
+
 char* unlocked_get_tls_username(nbd_handle& h) {
   if (h.tls_username)
     return dup_string(*h.tls_username);

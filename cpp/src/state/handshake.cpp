@@ -414,10 +414,10 @@ Transition start_tls(nbd_handle& h) {
       return Transition::Fail;
     s.username = std::move(*who);
   }
-  // The certificate must name the host on TCP; a Unix socket has no host, so only the chain
-  // is checked there (libnbd 1.14 checks nothing on Unix sockets).
-  if (h.uri_info && h.uri_info->transport == ParsedUri::Transport::Tcp)
-    s.hostname = h.uri_info->host;
+  // The certificate must name the host on TCP, or the name set with nbd_set_tls_hostname
+  // anywhere; a Unix socket has no host, so only the chain is checked there (libnbd 1.14
+  // checks nothing on Unix sockets).
+  s.hostname = tls_hostname_in_effect(h);
   const bool to_wire = h.writer_thread != nullptr;
   std::unique_ptr<TlsTransport> t = make_tls_transport(h.sock, s);
   if (!t)

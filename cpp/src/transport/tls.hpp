@@ -15,7 +15,7 @@ struct TlsSettings {
   std::string psk_file;      // non-empty: PSK instead of certificates
   std::string username;      // the PSK identity
   bool verify_peer = true;
-  std::string hostname;      // checked against the certificate when non-empty (TCP)
+  std::string hostname;      // checked against the certificate, and sent as SNI, when non-empty
 };
 
 enum class TlsStep {
