@@ -53,8 +53,6 @@ struct nbd_handle {
   uint32_t handshake_flags = LIBNBD_HANDSHAKE_FLAG_MASK;
   bool opt_mode = false;
   std::vector<std::string> request_meta_contexts;
-  bool request_meta_context = true;      // NBD_OPT_SET_META_CONTEXT before NBD_OPT_GO/INFO
-  bool request_extended_headers = true;  // ask for NBD_OPT_EXTENDED_HEADERS
 
   // TLS settings.
   int tls = LIBNBD_TLS_DISABLE;
@@ -65,12 +63,27 @@ struct nbd_handle {
 
   // Command settings.
   bool pread_initialize = true;
-  uint32_t strict = LIBNBD_STRICT_MASK | LIBNBD_STRICT_PAYLOAD | LIBNBD_STRICT_AUTO_FLAG;
+  uint32_t strict = LIBNBD_STRICT_MASK;
 
   // What nbd_connect_uri accepts.
   uint32_t uri_allow_transports = LIBNBD_ALLOW_TRANSPORT_MASK;
   int uri_allow_tls = LIBNBD_TLS_ALLOW;
   bool uri_allow_local_file = false;
+
+  // Settings of libnbd 1.16-1.22.  The generated setters store them and the getters read them
+  // (api.yaml `setting:`).
+  std::string socket_activation_name;     // LISTEN_FDNAMES for socket activation; "": none
+  std::string tls_hostname;               // name the certificate must carry; "": the host's
+  bool request_meta_context = true;       // connect / opt_go / opt_info select meta contexts
+  bool request_extended_headers = true;   // the handshake asks for NBD_OPT_EXTENDED_HEADERS
+
+  // Traffic statistics (nbd_stats_*): plaintext protocol bytes and messages ("chunks") in each
+  // direction, counted by the core as it sends and receives.  Bytes sent are h.out's sent
+  // offset.  A chunk received is the greeting or one reply header in transmission (option
+  // replies do not count, as in libnbd); a chunk sent is one option or one request.
+  uint64_t chunks_sent = 0;
+  uint64_t bytes_received = 0;
+  uint64_t chunks_received = 0;
 
   // The concurrent writer (nbd_set_concurrent_writer).  writer_error is written by any thread
   // without the lock, so it is atomic; only its first non-zero value counts.  wake_fd (an
@@ -139,7 +152,15 @@ struct nbd_handle {
   bool extended_headers = false;   // implies structured_replies
   bool tls_negotiated = false;
   uint32_t block_minimum = 0, block_preferred = 0, block_maximum = 0;
-  uint32_t payload_maximum = 0;    // largest write payload sent (LIBNBD_SIZE_PAYLOAD)
+  // The largest write payload the client sends (LIBNBD_SIZE_PAYLOAD, LIBNBD_STRICT_PAYLOAD):
+  // the server's maximum kept within [1 MiB, 64 MiB], since proto.md lets a client send 1 MiB
+  // even to a smaller export; 32 MiB when the server names no maximum (as libnbd).
+  uint32_t payload_maximum() const {
+    constexpr uint32_t kMiB = 1024 * 1024;
+    if (block_maximum == 0)
+      return 32 * kMiB;
+    return block_maximum < kMiB ? kMiB : (block_maximum > 64 * kMiB ? 64 * kMiB : block_maximum);
+  }
   std::optional<std::string> canonical_name;
   std::optional<std::string> description;
   struct MetaContext {
@@ -185,11 +206,4 @@ struct nbd_handle {
   uint32_t rlength = 0;
   uint64_t roffset = 0;          // offset of the current data chunk
   bool rskip = false;            // the current chunk is read only to be dropped
-
-  // ---- Statistics (nbd_stats_*): protocol bytes, before TLS, and messages ----
-  // Bytes sent are h.out's sent offset.  A chunk received is the server's greeting or one
-  // reply header in transmission; a chunk sent is one option or one request.
-  uint64_t bytes_received = 0;
-  uint64_t chunks_sent = 0;
-  uint64_t chunks_received = 0;
 };

@@ -8,8 +8,9 @@ _SCALAR = {
 }
 _RET = {
     "err": "int", "bool": "int", "int": "int", "int64": "int64_t", "cookie": "int64_t",
-    "size": "ssize_t", "fd": "int", "uint": "unsigned", "uintptr": "uintptr_t", "enum": "int",
-    "flags": "uint32_t", "string": "char *", "static_string": "const char *", "void": "void",
+    "size": "ssize_t", "fd": "int", "uint": "unsigned", "uint64": "uint64_t", "uintptr": "uintptr_t",
+    "enum": "int", "flags": "uint32_t", "string": "char *", "static_string": "const char *",
+    "void": "void",
     "handle": "struct nbd_handle *",
 }
 _ERR_VALUE = {"string": "nullptr", "static_string": "nullptr", "handle": "nullptr"}
@@ -27,8 +28,8 @@ _ARG_FMT = {
 _RET_FMT = {
     "err": "%d", "bool": "%d", "int": "%d", "enum": "%d", "fd": "%d",
     "int64": "%\" PRIi64 \"", "cookie": "%\" PRIi64 \"", "size": "%zd", "uint": "%u",
-    "uintptr": "%\" PRIuPTR \"", "flags": "0x%\" PRIx32 \"", "string": "\\\"%s\\\"",
-    "static_string": "\\\"%s\\\"",
+    "uint64": "%\" PRIu64 \"", "uintptr": "%\" PRIuPTR \"", "flags": "0x%\" PRIx32 \"",
+    "string": "\\\"%s\\\"", "static_string": "\\\"%s\\\"",
 }
 
 
@@ -182,6 +183,10 @@ def closure_params(closure):
             out += [f"const void *{a.name}", f"size_t {a.len}"]
         elif a.kind == "uint32_array":
             out += [f"uint32_t *{a.name}", f"size_t {a.len}"]
+        elif a.kind == "extent64_array":
+            out += [f"nbd_extent *{a.name}", f"size_t {a.len}"]
+        else:
+            raise ValueError(f"closure {closure.name}: argument kind {a.kind} has no C form")
     return out
 
 

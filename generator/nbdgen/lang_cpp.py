@@ -32,19 +32,20 @@ _SCALAR = {
 }
 _RET = {
     "err": "void", "bool": "bool", "int": "int", "int64": "int64_t", "cookie": "int64_t",
-    "size": "size_t", "fd": "int", "uint": "unsigned", "uintptr": "uintptr_t",
+    "size": "size_t", "fd": "int", "uint": "unsigned", "uint64": "uint64_t", "uintptr": "uintptr_t",
     "string": "std::string",
     "static_string": "std::string_view", "void": "void",
 }
 _RET_EXPR = {
     "bool": "r != 0", "int": "r", "int64": "r", "cookie": "r", "fd": "r", "uint": "r",
-    "uintptr": "r", "size": "static_cast<size_t>(r)", "string": "std::string{r.get()}",
+    "uint64": "r", "uintptr": "r", "size": "static_cast<size_t>(r)", "string": "std::string{r.get()}",
     "static_string": "detail::view(r)",
 }
 # Callable parameter types for each closure argument kind (the C form is in lang_c).
 _CALLBACK_ARG = {
     "string": "std::string_view", "uint64": "uint64_t", "uint": "unsigned", "mutable_int": "int*",
     "bytes_in": "std::span<const std::byte>", "uint32_array": "std::span<uint32_t>",
+    "extent64_array": "std::span<const nbd_extent>",
 }
 
 
@@ -133,7 +134,7 @@ def cpp_meta_constants(ns):
             f"LIBNBD_NAMESPACE_{ns.name.upper()}")]
     for ctx, _ in ns.contexts:
         out.append(("std::string_view", f"k{cpp_pascal(f'context_{ns.name}_{ctx}')}",
-                    f'"{ns.name}:{ctx}"', f"LIBNBD_CONTEXT_{ns.name.upper()}_{ctx.upper()}"))
+                    f'"{ns.name}:{ctx}"', ns.context_macro(ctx)))
     for _, values in ns.constants:
         for v in values:
             out.append(("uint32_t", f"k{cpp_pascal(v.name)}", str(v.value), f"LIBNBD_{v.name}"))
@@ -169,6 +170,8 @@ def cpp_trampoline_args(closure):
                        f"{{static_cast<const std::byte*>({n}), {a.len}}}")
         elif a.kind == "uint32_array":
             out.append(f"std::span<uint32_t>{{{n}, {a.len}}}")
+        elif a.kind == "extent64_array":
+            out.append(f"std::span<const nbd_extent>{{{n}, {a.len}}}")
         else:
             out.append(n)
     return out

@@ -186,14 +186,22 @@ def man_prototype(call):
     return lines
 
 
+# The struct an extent64_array closure argument points to, as libnbd.h declares it.
+_EXTENT_TYPEDEF = ["typedef struct {", "  uint64_t length;", "  uint64_t flags;", "} nbd_extent;"]
+
+
 def man_typedefs(call, api):
-    """The typedef of every closure type the call takes, each as a list of lines."""
+    """The typedef of every closure type the call takes, each as a list of lines (preceded by
+    nbd_extent's when a closure passes an array of them)."""
     out, seen = [], set()
     for a in call.closures:
         if a.closure in seen:
             continue
         seen.add(a.closure)
         cl = api.closure_map[a.closure]
+        if any(ca.kind == "extent64_array" for ca in cl.args) and "nbd_extent" not in seen:
+            seen.add("nbd_extent")
+            out.append([roff_escape(l) for l in _EXTENT_TYPEDEF])
         decl = lang_c.wrap_decl("  int (*callback)", lang_c.closure_params(cl), width=WIDTH - 1)
         lines = ["typedef struct {", *f"{decl};".split("\n"), "  void *user_data;",
                  "  void (*free) (void *user_data);", f"}} {cl.c_type};"]
@@ -300,6 +308,7 @@ _RETURN_INFALLIBLE = {
     "int": "returns an integer",
     "int64": "returns a 64-bit integer",
     "uint": "returns an unsigned integer",
+    "uint64": "returns an unsigned 64-bit integer",
     "uintptr": "returns a uintptr_t value",
     "flags": "returns a bitwise OR of the flags below",
     "static_string": "returns a pointer to a string owned by the library, which the caller must "

@@ -52,12 +52,13 @@ _ARG_ML = {
 }
 _RET_ML = {
     "err": "unit", "bool": "bool", "int": "int", "int64": "int64", "cookie": "int64",
-    "size": "int", "fd": "Unix.file_descr", "uint": "int", "uintptr": "int", "string": "string",
+    "size": "int", "fd": "Unix.file_descr", "uint": "int", "uint64": "int64", "uintptr": "int",
+    "string": "string",
     "static_string": "string", "void": "unit", "handle": "t",
 }
 _CB_ML = {
     "string": "string", "uint64": "int64", "uint": "int", "mutable_int": "int ref",
-    "bytes_in": "bytes", "uint32_array": "int array",
+    "bytes_in": "bytes", "uint32_array": "int array", "extent64_array": "extent array",
 }
 # C expression turning an OCaml argument NAMEv into the C value of scalar kinds.
 _ARG_C = {
@@ -74,6 +75,7 @@ _RET_C = {
     "err": "Val_unit", "void": "Val_unit", "bool": "Val_bool(r)", "int": "Val_int(r)",
     "fd": "Val_int(r)", "uint": "Val_long(r)", "uintptr": "Val_long((intnat)r)",
     "size": "Val_long(r)", "int64": "caml_copy_int64(r)", "cookie": "caml_copy_int64(r)",
+    "uint64": "caml_copy_int64((int64_t)r)",
     "static_string": "caml_copy_string(r)", "handle": STUB_PREFIX + "alloc_handle(r)",
 }
 
@@ -285,7 +287,7 @@ def _constants(api):
         for ctx, _ in ns.contexts:
             ident = re.sub(r"[^a-z0-9]+", "_", f"context_{ns.name}_{ctx}".lower()).strip("_")
             out.append((ident, "string", f'"{ns.name}:{ctx}"',
-                        f"LIBNBD_CONTEXT_{ns.name.upper()}_{ctx.upper()}", docs.get(ctx) or ""))
+                        ns.context_macro(ctx), docs.get(ctx) or ""))
         for _, values in ns.constants:
             for v in values:
                 out.append((v.name.lower(), "int", str(v.value), f"LIBNBD_{v.name}", v.doc))
@@ -338,6 +340,10 @@ def _closure(cl, links):
             conv.append(f"args[{i}] = {STUB_PREFIX}copy_bytes({n}, {a.len});")
         elif a.kind == "uint32_array":
             conv.append(f"args[{i}] = {STUB_PREFIX}copy_uint32_array({n}, {a.len});")
+        elif a.kind == "extent64_array":
+            conv.append(f"args[{i}] = {STUB_PREFIX}copy_extent64_array({n}, {a.len});")
+        else:
+            raise ValueError(f"{what}: argument kind {a.kind} has no OCaml form")
     error_slot = next((a.name for a in cl.args if a.kind == "mutable_int"), "NULL")
     params = closure_params(cl)
     # The trampoline hands its C parameters on to the invoker, which gets the box for user_data.

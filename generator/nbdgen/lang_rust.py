@@ -16,15 +16,16 @@ Type map, Rust side (the C side is in lang_c):
   flags -> the flag set (optional flags: impl Into<Option<Set>>); bytes_in -> &[u8];
   bytes_out -> &mut [u8]; a persistent buffer -> &AioBuffer (leased until the command retires);
   closure -> impl FnMut(..) -> i32 + Send + 'static (optional: impl Into<Option<XCallback>>).
-Results: err -> (); bool -> bool; int, fd -> i32; int64 -> i64; cookie -> u64; size, uintptr ->
-  usize; uint -> u32; string, static_string -> String; enum, flags -> their types; every call
-  that may fail returns Result<T>.
+Results: err -> (); bool -> bool; int, fd -> i32; int64 -> i64; cookie, uint64 -> u64; size,
+  uintptr -> usize; uint -> u32; string, static_string -> String; enum, flags -> their types;
+  every call that may fail returns Result<T>.
+Closure arguments: extent64_array -> &[NbdExtent] (src/lib.rs, laid out as C's nbd_extent).
 """
 import re
 import textwrap
 from types import SimpleNamespace
 
-from .model import LINK_RE, doc_blocks
+from .model import CLOSURE_ARRAY_KINDS, LINK_RE, doc_blocks
 
 EXPORTS = []
 
@@ -58,7 +59,8 @@ _SYS_ARG = {
 }
 _SYS_RET = {
     "err": "c_int", "bool": "c_int", "int": "c_int", "int64": "i64", "cookie": "i64",
-    "size": "isize", "fd": "c_int", "uint": "c_uint", "uintptr": "usize", "enum": "c_int",
+    "size": "isize", "fd": "c_int", "uint": "c_uint", "uint64": "u64", "uintptr": "usize",
+    "enum": "c_int",
     "flags": "u32", "string": "*mut c_char", "static_string": "*const c_char", "void": "",
     "handle": "*mut nbd_handle",
 }
@@ -67,10 +69,11 @@ _SYS_CB = {
     "string": ["*const c_char"], "uint64": ["u64"], "uint": ["c_uint"],
     "mutable_int": ["*mut c_int"],
     "bytes_in": ["*const c_void", "usize"], "uint32_array": ["*mut u32", "usize"],
+    "extent64_array": ["*mut crate::NbdExtent", "usize"],
 }
 _CB_RUST = {
     "string": "&str", "uint64": "u64", "uint": "u32", "mutable_int": "&mut i32",
-    "bytes_in": "&[u8]", "uint32_array": "&[u32]",
+    "bytes_in": "&[u8]", "uint32_array": "&[u32]", "extent64_array": "&[NbdExtent]",
 }
 # Safe layer: scalar argument types and how they reach C.
 _ARG_RUST = {
@@ -81,13 +84,14 @@ _ARG_RUST = {
 }
 _RET_RUST = {
     "err": "()", "bool": "bool", "int": "i32", "fd": "std::os::fd::RawFd", "int64": "i64",
-    "cookie": "u64", "size": "usize", "uint": "u32", "uintptr": "usize", "string": "String",
+    "cookie": "u64", "size": "usize", "uint": "u32", "uint64": "u64", "uintptr": "usize",
+    "string": "String",
     "static_string": "String", "void": "()",
 }
 # The Rust value of a successful result r (string kinds are converted by the runtime).
 _RET_EXPR = {
     "err": "()", "bool": "r != 0", "int": "r", "fd": "r", "int64": "r", "cookie": "r as u64",
-    "size": "r as usize", "uint": "r", "uintptr": "r", "void": "()",
+    "size": "r as usize", "uint": "r", "uint64": "r", "uintptr": "r", "void": "()",
     "string": "unsafe { crate::callback::take_c_string(r) }",
     "static_string": "unsafe { crate::callback::copy_c_string(r) }",
 }
@@ -260,7 +264,7 @@ def _constants(api):
             out.append(SimpleNamespace(
                 name=_const_name(f"CONTEXT_{ns.name}_{ctx}"), type="&str",
                 value=f'"{ns.name}:{ctx}"',
-                macro=f"LIBNBD_CONTEXT_{ns.name.upper()}_{ctx.upper()}",
+                macro=ns.context_macro(ctx),
                 doc=docs.get(ctx) or f'The "{ns.name}:{ctx}" metadata context'))
         for _, values in ns.constants:
             for v in values:
@@ -309,7 +313,7 @@ def _closure(cl, links):
         n = _ident(a.name)
         c_types = _SYS_CB[a.kind]
         sys_params.append(f"{n}: {c_types[0]}")
-        if a.kind in ("bytes_in", "uint32_array"):
+        if a.kind in CLOSURE_ARRAY_KINDS:
             sys_params.append(f"{_ident(a.len)}: {c_types[1]}")
         rust_types.append(_CB_RUST[a.kind])
         if a.kind == "string":
@@ -324,6 +328,9 @@ def _closure(cl, links):
             call_args.append(n)
         elif a.kind == "uint32_array":
             conv.append(f"let {n} = crate::callback::u32s_arg({n}, {_ident(a.len)});")
+            call_args.append(n)
+        elif a.kind == "extent64_array":
+            conv.append(f"let {n} = crate::callback::extents_arg({n}, {_ident(a.len)});")
             call_args.append(n)
         else:
             call_args.append(n)

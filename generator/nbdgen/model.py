@@ -4,11 +4,14 @@ from dataclasses import dataclass, field
 
 ARG_KINDS = {"bool", "int", "uint32", "uint64", "size", "uintptr", "string", "path", "string_list",
              "fd", "enum", "flags", "closure", "bytes_in", "bytes_out", "sockaddr"}
-CLOSURE_ARG_KINDS = {"string", "uint64", "uint", "mutable_int", "bytes_in", "uint32_array"}
-RET_KINDS = {"err", "bool", "int", "int64", "cookie", "size", "fd", "uint", "uintptr", "enum", "flags",
-             "string", "static_string", "void", "handle"}
+CLOSURE_ARG_KINDS = {"string", "uint64", "uint", "mutable_int", "bytes_in", "uint32_array",
+                     "extent64_array"}
+# Closure argument kinds that are a pointer and a count (the count is named by len).
+CLOSURE_ARRAY_KINDS = {"bytes_in", "uint32_array", "extent64_array"}
+RET_KINDS = {"err", "bool", "int", "int64", "cookie", "size", "fd", "uint", "uint64", "uintptr", "enum",
+             "flags", "string", "static_string", "void", "handle"}
 # Return kinds with no value left over to signal an error: such calls cannot fail.
-RET_WITHOUT_ERROR = {"uint", "uintptr", "flags", "void"}
+RET_WITHOUT_ERROR = {"uint", "uint64", "uintptr", "flags", "void"}
 LIFETIMES = {"call", "command", "persistent"}
 STATE_BITS = {"created": 1, "connecting": 2, "negotiating": 4, "connected": 8, "closed": 16, "dead": 32}
 # Argument kinds that are C pointers the caller must not pass as NULL.
@@ -48,6 +51,11 @@ class MetaNamespace:
     header: bool
     contexts: list     # [(context, doc)]
     constants: list    # [(context, [Value])]
+
+    def context_macro(self, ctx):
+        """LIBNBD_CONTEXT_QEMU_DIRTY_BITMAP for "dirty-bitmap:" in the qemu namespace."""
+        word = re.sub(r"[^A-Z0-9]+", "_", ctx.upper()).strip("_")
+        return f"LIBNBD_CONTEXT_{self.name.upper()}_{word}"
 
 
 @dataclass

@@ -4,7 +4,7 @@ import os
 import re
 
 from .load import Node, SpecError, load_abi
-from .model import (ARG_KINDS, CLOSURE_ARG_KINDS, LIFETIMES, LINK_RE, POINTER_KINDS, RET_KINDS,
+from .model import (ARG_KINDS, CLOSURE_ARG_KINDS, CLOSURE_ARRAY_KINDS, LIFETIMES, LINK_RE, POINTER_KINDS, RET_KINDS,
                     RET_WITHOUT_ERROR, STATE_BITS, Api, Arg, Call, Closure, ClosureArg,
                     MarkupError, MetaNamespace, Value, ValueSet, doc_blocks, markup_blocks)
 
@@ -18,7 +18,7 @@ ERRNO = re.compile(r"^E[A-Z0-9]+$")
 # Columns an EXAMPLE line may take: man indents the code by 11 of the 80 columns it renders.
 EXAMPLE_WIDTH = 69
 # Return kinds a generated getter (setting: FIELD) can produce from a handle field.
-SETTING_GETTER_RETS = {"bool", "enum", "flags", "string"}
+SETTING_GETTER_RETS = {"bool", "enum", "flags", "string", "uint64"}
 ARG_KEYS = {"name", "kind", "type", "closure", "lifetime", "len", "persist", "allowed"}
 
 
@@ -93,7 +93,7 @@ def _closures(ck, node, versions):
             kind = a.get("kind")
             if kind not in CLOSURE_ARG_KINDS:
                 ck.err(a.line, f"{what}: argument {a.get('name')!r} has unknown kind {kind!r}")
-            if kind in ("bytes_in", "uint32_array") and not a.get("len"):
+            if kind in CLOSURE_ARRAY_KINDS and not a.get("len"):
                 ck.err(a.line, f"{what}: argument {a.get('name')!r} needs 'len'")
             args.append(ClosureArg(a.get("name", "?"), kind, a.get("len", "")))
         needs_callback = c.get("needs_callback", False)
@@ -206,8 +206,8 @@ def _call(ck, name, c, api_sets, closures, versions, states):
         getter = ret in SETTING_GETTER_RETS and not args and not optargs
         if not SNAKE.match(str(setting)) or not (setter or getter) or status == "pending":
             ck.err(c.line_of("setting"), f"{what}: 'setting' needs a setter (one argument, ret err) "
-                                         f"or a getter (no arguments, ret bool, enum, flags or "
-                                         f"string) that is not pending")
+                                         f"or a getter (no arguments, ret bool, enum, flags, "
+                                         f"string or uint64) that is not pending")
     short = c.get("short", "")
     if not isinstance(short, str) or not short or short[0].isupper() or short.endswith("."):
         ck.err(c.line_of("short") if "short" in c else c.line,
@@ -260,9 +260,11 @@ def _example(ck, name, c):
 
 
 def _check_links(ck, api, raw_calls):
-    names = {c.c_name for c in api.calls} | {c.c_type for c in api.closures} | {"nbd_handle"}
+    # nbd_extent: the struct libnbd.h.j2 declares for extent64_array closure arguments.
+    names = ({c.c_name for c in api.calls} | {c.c_type for c in api.closures} |
+             {"nbd_handle", "nbd_extent"})
     consts = set(api.environment)
-    consts |= {f"LIBNBD_HAVE_{n.upper()}" for n in names - {"nbd_handle"}}   # libnbd.h.j2
+    consts |= {f"LIBNBD_HAVE_{n.upper()}" for n in names - {"nbd_handle", "nbd_extent"}}  # libnbd.h.j2
     for vs in api.enums + api.flags + api.constants:
         consts |= {f"LIBNBD_{vs.prefix}_{v.name}" for v in vs.values}
         if vs.kind == "flags":
@@ -270,7 +272,7 @@ def _check_links(ck, api, raw_calls):
     for ns in api.meta:
         consts.add(f"LIBNBD_NAMESPACE_{ns.name.upper()}")
         for ctx, _ in ns.contexts:
-            consts.add(f"LIBNBD_CONTEXT_{ns.name.upper()}_{ctx.upper()}")
+            consts.add(ns.context_macro(ctx))
         for _, values in ns.constants:
             consts |= {f"LIBNBD_{v.name}" for v in values}
     for c in api.calls:

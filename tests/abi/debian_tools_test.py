@@ -236,7 +236,7 @@ class LoadedLibraryTest(ToolTest):
                 self.assertEqual(len(t), 2, theirs)
                 self.assertEqual(o[0], t[0])
                 self.assertRegex(t[1], r"^libnbd 1\.14\.\d+$")
-                self.assertRegex(o[1], r"^nbdpp 1\.14\.\d+")
+                self.assertRegex(o[1], r"^nbdpp 1\.24\.0\+nbdpp\.\d+\.\d+\.\d+$")
 
     def test_package_name_and_version_calls(self):
         """nbd_get_package_name / nbd_get_version through the Python binding."""
@@ -245,7 +245,7 @@ class LoadedLibraryTest(ToolTest):
         self.assertEqual(theirs.out.splitlines()[0], "libnbd")
         name, version = ours.out.splitlines()
         self.assertEqual(name, "nbdpp")
-        self.assertRegex(version, r"^1\.14\.\d+")
+        self.assertRegex(version, r"^1\.24\.0\+nbdpp\.\d+\.\d+\.\d+$")
         self.assertEqual(ours.rc, 0, ours)
 
     def test_proc_maps_of_running_nbdsh(self):

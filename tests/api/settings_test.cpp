@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 #include <libnbd.h>
 
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -10,6 +11,7 @@
 #include "../common/io_helpers.hpp"
 
 using nbd_test::ApiTest;
+using nbd_test::last_error_is;
 using nbd_test::take;
 
 TEST_F(ApiTest, Defaults) {
@@ -103,8 +105,70 @@ TEST_F(ApiTest, StateQueriesOfANewHandle) {
 
 TEST_F(ApiTest, LibraryIdentity) {
   EXPECT_STREQ(nbd_get_package_name(h), "nbdpp");
-  // Consumers parse the leading MAJOR.MINOR to enable features: it must be the 1.14 ABI level.
-  EXPECT_EQ(std::strncmp(nbd_get_version(h), "1.14.", 5), 0) << nbd_get_version(h);
+  // Consumers parse the leading MAJOR.MINOR to enable features: it must be the 1.24 ABI level,
+  // then ".0+nbdpp." and the project's own version (CMakeLists.txt).
+  EXPECT_EQ(std::string(nbd_get_version(h)), "1.24.0+nbdpp." NBDPP_TEST_PROJECT_VERSION);
+  // Empty unless CMake was given -DNBDPP_EXTRA_VERSION=...
+  EXPECT_EQ(std::string(nbd_get_version_extra(h)), NBDPP_TEST_EXTRA_VERSION);
+  EXPECT_EQ(nbd_supports_vsock(h), 1);
+}
+
+// ---- Settings of libnbd 1.16-1.22 ----
+
+TEST_F(ApiTest, Libnbd116SettingsDefaults) {
+  EXPECT_EQ(nbd_get_request_meta_context(h), 1);
+  EXPECT_EQ(nbd_get_request_extended_headers(h), 1);
+  EXPECT_EQ(take(nbd_get_socket_activation_name(h)), "");
+  EXPECT_EQ(take(nbd_get_tls_hostname(h)), "");
+  EXPECT_EQ(nbd_get_strict_mode(h) & (LIBNBD_STRICT_PAYLOAD | LIBNBD_STRICT_AUTO_FLAG),
+            LIBNBD_STRICT_PAYLOAD | LIBNBD_STRICT_AUTO_FLAG);
+  EXPECT_EQ(nbd_stats_bytes_sent(h), 0u);
+  EXPECT_EQ(nbd_stats_chunks_sent(h), 0u);
+  EXPECT_EQ(nbd_stats_bytes_received(h), 0u);
+  EXPECT_EQ(nbd_stats_chunks_received(h), 0u);
+}
+
+TEST_F(ApiTest, Libnbd116SettersRoundTrip) {
+  EXPECT_EQ(nbd_set_request_meta_context(h, false), 0);
+  EXPECT_EQ(nbd_get_request_meta_context(h), 0);
+  EXPECT_EQ(nbd_set_request_meta_context(h, true), 0);
+  EXPECT_EQ(nbd_get_request_meta_context(h), 1);
+  EXPECT_EQ(nbd_set_request_extended_headers(h, false), 0);
+  EXPECT_EQ(nbd_get_request_extended_headers(h), 0);
+  EXPECT_EQ(nbd_set_tls_hostname(h, "server.example.com"), 0);
+  EXPECT_EQ(take(nbd_get_tls_hostname(h)), "server.example.com");
+  EXPECT_EQ(nbd_set_socket_activation_name(h, "nbd0Sock"), 0);
+  EXPECT_EQ(take(nbd_get_socket_activation_name(h)), "nbd0Sock");
+  const std::string longest(32, 'z');
+  EXPECT_EQ(nbd_set_socket_activation_name(h, longest.c_str()), 0);
+  EXPECT_EQ(take(nbd_get_socket_activation_name(h)), longest);
+  EXPECT_EQ(nbd_set_socket_activation_name(h, ""), 0);  // clears it
+  EXPECT_EQ(take(nbd_get_socket_activation_name(h)), "");
+}
+
+TEST_F(ApiTest, SocketActivationNameIsShortAndAlphanumeric) {
+  ASSERT_EQ(nbd_set_socket_activation_name(h, "keep"), 0);
+  const std::string too_long(33, 'a');
+  EXPECT_EQ(nbd_set_socket_activation_name(h, too_long.c_str()), -1);
+  EXPECT_TRUE(last_error_is(ENAMETOOLONG,
+                            "nbd_set_socket_activation_name: socket activation name should be <= 32"));
+  for (const char* bad : {"a-b", "a b", "name.sock", "caf\xc3\xa9"}) {
+    EXPECT_EQ(nbd_set_socket_activation_name(h, bad), -1) << bad;
+    EXPECT_TRUE(last_error_is(EINVAL, "nbd_set_socket_activation_name: socket activation name should "
+                                      "contain only alphanumeric ASCII characters"))
+        << bad;
+  }
+  EXPECT_EQ(take(nbd_get_socket_activation_name(h)), "keep");  // refused names change nothing
+}
+
+TEST_F(ApiTest, SubprocessPidWithoutSubprocessIsEsrch) {
+  EXPECT_EQ(nbd_get_subprocess_pid(h), -1);
+  EXPECT_TRUE(last_error_is(ESRCH, "nbd_get_subprocess_pid: no subprocess exists"));
+}
+
+TEST_F(ApiTest, Poll2OnANewHandleHasNothingToPollFor) {
+  EXPECT_EQ(nbd_poll2(h, -1, 0), -1);
+  EXPECT_TRUE(last_error_is(EINVAL, "nbd_poll2: nothing to poll for"));
 }
 
 TEST(Settings, LibnbdDebugEnvironmentEnablesDebug) {

@@ -1,12 +1,16 @@
 // calls_test.cpp: the calls the scenario tests do not reach, each against a real nbdkit.
 #include <libnbd.h>
 #include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <string>
 
 #include "common/api_fixture.hpp"
@@ -250,4 +254,116 @@ TEST_F(ApiTest, KillSubprocessEndsTheConnection) {
   EXPECT_TRUE(last_error_is(EINVAL, "nbd_pread: invalid state"));
   EXPECT_EQ(nbd_get_uri(h), nullptr);  // a command has no URI
   EXPECT_TRUE(last_error_is(EINVAL, "nbd_get_uri: cannot construct a URI"));
+}
+
+// ---- Calls of libnbd 1.16-1.22 with bodies of their own ----
+
+TEST_F(ApiTest, SubprocessPidIsTheServers) {
+  NBD_TEST_REQUIRE_PROGRAM("nbdkit");
+  char* argv[] = {const_cast<char*>("nbdkit"), const_cast<char*>("-s"), const_cast<char*>("--exit-with-parent"),
+                  const_cast<char*>("memory"), const_cast<char*>("1M"), nullptr};
+  ASSERT_EQ(nbd_connect_command(h, argv), 0) << nbd_get_error();
+  const int64_t pid = nbd_get_subprocess_pid(h);
+  ASSERT_GT(pid, 0) << nbd_get_error();
+  EXPECT_NE(pid, static_cast<int64_t>(getpid()));
+  // The process is the nbdkit we started: a child of this test, running nbdkit.
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string self, comm, state;
+  long ppid = 0;
+  ASSERT_TRUE(stat >> self >> comm >> state >> ppid);
+  EXPECT_EQ(comm, "(nbdkit)");
+  EXPECT_EQ(ppid, static_cast<long>(getpid()));
+  EXPECT_EQ(nbd_get_subprocess_pid(h), pid);  // stable while the handle lives
+}
+
+TEST_F(ApiTest, Poll2WakesForTheCallersDescriptor) {
+  NBD_TEST_REQUIRE_PROGRAM("nbdkit");
+  auto srv = nbd_test::start_nbdkit({"memory", "1M"});
+  ASSERT_TRUE(srv);
+  ASSERT_EQ(nbd_connect_uri(h, srv->uri().c_str()), 0) << nbd_get_error();
+  const int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  ASSERT_GE(efd, 0);
+  // Nothing in flight and the eventfd quiet: the timeout expires.
+  EXPECT_EQ(nbd_poll2(h, efd, 0), 0) << nbd_get_error();
+  // The eventfd alone wakes a wait that would otherwise never end; nbd_poll2 leaves it readable.
+  const uint64_t one = 1;
+  ASSERT_EQ(write(efd, &one, sizeof one), static_cast<ssize_t>(sizeof one));
+  EXPECT_EQ(nbd_poll2(h, efd, -1), 1) << nbd_get_error();
+  EXPECT_EQ(nbd_aio_is_ready(h), 1);
+  pollfd pfd{efd, POLLIN, 0};
+  EXPECT_EQ(poll(&pfd, 1, 0), 1);
+  uint64_t value = 0;
+  ASSERT_EQ(read(efd, &value, sizeof value), static_cast<ssize_t>(sizeof value));
+  EXPECT_EQ(value, 1u);
+  // A command in flight: nbd_poll2 drives it to completion like nbd_poll, with or without fd.
+  char buf[512];
+  for (int fd : {efd, -1}) {
+    const int64_t cookie = nbd_aio_pread(h, buf, sizeof buf, 0, NBD_NULL_COMPLETION, 0);
+    ASSERT_GT(cookie, 0) << nbd_get_error();
+    int r = 0;
+    for (int i = 0; i < 1000 && (r = nbd_aio_command_completed(h, cookie)) == 0; ++i)
+      ASSERT_EQ(nbd_poll2(h, fd, 10000), 1) << nbd_get_error();
+    EXPECT_EQ(r, 1) << nbd_get_error();
+  }
+  close(efd);
+}
+
+TEST_F(ApiTest, Libnbd116SettingsRefusedOnceConnected) {
+  NBD_TEST_REQUIRE_PROGRAM("nbdkit");
+  auto srv = nbd_test::start_nbdkit({"memory", "1M"});
+  ASSERT_TRUE(srv);
+  ASSERT_EQ(nbd_set_opt_mode(h, true), 0);
+  ASSERT_EQ(nbd_connect_uri(h, srv->uri().c_str()), 0) << nbd_get_error();
+  ASSERT_EQ(nbd_aio_is_negotiating(h), 1);
+  // Negotiating: only the meta context request may still change.
+  EXPECT_EQ(nbd_set_request_meta_context(h, false), 0) << nbd_get_error();
+  EXPECT_EQ(nbd_get_request_meta_context(h), 0);
+  EXPECT_EQ(nbd_set_request_extended_headers(h, false), -1);
+  EXPECT_TRUE(last_error_is(EINVAL, "nbd_set_request_extended_headers: invalid state"));
+  EXPECT_EQ(nbd_set_tls_hostname(h, "example.com"), -1);
+  EXPECT_TRUE(last_error_is(EINVAL, "nbd_set_tls_hostname: invalid state"));
+  EXPECT_EQ(nbd_set_socket_activation_name(h, "sock"), -1);
+  EXPECT_TRUE(last_error_is(EINVAL, "nbd_set_socket_activation_name: invalid state"));
+  ASSERT_EQ(nbd_opt_go(h), 0) << nbd_get_error();
+  // Connected: none of them; the getters still answer.
+  EXPECT_EQ(nbd_set_request_meta_context(h, true), -1);
+  EXPECT_TRUE(last_error_is(EINVAL, "nbd_set_request_meta_context: invalid state"));
+  EXPECT_EQ(nbd_get_request_meta_context(h), 0);
+  EXPECT_EQ(nbd_get_request_extended_headers(h), 1);
+  EXPECT_EQ(take(nbd_get_socket_activation_name(h)), "");
+}
+
+TEST_F(ApiTest, PayloadLimitAndPayloadLenFlag) {
+  NBD_TEST_REQUIRE_PROGRAM("nbdkit");
+  // The server announces a 1 MiB maximum, so the payload limit is 1 MiB.
+  auto srv = nbd_test::start_nbdkit({"--filter=blocksize-policy", "memory", "8M",
+                                     "blocksize-maximum=1M", "blocksize-error-policy=error"});
+  ASSERT_TRUE(srv);
+  ASSERT_EQ(nbd_connect_uri(h, srv->uri().c_str()), 0) << nbd_get_error();
+  ASSERT_EQ(nbd_get_block_size(h, LIBNBD_SIZE_MAXIMUM), 1 << 20);
+  EXPECT_EQ(nbd_get_block_size(h, LIBNBD_SIZE_PAYLOAD), 1 << 20);
+  std::string data(2 << 20, 'p');
+  EXPECT_EQ(nbd_pwrite(h, data.data(), data.size(), 0, 0), -1);
+  EXPECT_TRUE(last_error_is(ERANGE, "nbd_pwrite: request too large: maximum payload size is 1048576"));
+  // Without LIBNBD_STRICT_PAYLOAD the request goes out and the server refuses it itself.
+  ASSERT_EQ(nbd_set_strict_mode(h, LIBNBD_STRICT_MASK & ~LIBNBD_STRICT_PAYLOAD), 0);
+  EXPECT_EQ(nbd_pwrite(h, data.data(), data.size(), 0, 0), -1);
+  EXPECT_EQ(nbd_get_errno(), EINVAL) << nbd_get_error();
+  // PAYLOAD_LEN without extended headers: dropped by LIBNBD_STRICT_AUTO_FLAG, else refused.
+  EXPECT_EQ(nbd_pwrite(h, data.data(), 4096, 0, LIBNBD_CMD_FLAG_PAYLOAD_LEN), 0) << nbd_get_error();
+  ASSERT_EQ(nbd_set_strict_mode(h, LIBNBD_STRICT_MASK & ~LIBNBD_STRICT_AUTO_FLAG), 0);
+  EXPECT_EQ(nbd_pwrite(h, data.data(), 4096, 0, LIBNBD_CMD_FLAG_PAYLOAD_LEN), -1);
+  EXPECT_TRUE(last_error_is(EINVAL, "nbd_pwrite: incorrect setting for PAYLOAD_LEN flag"));
+  EXPECT_EQ(nbd_aio_pwrite(h, data.data(), 4096, 0, NBD_NULL_COMPLETION, LIBNBD_CMD_FLAG_PAYLOAD_LEN), -1);
+  EXPECT_TRUE(last_error_is(EINVAL, "nbd_aio_pwrite: incorrect setting for PAYLOAD_LEN flag"));
+}
+
+TEST_F(ApiTest, PayloadLimitWithoutAServerMaximum) {
+  NBD_TEST_REQUIRE_PROGRAM("nbdkit");
+  auto srv = nbd_test::start_nbdkit({"memory", "1M"});
+  ASSERT_TRUE(srv);
+  ASSERT_EQ(nbd_connect_uri(h, srv->uri().c_str()), 0) << nbd_get_error();
+  const int64_t maximum = nbd_get_block_size(h, LIBNBD_SIZE_MAXIMUM);
+  const int64_t want = maximum == 0 ? 32 << 20 : std::clamp<int64_t>(maximum, 1 << 20, 64 << 20);
+  EXPECT_EQ(nbd_get_block_size(h, LIBNBD_SIZE_PAYLOAD), want);
 }

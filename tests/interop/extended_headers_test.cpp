@@ -121,11 +121,11 @@ TEST_F(ExtendedHeaders, SixtyFourBitStatusesReachTheWideCallback) {
 
 TEST_F(ExtendedHeaders, SixtyFourBitStatusesOverflowTheNarrowCallback) {
   connect({});
-  Extents64 unused;
   int calls = 0;
   nbd_extent_callback narrow{[](void* ud, const char* ctx, uint64_t, uint32_t*, size_t, int* error) {
-                               if (std::string(ctx) == "nbdpp:test")
+                               if (std::string(ctx) == "nbdpp:test") {
                                  EXPECT_EQ(*error, EOVERFLOW);
+                               }
                                ++*static_cast<int*>(ud);
                                return 0;
                              },

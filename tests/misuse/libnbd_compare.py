@@ -104,11 +104,13 @@ for state in ["created", "connecting", "negotiating", "connected", "closed", "de
         del h
 # Bad flags and enums.
 h = handle("connected")
-for label, f in [("set_strict_mode 0x20", lambda: h.set_strict_mode(0x20)),
+# Values unknown to libnbd 1.14 and to the 1.24 level alike (1.16-1.18 added strict 0x20 and 0x40,
+# transport 0x8 and block size 3).
+for label, f in [("set_strict_mode 0x80", lambda: h.set_strict_mode(0x80)),
                  ("set_handshake_flags 0x4", lambda: h.set_handshake_flags(4)),
-                 ("set_uri_allow_transports 0x8", lambda: h.set_uri_allow_transports(8)),
+                 ("set_uri_allow_transports 0x10", lambda: h.set_uri_allow_transports(0x10)),
                  ("set_tls 3", lambda: h.set_tls(3)),
-                 ("get_block_size 3", lambda: h.get_block_size(3)),
+                 ("get_block_size 4", lambda: h.get_block_size(4)),
                  ("pread flags 0x20", lambda: h.pread(512, 0, 0x20)),
                  ("pread flags FUA", lambda: h.pread(512, 0, nbd.CMD_FLAG_FUA)),
                  ("pwrite flags NO_HOLE", lambda: h.pwrite(b"x" * 512, 0, nbd.CMD_FLAG_NO_HOLE)),

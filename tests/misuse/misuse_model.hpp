@@ -30,8 +30,8 @@ enum class ArgKind {
   BytesIn, BytesOut, Sockaddr,
 };
 enum class RetKind {
-  Err, Bool, Int, Int64, Cookie, Size, Fd, Uint, Uintptr, Enum, Flags, String, StaticString,
-  Void, Handle,
+  Err, Bool, Int, Int64, Cookie, Size, Fd, Uint, Uint64, Uintptr, Enum, Flags, String,
+  StaticString, Void, Handle,
 };
 enum class HandleKind { Required, Nullable, None };
 
@@ -79,7 +79,8 @@ struct CallInfo {
 
   std::string c_name() const { return "nbd_" + name; }
   bool can_report_failure() const {
-    return ret != RetKind::Void && ret != RetKind::Uint && ret != RetKind::Uintptr && ret != RetKind::Flags;
+    return ret != RetKind::Void && ret != RetKind::Uint && ret != RetKind::Uint64 &&
+           ret != RetKind::Uintptr && ret != RetKind::Flags;
   }
 };
 

@@ -269,7 +269,7 @@ class CliTest(ToolTest):
 
     def test_version_comes_from_the_library(self):
         out = self.nbdpp("--version").stdout.decode().strip()
-        self.assertRegex(out, r"^nbdpp 1\.14\.0\+nbdpp\.\d+\.\d+\.\d+$")
+        self.assertRegex(out, r"^nbdpp 1\.24\.0\+nbdpp\.\d+\.\d+\.\d+$")
         if HAVE_DEBIAN_NBD:
             # Debian's binding on our library (next to nbdpp in the build tree) says the same.
             libdir = os.path.dirname(os.path.dirname(os.path.abspath(NBDPP)))

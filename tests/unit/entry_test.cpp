@@ -71,8 +71,8 @@ TEST_F(ApiTest, FlagsOutsideTheCallsSubset) {
 
 TEST_F(ApiTest, BadEnumInAConnectedState) {
   h->state = nbd::State::Ready;
-  EXPECT_EQ(nbd_get_block_size(h, 3), -1);
-  EXPECT_TRUE(last_error_is(EINVAL, "nbd_get_block_size: size_type: invalid value for parameter: 3"));
+  EXPECT_EQ(nbd_get_block_size(h, 4), -1);
+  EXPECT_TRUE(last_error_is(EINVAL, "nbd_get_block_size: size_type: invalid value for parameter: 4"));
 }
 
 // As in libnbd, a required closure is missing only when both callback and free are NULL.

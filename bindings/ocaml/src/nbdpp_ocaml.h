@@ -16,7 +16,7 @@
 
 #include <caml/mlvalues.h>
 
-struct nbd_handle;
+#include <libnbd.h>
 
 // The user_data of every closure given to the C library: two generational global roots, the
 // OCaml function (Val_unit for a closure with only a free hook) and a value to keep alive until
@@ -48,6 +48,8 @@ int nbdpp_ocaml_callback_raised(value exn, int *error);
 value nbdpp_ocaml_copy_string(const char *s);
 value nbdpp_ocaml_copy_bytes(const void *data, size_t len);
 value nbdpp_ocaml_copy_uint32_array(const uint32_t *data, size_t len);
+// An array of (length, flags) int64 pairs, NBD.extent.
+value nbdpp_ocaml_copy_extent64_array(const nbd_extent *data, size_t len);
 value nbdpp_ocaml_alloc_ref(int v);
 value nbdpp_ocaml_cons(value head, value tail);
 

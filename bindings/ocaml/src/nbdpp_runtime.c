@@ -196,6 +196,21 @@ value nbdpp_ocaml_copy_uint32_array(const uint32_t *data, size_t len) {
   CAMLreturn(a);
 }
 
+value nbdpp_ocaml_copy_extent64_array(const nbd_extent *data, size_t len) {
+  CAMLparam0();
+  CAMLlocal4(a, pair, length, flags);
+  a = caml_alloc(len, 0);
+  for (size_t i = 0; i < len; ++i) {
+    length = caml_copy_int64((int64_t)data[i].length);
+    flags = caml_copy_int64((int64_t)data[i].flags);
+    pair = caml_alloc_tuple(2);
+    Store_field(pair, 0, length);
+    Store_field(pair, 1, flags);
+    Store_field(a, i, pair);
+  }
+  CAMLreturn(a);
+}
+
 value nbdpp_ocaml_alloc_ref(int v) {
   value r = caml_alloc(1, 0);
   Store_field(r, 0, Val_int(v));

@@ -45,9 +45,27 @@ let library_identity () =
   NBD.with_handle (fun h ->
       Alcotest.(check string) "package" "nbdpp" (NBD.get_package_name h);
       let v = NBD.get_version h in
-      Alcotest.(check string) "ABI level first" "1.14." (String.sub v 0 5);
+      Alcotest.(check string) "ABI level first" "1.24." (String.sub v 0 5);
       Alcotest.(check bool) "uri support" true (NBD.supports_uri h);
+      Alcotest.(check string) "no extra version" "" (NBD.get_version_extra h);
+      Alcotest.(check bool) "vsock support" true (NBD.supports_vsock h);
       ignore (NBD.supports_tls h))
+
+(* Calls of libnbd 1.16-1.22: uint64 results, and an extent64 callback taking an extent array. *)
+let libnbd_1_16_calls () =
+  NBD.with_handle (fun h ->
+      Alcotest.(check int64) "bytes sent" 0L (NBD.stats_bytes_sent h);
+      Alcotest.(check int64) "chunks received" 0L (NBD.stats_chunks_received h);
+      NBD.set_socket_activation_name h "sock1";
+      Alcotest.(check string) "socket name" "sock1" (NBD.get_socket_activation_name h);
+      NBD.set_request_meta_context h false;
+      Alcotest.(check bool) "meta context request" false (NBD.get_request_meta_context h);
+      let f (_ : string) (_ : int64) (entries : NBD.extent array) (_ : int ref) =
+        Array.length entries
+      in
+      match NBD.block_status_64 h 512L 0L f with
+      | () -> Alcotest.fail "block_status_64 on a new handle succeeded"
+      | exception NBD.Error (_, _) -> ())
 
 (* Unreachable handles are closed by the garbage collector, and the callbacks they hold are
    released with them. *)
@@ -70,5 +88,6 @@ let tests =
     case "with_handle closes on exception" with_handle_closes_on_exception;
     case "settings round trip" settings_round_trip;
     case "library identity" library_identity;
+    case "libnbd 1.16 calls" libnbd_1_16_calls;
     case "finaliser closes" finaliser_closes;
   ]

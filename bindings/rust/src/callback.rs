@@ -172,6 +172,17 @@ pub(crate) unsafe fn u32s_arg<'a>(p: *mut u32, len: usize) -> &'a [u32] {
     unsafe { std::slice::from_raw_parts(p, len) }
 }
 
+pub(crate) unsafe fn extents_arg<'a>(
+    p: *mut crate::NbdExtent,
+    len: usize,
+) -> &'a [crate::NbdExtent] {
+    if p.is_null() || len == 0 {
+        return &[];
+    }
+    // SAFETY: the library passes len nbd_extent structs valid during the callback.
+    unsafe { std::slice::from_raw_parts(p, len) }
+}
+
 // ---- Call arguments and results.
 
 /// A NUL-terminated copy of a string argument; an embedded NUL is EINVAL, as the C library would

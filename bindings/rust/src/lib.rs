@@ -1,5 +1,5 @@
 //! Safe Rust binding of nbdpp, a Network Block Device (NBD) client library whose C ABI is a
-//! drop-in replacement for libnbd 1.14 (`libnbd.so.0`).
+//! drop-in replacement for libnbd 1.24 (`libnbd.so.0`).
 //!
 //! The binding is generated from the same `api.yaml` as the C header: every call of the C API
 //! that takes a handle is a method of [`Handle`] with the same name (`nbd_pread` is
@@ -47,6 +47,19 @@ pub use callback::set_errno;
 pub use error::{Error, Result};
 pub use handle::Handle;
 pub use sockaddr::SockAddr;
+
+/// One extent of a 64-bit block status answer, as [`Handle::block_status_64`] and
+/// [`Handle::block_status_filter`] pass them to their callback: `length` bytes (never more than
+/// `i64::MAX`) with the context-specific status `flags`.  Laid out as C's `nbd_extent`; libnbd's
+/// own crate uses the same name and fields.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct NbdExtent {
+    /// Length of the extent in bytes.
+    pub length: u64,
+    /// Status flags, whose meaning depends on the metadata context.
+    pub flags: u64,
+}
 
 // Enums, flag sets, constants, callback types and the methods of Handle.
 include!(concat!(env!("NBDPP_RUST_GENERATED"), "/api.rs"));

@@ -20,6 +20,9 @@ pub struct sockaddr {
     pub sa_data: [c_char; 14],
 }
 
+/// `nbd_extent`, the element of an `nbd_extent64_callback`'s array.
+pub type nbd_extent = crate::NbdExtent;
+
 /// `socklen_t`.
 pub type socklen_t = u32;
 

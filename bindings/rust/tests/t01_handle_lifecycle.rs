@@ -38,8 +38,42 @@ fn handle_is_send_and_sync() {
 fn package_and_version() {
     let h = Handle::new().unwrap();
     assert_eq!(h.get_package_name(), "nbdpp");
-    assert!(h.get_version().starts_with("1.14."), "{}", h.get_version());
+    assert!(h.get_version().starts_with("1.24.0+nbdpp."), "{}", h.get_version());
+    assert_eq!(h.get_version_extra(), "");
     assert!(h.supports_uri());
+    assert!(h.supports_vsock());
+}
+
+#[test]
+fn libnbd_1_16_settings_and_new_kinds() {
+    let h = Handle::new().unwrap();
+    // uint64 results, no Result: the counters of a new handle are zero.
+    let sent: u64 = h.stats_bytes_sent();
+    assert_eq!((sent, h.stats_chunks_received()), (0, 0));
+    h.set_socket_activation_name("sock1").unwrap();
+    assert_eq!(h.get_socket_activation_name().unwrap(), "sock1");
+    let e = h.set_socket_activation_name("bad-name").unwrap_err();
+    assert_eq!(e.errno(), libc_einval());
+    h.set_tls_hostname("example.com").unwrap();
+    assert_eq!(h.get_tls_hostname().unwrap(), "example.com");
+    h.set_request_extended_headers(false).unwrap();
+    assert!(!h.get_request_extended_headers());
+    // An extent64 callback (a slice of NbdExtent) is boxed, refused in this state and freed.
+    let dropped = std::sync::Arc::new(());
+    let held = dropped.clone();
+    let e = h
+        .block_status_64(512, 0, move |_ctx: &str, _off: u64, ext: &[nbd::NbdExtent], _err: &mut i32| {
+            let _ = &held;
+            ext.len() as i32
+        }, None)
+        .unwrap_err();
+    assert_eq!(std::sync::Arc::strong_count(&dropped), 1, "the callback was freed: {e}");
+    let x = nbd::NbdExtent { length: 4096, flags: nbd::STATE_HOLE as u64 };
+    assert_eq!(std::mem::size_of_val(&x), 16);
+}
+
+fn libc_einval() -> i32 {
+    22
 }
 
 #[test]

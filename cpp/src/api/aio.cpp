@@ -9,6 +9,8 @@ namespace nbd {
 
 int unlocked_poll(nbd_handle& h, int timeout) { return poll_once(h, timeout); }
 
+int unlocked_poll2(nbd_handle& h, int fd, int timeout) { return poll_once(h, timeout, fd); }
+
 int unlocked_aio_get_fd(nbd_handle& h) {
   if (!h.sock)
     return set_error(EINVAL, "the handle has no socket in state %s", state_name(h.state));

@@ -175,6 +175,9 @@ void abandon_unsent(nbd_handle& h) {
 }  // namespace
 
 int unlocked_shutdown(nbd_handle& h, uint32_t flags) {
+  // Still negotiating (opt mode): end that gracefully, as libnbd 1.18+ does.
+  if (state_group(h.state) == kNegotiating)
+    return unlocked_opt_abort(h);
   if ((flags & LIBNBD_SHUTDOWN_ABANDON_PENDING) != 0 && !h.disconnect_requested)
     abandon_unsent(h);
   if (!h.disconnect_requested && unlocked_aio_disconnect(h, 0) == -1)

@@ -369,6 +369,12 @@ char* unlocked_get_uri(nbd_handle& h) {
   return dup_string(format_uri(u));
 }
 
+int64_t unlocked_get_subprocess_pid(nbd_handle& h) {
+  if (h.pid <= 0)
+    return set_error(ESRCH, "no subprocess exists");
+  return h.pid;
+}
+
 int unlocked_kill_subprocess(nbd_handle& h, int signum) {
   if (h.pid <= 0)
     return set_error(ESRCH, "no subprocess exists");

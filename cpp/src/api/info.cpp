@@ -58,7 +58,7 @@ int64_t unlocked_get_block_size(nbd_handle& h, int size_type) {
     case LIBNBD_SIZE_PREFERRED:
       return h.block_preferred;
     case LIBNBD_SIZE_PAYLOAD:
-      return h.payload_maximum;
+      return h.payload_maximum();
     default:
       return h.block_maximum;
   }
@@ -99,8 +99,5 @@ int unlocked_get_structured_replies_negotiated(nbd_handle& h) { return h.structu
 int unlocked_get_extended_headers_negotiated(nbd_handle& h) { return h.extended_headers; }
 
 uint64_t unlocked_stats_bytes_sent(nbd_handle& h) { return h.out.sent_offset(); }
-uint64_t unlocked_stats_chunks_sent(nbd_handle& h) { return h.chunks_sent; }
-uint64_t unlocked_stats_bytes_received(nbd_handle& h) { return h.bytes_received; }
-uint64_t unlocked_stats_chunks_received(nbd_handle& h) { return h.chunks_received; }
 
 }  // namespace nbd

@@ -16,6 +16,8 @@ namespace {
 
 // Longest export or metadata context name the protocol allows (proto.md caps strings at 4096).
 constexpr size_t kMaxName = 4096;
+// Longest socket activation name libnbd accepts (LISTEN_FDNAMES, sd_listen_fds_with_names(3)).
+constexpr size_t kMaxSocketActivationName = 32;
 
 }  // namespace
 
@@ -39,6 +41,22 @@ int unlocked_set_export_name(nbd_handle& h, const char* export_name) {
   if (std::strlen(export_name) > kMaxName)
     return set_error(ENAMETOOLONG, "export name too long for NBD protocol");
   h.export_name = export_name;
+  return 0;
+}
+
+// The same limits as libnbd: at most 32 ASCII letters or digits; "" clears the name.
+int unlocked_set_socket_activation_name(nbd_handle& h, const char* socket_name) {
+  const size_t len = std::strlen(socket_name);
+  if (len > kMaxSocketActivationName)
+    return set_error(ENAMETOOLONG, "socket activation name should be <= %zu characters",
+                     kMaxSocketActivationName);
+  for (size_t i = 0; i < len; ++i) {
+    const char c = socket_name[i];
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')))
+      return set_error(EINVAL, "socket activation name should contain only alphanumeric ASCII "
+                               "characters");
+  }
+  h.socket_activation_name = socket_name;
   return 0;
 }
 

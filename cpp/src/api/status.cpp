@@ -29,8 +29,14 @@ const char* unlocked_get_package_name(nbd_handle&) { return NBDPP_PACKAGE_NAME; 
 
 const char* unlocked_get_version(nbd_handle&) { return NBDPP_LIBRARY_VERSION; }
 
+// The packager's note (CMake -DNBDPP_EXTRA_VERSION=..., libnbd's configure --with-extra).
+const char* unlocked_get_version_extra(nbd_handle&) { return NBDPP_EXTRA_VERSION; }
+
 int unlocked_supports_tls(nbd_handle&) { return 1; }
 
 int unlocked_supports_uri(nbd_handle&) { return 1; }
+
+// connect.cpp builds AF_VSOCK addresses unconditionally (<linux/vm_sockets.h>).
+int unlocked_supports_vsock(nbd_handle&) { return 1; }
 
 }  // namespace nbd

@@ -8,24 +8,6 @@
 #include "closure.hpp"
 #include "libnbd.h"
 
-#ifndef LIBNBD_HAVE_NBD_BLOCK_STATUS_64
-// TEMPORARY until api.yaml has the libnbd 1.18 calls (issue 17, branch i17-gen).
-typedef struct {
-  uint64_t length;
-  uint64_t flags;
-} nbd_extent;
-typedef struct {
-  int (*callback)(void* user_data, const char* metacontext, uint64_t offset, nbd_extent* entries,
-                  size_t nr_entries, int* error);
-  void* user_data;
-  void (*free)(void* user_data);
-} nbd_extent64_callback;
-#define LIBNBD_CMD_FLAG_PAYLOAD_LEN 0x20U
-#define LIBNBD_STRICT_PAYLOAD 0x20U
-#define LIBNBD_STRICT_AUTO_FLAG 0x40U
-#define LIBNBD_SIZE_PAYLOAD 3
-#endif
-
 namespace nbd {
 
 // Which bytes of a structured read the server's data and hole chunks have covered.  Chunks

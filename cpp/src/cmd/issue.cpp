@@ -148,13 +148,13 @@ int check_request(nbd_handle& h, CommandSpec& s, std::vector<uint32_t>& ids) {
   // LIBNBD_STRICT_PAYLOAD) a payload over its own maximum; without extended headers the
   // wire has 32 bits for the count.
   const bool strict_payload = (strict & LIBNBD_STRICT_PAYLOAD) != 0;
-  if (s.type == kCmdWrite && strict_payload && s.count > h.payload_maximum)
-    return set_error(ERANGE, "request too large: maximum payload size is %" PRIu32, h.payload_maximum);
+  if (s.type == kCmdWrite && strict_payload && s.count > h.payload_maximum())
+    return set_error(ERANGE, "request too large: maximum payload size is %" PRIu32, h.payload_maximum());
   if ((s.type == kCmdRead || s.type == kCmdWrite) && s.count > kMaxRequest)
     return set_error(ERANGE, "request too large: maximum request size is %" PRIu64, kMaxRequest);
   if (s.contexts != nullptr) {
     const uint64_t bytes = filter_payload_size(ids.size());
-    if (bytes > kMaxRequest || (strict_payload && bytes > h.payload_maximum))
+    if (bytes > kMaxRequest || (strict_payload && bytes > h.payload_maximum()))
       return set_error(ERANGE, "filter set too large");
   } else if (!h.extended_headers && s.count > UINT32_MAX) {
     return set_error(ERANGE, "request too large: %s requests are limited to 32 bits", name);

@@ -101,15 +101,6 @@ bool set_export_info(nbd_handle& h, uint64_t size, uint16_t eflags) {
   return true;
 }
 
-// The largest write payload the handle sends (LIBNBD_SIZE_PAYLOAD), once the export is known:
-// the server's maximum block size, within [1 MiB, 64 MiB] (the protocol lets a client send 1
-// MiB whatever a small export advertises), or 32 MiB when it advertised none.
-void set_payload_maximum(nbd_handle& h) {
-  constexpr uint32_t kMiB = 1024 * 1024;
-  h.payload_maximum = h.block_maximum == 0 ? 32 * kMiB
-                                           : std::min(64 * kMiB, std::max(kMiB, h.block_maximum));
-}
-
 void append_opt(nbd_handle& h, uint32_t opt, const std::string& data) {
   unsigned char hdr[16];
   put64(hdr, kIHaveOpt);
@@ -465,7 +456,6 @@ Transition option_ack(nbd_handle& h) {
     case kOptInfo:
       if (!h.have_info)
         return protocol_error("server did not send the export size and flags");
-      set_payload_maximum(h);
       finish_user_option(h, 0);
       if (h.opt_current == kOptGo) {
         enter_transmission(h);
@@ -524,7 +514,6 @@ Transition h_magic_recv_oldstyle(nbd_handle& h) {
   h.gflags = get16(h.scratch + 8);
   if (!set_export_info(h, get64(h.scratch), get16(h.scratch + 10)))
     return Transition::Fail;
-  set_payload_maximum(h);
   enter_transmission(h);
   return Transition::Next;
 }
@@ -720,7 +709,6 @@ Transition h_newstyle_export_name_reply(nbd_handle& h) {
     return Transition::Fail;
   if (!set_export_info(h, get64(h.scratch), get16(h.scratch + 8)))
     return Transition::Fail;
-  set_payload_maximum(h);
   h.opt_todo.clear();
   finish_user_option(h, 0);
   enter_transmission(h);

@@ -120,18 +120,23 @@ int run(nbd_handle& h) {
   }
 }
 
-int poll_once(nbd_handle& h, int timeout_ms) {
+int poll_once(nbd_handle& h, int timeout_ms, int extra_fd) {
   const unsigned dir = direction(h);
   if (dir == 0 || !h.sock)
     return set_error(EINVAL, "nothing to poll for in state %s", state_name(h.state));
-  // The second descriptor, when there is a concurrent writer, reports its thread's failure.
-  struct pollfd pfd[2] = {};
+  // Besides the socket: the concurrent writer's wake_fd, which reports its thread's failure,
+  // and the caller's descriptor of nbd_poll2.
+  struct pollfd pfd[3] = {};
   pfd[0].fd = h.sock->fd();
   pfd[0].events = static_cast<short>(((dir & LIBNBD_AIO_DIRECTION_READ) ? POLLIN : 0) |
                                      ((dir & LIBNBD_AIO_DIRECTION_WRITE) ? POLLOUT : 0));
-  pfd[1].fd = h.wake_fd.load(std::memory_order_acquire);
-  pfd[1].events = POLLIN;
-  const nfds_t n = pfd[1].fd == -1 ? 1 : 2;
+  nfds_t n = 1;
+  const int wake = h.wake_fd.load(std::memory_order_acquire);
+  if (wake != -1)
+    pfd[n++] = {wake, POLLIN, 0};
+  const nfds_t extra = n;
+  if (extra_fd >= 0)
+    pfd[n++] = {extra_fd, POLLIN, 0};
   int r;
   do
     r = ::poll(pfd, n, timeout_ms);
@@ -140,6 +145,9 @@ int poll_once(nbd_handle& h, int timeout_ms) {
     return set_error(errno, "poll");
   if (r == 0)
     return 0;
+  // Only the caller's descriptor woke us: the handle has nothing to do (libnbd returns 1 too).
+  if (extra < n && r == 1 && pfd[extra].revents != 0)
+    return 1;
   return run(h) == -1 ? -1 : 1;
 }
 

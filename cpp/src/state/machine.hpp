@@ -28,7 +28,8 @@ int send_queued(nbd_handle& h);
 // connection dies or closes first.
 template <class Pred>
 int wait_until(nbd_handle& h, Pred done);
-int poll_once(nbd_handle& h, int timeout_ms);  // -1 error, 0 timeout, 1 progress
+// -1 error, 0 timeout, 1 progress or extra_fd (>= 0, polled for POLLIN) readable.
+int poll_once(nbd_handle& h, int timeout_ms, int extra_fd = -1);
 
 // Whether the reader is between replies (nothing of the next one received yet).
 bool at_reply_start(const nbd_handle& h);

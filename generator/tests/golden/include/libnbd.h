@@ -1,5 +1,5 @@
 /* libnbd.h: the C interface of mini, a client library for the Network Block Device
- * protocol, compatible with libnbd 1.14.  See libnbd(3).
+ * protocol, compatible with libnbd 1.24.  See libnbd(3).
  *
  * GENERATED from api.yaml by generator/generate.py: DO NOT EDIT.
  */
@@ -49,6 +49,14 @@ struct nbd_handle;
 extern void nbd_close (struct nbd_handle *h);
 #define LIBNBD_HAVE_NBD_CLOSE 1
 
+/* One extent of a 64-bit block status answer (nbd_extent64_callback): its length in bytes,
+ * never more than INT64_MAX, and its status flags, whose meaning depends on the context.
+ */
+typedef struct {
+  uint64_t length;
+  uint64_t flags;
+} nbd_extent;
+
 /* Callback arguments are passed by value: {callback, user_data, free}.  free, if set, is
  * called exactly once when the library no longer needs user_data.
  */
@@ -73,6 +81,14 @@ typedef struct {
   void (*free) (void *user_data);
 } nbd_debug_callback;
 #define LIBNBD_HAVE_NBD_DEBUG_CALLBACK 1
+
+typedef struct {
+  int (*callback) (void *user_data, const char *metacontext, uint64_t offset,
+                   nbd_extent *entries, size_t nr_entries, int *error);
+  void *user_data;
+  void (*free) (void *user_data);
+} nbd_extent64_callback;
+#define LIBNBD_HAVE_NBD_EXTENT64_CALLBACK 1
 
 /* NBD_NULL_* stand for "no callback" where a callback argument is optional.  C++ has no
  * compound literals, so it gets a value-initialised struct instead.
@@ -109,14 +125,25 @@ extern int nbd_set_debug_callback (struct nbd_handle *h,
     LIBNBD_ATTRIBUTE_NONNULL(1);
 #define LIBNBD_HAVE_NBD_SET_DEBUG_CALLBACK 1
 
+extern int nbd_block_status_64 (struct nbd_handle *h, uint64_t count,
+                                uint64_t offset, char **contexts,
+                                nbd_extent64_callback extent64_callback)
+    LIBNBD_ATTRIBUTE_NONNULL(1,4);
+#define LIBNBD_HAVE_NBD_BLOCK_STATUS_64 1
+
 extern char *nbd_get_name (struct nbd_handle *h)
     LIBNBD_ATTRIBUTE_ALLOC_DEALLOC(__builtin_free)
     LIBNBD_ATTRIBUTE_NONNULL(1);
 #define LIBNBD_HAVE_NBD_GET_NAME 1
 
+extern uint64_t nbd_stats_bytes_sent (struct nbd_handle *h)
+    LIBNBD_ATTRIBUTE_NONNULL(1);
+#define LIBNBD_HAVE_NBD_STATS_BYTES_SENT 1
+
 /* The "base" metadata namespace and its contexts. */
 #define LIBNBD_NAMESPACE_BASE "base:"
 #define LIBNBD_CONTEXT_BASE_ALLOCATION "base:allocation"
+#define LIBNBD_CONTEXT_BASE_DIRTY_BITMAP "base:dirty-bitmap:"
 /* Extent flags of "base:allocation". */
 #define LIBNBD_STATE_HOLE                     1
 

@@ -31,6 +31,7 @@ let read_data = 1
 let read_hole = 2
 let namespace_base = "base:"
 let context_base_allocation = "base:allocation"
+let context_base_dirty_bitmap = "base:dirty-bitmap:"
 let state_hole = 1
 
 module Buffer = struct
@@ -55,11 +56,15 @@ module Buffer = struct
   let to_string b = Bytes.unsafe_to_string (to_bytes b)
 end
 
+type extent = int64 * int64
+
 type completion_callback = int ref -> int
 
 type chunk_callback = bytes -> int64 -> int ref -> int
 
 type debug_callback = string -> string -> int
+
+type extent64_callback = string -> int64 -> extent array -> int ref -> int
 
 type t
 
@@ -85,5 +90,11 @@ external aio_pread :
 external set_debug_callback : t -> debug_callback -> unit
   = "nbdpp_ocaml_set_debug_callback"
 
+external block_status_64 : t -> int64 -> int64 -> string list -> extent64_callback -> unit
+  = "nbdpp_ocaml_block_status_64"
+
 external get_name : t -> string
   = "nbdpp_ocaml_get_name"
+
+external stats_bytes_sent : t -> int64
+  = "nbdpp_ocaml_stats_bytes_sent"

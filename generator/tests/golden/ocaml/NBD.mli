@@ -71,6 +71,9 @@ val namespace_base : string
 val context_base_allocation : string
 (** [LIBNBD_CONTEXT_BASE_ALLOCATION] *)
 
+val context_base_dirty_bitmap : string
+(** [LIBNBD_CONTEXT_BASE_DIRTY_BITMAP] *)
+
 val state_hole : int
 (** [LIBNBD_STATE_HOLE] *)
 
@@ -106,11 +109,17 @@ end
     A callback returns an int, as its C counterpart does.  An [int ref] argument is the C
     callback's [int *error]: what the callback stores there is read back when it returns. *)
 
+type extent = int64 * int64
+(** One extent of a 64-bit block status answer: its length in bytes and its status flags (C's
+    [nbd_extent]). *)
+
 type completion_callback = int ref -> int
 
 type chunk_callback = bytes -> int64 -> int ref -> int
 
 type debug_callback = string -> string -> int
+
+type extent64_callback = string -> int64 -> extent array -> int ref -> int
 
 (** {1 Handles} *)
 
@@ -189,9 +198,23 @@ val set_debug_callback : t -> debug_callback -> unit
 
     C function: [nbd_set_debug_callback]; since TEST_1.1. *)
 
+val block_status_64 : t -> int64 -> int64 -> string list -> extent64_callback -> unit
+(** [block_status_64 t count offset contexts extent64_callback]: describe a range.
+
+    Calls the {!type:extent64_callback} once per context in contexts.
+
+    C function: [nbd_block_status_64]; since TEST_1.1. *)
+
 val get_name : t -> string
 (** [get_name t]: get the handle name.
 
     Returns a copy the caller frees.
 
     C function: [nbd_get_name]; since TEST_1.1. *)
+
+val stats_bytes_sent : t -> int64
+(** [stats_bytes_sent t]: count bytes sent.
+
+    Returns how many bytes were sent.
+
+    C function: [nbd_stats_bytes_sent]; since TEST_1.1. *)

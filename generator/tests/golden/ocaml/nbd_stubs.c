@@ -203,6 +203,57 @@ static nbd_debug_callback nbdpp_ocaml_debug_closure(value fn, value keep, bool *
   return c;
 }
 
+// nbd_extent64_callback: runs the OCaml extent64_callback; the caller holds the runtime lock.
+static int nbdpp_ocaml_extent64_invoke(struct nbdpp_ocaml_closure *cl, const char *metacontext,
+                                       uint64_t offset, nbd_extent *entries, size_t nr_entries,
+                                       int *error) {
+  CAMLparam0();
+  CAMLlocalN(args, 4);
+  CAMLlocal1(rv);
+  int r;
+  args[0] = nbdpp_ocaml_copy_string(metacontext);
+  args[1] = caml_copy_int64((int64_t)offset);
+  args[2] = nbdpp_ocaml_copy_extent64_array(entries, nr_entries);
+  args[3] = nbdpp_ocaml_alloc_ref(*error);
+  rv = caml_callbackN_exn(cl->fn, 4, args);
+  if (Is_exception_result(rv)) {
+    r = nbdpp_ocaml_callback_raised(Extract_exception(rv), error);
+  } else {
+    r = Int_val(rv);
+    *error = Int_val(Field(args[3], 0));
+  }
+  CAMLreturnT(int, r);
+}
+
+static int nbdpp_ocaml_extent64_trampoline(void *user_data, const char *metacontext,
+                                           uint64_t offset, nbd_extent *entries, size_t nr_entries,
+                                           int *error) {
+  bool reacquired;
+  if (!nbdpp_ocaml_callback_enter(&reacquired))
+    return nbdpp_ocaml_callback_refused(error);
+  const int r = nbdpp_ocaml_extent64_invoke(user_data, metacontext, offset, entries, nr_entries,
+                                            error);
+  nbdpp_ocaml_callback_leave(reacquired);
+  return r;
+}
+
+// Boxes fn (Val_unit: no callback) and keep (a value to hold alive, or Val_unit) for the C
+// library; sets *oom instead when memory runs out.
+static nbd_extent64_callback nbdpp_ocaml_extent64_closure(value fn, value keep, bool *oom) {
+  nbd_extent64_callback c = {NULL, NULL, NULL};
+  if (fn == Val_unit && keep == Val_unit)
+    return c;
+  c.user_data = nbdpp_ocaml_closure_new(fn, keep);
+  if (c.user_data == NULL) {
+    *oom = true;
+    return c;
+  }
+  if (fn != Val_unit)
+    c.callback = nbdpp_ocaml_extent64_trampoline;
+  c.free = nbdpp_ocaml_closure_free;
+  return c;
+}
+
 // nbd_close: close a handle
 value nbdpp_ocaml_close(value hv);
 value nbdpp_ocaml_close(value hv) {
@@ -348,6 +399,39 @@ value nbdpp_ocaml_set_debug_callback(value hv, value debug_callbackv) {
   CAMLreturn(rv);
 }
 
+// nbd_block_status_64: describe a range
+value nbdpp_ocaml_block_status_64(value hv, value countv, value offsetv, value contextsv,
+                                  value extent64_callbackv);
+value nbdpp_ocaml_block_status_64(value hv, value countv, value offsetv, value contextsv,
+                                  value extent64_callbackv) {
+  CAMLparam5(hv, countv, offsetv, contextsv, extent64_callbackv);
+  CAMLlocal1(rv);
+  struct nbd_handle *h = nbdpp_ocaml_handle(hv, "nbd_block_status_64");
+  uint64_t count = (uint64_t)Int64_val(countv);
+  uint64_t offset = (uint64_t)Int64_val(offsetv);
+  bool oom = false;
+  char **contexts = nbdpp_ocaml_string_list(contextsv, &oom);
+  nbd_extent64_callback extent64_callback =
+      nbdpp_ocaml_extent64_closure(extent64_callbackv, Val_unit, &oom);
+  if (oom) {
+    nbdpp_ocaml_closure_free(extent64_callback.user_data);
+    nbdpp_ocaml_free_string_list(contexts);
+    caml_raise_out_of_memory();
+  }
+  struct nbdpp_ocaml_error failure = {NULL, 0};
+  nbdpp_ocaml_release();
+  int r = nbd_block_status_64(h, count, offset, contexts, extent64_callback);
+  if (r == -1)
+    nbdpp_ocaml_save_error(&failure);
+  nbdpp_ocaml_acquire();
+  nbdpp_ocaml_free_string_list(contexts);
+  nbdpp_ocaml_raise_pending(&failure);
+  if (r == -1)
+    nbdpp_ocaml_raise_error(&failure, "nbd_block_status_64");
+  rv = Val_unit;
+  CAMLreturn(rv);
+}
+
 // nbd_get_name: get the handle name
 value nbdpp_ocaml_get_name(value hv);
 value nbdpp_ocaml_get_name(value hv) {
@@ -365,5 +449,19 @@ value nbdpp_ocaml_get_name(value hv) {
   nbdpp_ocaml_raise_pending(&failure);
   if (r == NULL)
     nbdpp_ocaml_raise_error(&failure, "nbd_get_name");
+  CAMLreturn(rv);
+}
+
+// nbd_stats_bytes_sent: count bytes sent
+value nbdpp_ocaml_stats_bytes_sent(value hv);
+value nbdpp_ocaml_stats_bytes_sent(value hv) {
+  CAMLparam1(hv);
+  CAMLlocal1(rv);
+  struct nbd_handle *h = nbdpp_ocaml_handle(hv, "nbd_stats_bytes_sent");
+  nbdpp_ocaml_release();
+  uint64_t r = nbd_stats_bytes_sent(h);
+  nbdpp_ocaml_acquire();
+  nbdpp_ocaml_raise_pending(NULL);
+  rv = caml_copy_int64((int64_t)r);
   CAMLreturn(rv);
 }

@@ -259,6 +259,11 @@ pub const NAMESPACE_BASE: &str = "base:";
 /// C: `LIBNBD_CONTEXT_BASE_ALLOCATION`.
 pub const CONTEXT_BASE_ALLOCATION: &str = "base:allocation";
 
+/// The "base:dirty-bitmap:" metadata context
+///
+/// C: `LIBNBD_CONTEXT_BASE_DIRTY_BITMAP`.
+pub const CONTEXT_BASE_DIRTY_BITMAP: &str = "base:dirty-bitmap:";
+
 /// C: `LIBNBD_STATE_HOLE`.
 pub const STATE_HOLE: u32 = 1;
 
@@ -486,6 +491,87 @@ unsafe extern "C" fn debug_trampoline(
     }
 }
 
+type Extent64CallbackFn = dyn FnMut(&str, u64, &[NbdExtent], &mut i32) -> i32 + Send + 'static;
+
+/// A callback of the `nbd_extent64_callback` kind.
+///
+/// A boxed `FnMut(&str, u64, &[NbdExtent], &mut i32) -> i32 + Send`; the C library frees it
+/// exactly once.
+///
+/// C: `nbd_extent64_callback`.
+pub struct Extent64Callback(Box<Extent64CallbackFn>);
+
+impl Extent64Callback {
+    /// Boxes `f`.
+    pub fn new(f: impl FnMut(&str, u64, &[NbdExtent], &mut i32) -> i32 + Send + 'static) -> Self {
+        Self(Box::new(f))
+    }
+
+    // Gives the callable to C; keep rides along until the closure is freed.
+    #[allow(dead_code)]
+    pub(crate) fn into_c(self, keep: Option<Lease>) -> sys::nbd_extent64_callback {
+        let user_data = ClosureBox::<Extent64CallbackFn>::into_raw(Some(self.0), keep);
+        let free = free_box::<Extent64CallbackFn>;
+        sys::nbd_extent64_callback {
+            callback: Some(extent64_trampoline),
+            user_data,
+            free: Some(free),
+        }
+    }
+
+    // No callable: the C API's NBD_NULL_*, or a closure with only .free when keep is set.
+    #[allow(dead_code)]
+    pub(crate) fn into_c_option(
+        cb: Option<Self>,
+        keep: Option<Lease>,
+    ) -> sys::nbd_extent64_callback {
+        match (cb, keep) {
+            (Some(cb), keep) => cb.into_c(keep),
+            (None, None) => sys::nbd_extent64_callback {
+                callback: None,
+                user_data: std::ptr::null_mut(),
+                free: None,
+            },
+            (None, keep) => {
+                let user_data = ClosureBox::<Extent64CallbackFn>::into_raw(None, keep);
+                let free = free_box::<Extent64CallbackFn>;
+                sys::nbd_extent64_callback { callback: None, user_data, free: Some(free) }
+            }
+        }
+    }
+}
+
+impl<F: FnMut(&str, u64, &[NbdExtent], &mut i32) -> i32 + Send + 'static> From<F> for Extent64Callback {
+    fn from(f: F) -> Self {
+        Self::new(f)
+    }
+}
+
+impl std::fmt::Debug for Extent64Callback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Extent64Callback")
+    }
+}
+
+unsafe extern "C" fn extent64_trampoline(
+    user_data: *mut c_void,
+    metacontext: *const c_char,
+    offset: u64,
+    entries: *mut crate::NbdExtent,
+    nr_entries: usize,
+    error: *mut c_int,
+) -> c_int {
+    unsafe {
+        invoke::<Extent64CallbackFn>(user_data, error, |f| {
+            let metacontext = crate::callback::str_arg(metacontext);
+            let entries = crate::callback::extents_arg(entries, nr_entries);
+            let mut error_slot = 0;
+            let error = crate::callback::int_arg(error, &mut error_slot);
+            f(&metacontext, offset, entries, error)
+        })
+    }
+}
+
 impl Handle {
     /// Choose the mode.
     ///
@@ -626,6 +712,39 @@ impl Handle {
         Ok(())
     }
 
+    /// Describe a range.
+    ///
+    /// Calls the [`Extent64Callback`] once per context in contexts.
+    ///
+    /// The handle must be connected with the server.
+    ///
+    /// C: `nbd_block_status_64(3)`.
+    pub fn block_status_64(
+        &self,
+        count: u64,
+        offset: u64,
+        contexts: &[impl AsRef<std::ffi::OsStr>],
+        extent64_callback: impl FnMut(&str, u64, &[NbdExtent], &mut i32) -> i32 + Send + 'static,
+    ) -> Result<()> {
+        let mut contexts = CStringList::new(contexts, "nbd_block_status_64", "contexts")?;
+        let extent64_callback = Extent64Callback::new(extent64_callback).into_c(None);
+        let scope = CallScope::enter();
+        let r = unsafe {
+            sys::nbd_block_status_64(
+                self.h,
+                count,
+                offset,
+                contexts.as_mut_ptr(),
+                extent64_callback,
+            )
+        };
+        scope.finish();
+        if r == -1 {
+            return Err(self.last_error());
+        }
+        Ok(())
+    }
+
     /// Get the handle name.
     ///
     /// Returns a copy the caller frees.
@@ -639,5 +758,17 @@ impl Handle {
             return Err(self.last_error());
         }
         Ok(unsafe { crate::callback::take_c_string(r) })
+    }
+
+    /// Count bytes sent.
+    ///
+    /// Returns how many bytes were sent.
+    ///
+    /// C: `nbd_stats_bytes_sent(3)`.
+    pub fn stats_bytes_sent(&self) -> u64 {
+        let scope = CallScope::enter();
+        let r = unsafe { sys::nbd_stats_bytes_sent(self.h) };
+        scope.finish();
+        r
     }
 }

@@ -32,6 +32,23 @@ pub struct nbd_debug_callback {
     pub free: Option<unsafe extern "C" fn(*mut c_void)>,
 }
 
+/// C: `nbd_extent64_callback`.
+#[repr(C)]
+pub struct nbd_extent64_callback {
+    pub callback: Option<
+        unsafe extern "C" fn(
+            *mut c_void,
+            *const c_char,
+            u64,
+            *mut crate::NbdExtent,
+            usize,
+            *mut c_int,
+        ) -> c_int,
+    >,
+    pub user_data: *mut c_void,
+    pub free: Option<unsafe extern "C" fn(*mut c_void)>,
+}
+
 // ---- Constants.
 
 pub const LIBNBD_MODE_IDLE: c_int = 0;
@@ -43,6 +60,7 @@ pub const LIBNBD_READ_DATA: c_uint = 1;
 pub const LIBNBD_READ_HOLE: c_uint = 2;
 pub const LIBNBD_NAMESPACE_BASE: &str = "base:";
 pub const LIBNBD_CONTEXT_BASE_ALLOCATION: &str = "base:allocation";
+pub const LIBNBD_CONTEXT_BASE_DIRTY_BITMAP: &str = "base:dirty-bitmap:";
 pub const LIBNBD_STATE_HOLE: c_uint = 1;
 
 // ---- Functions.
@@ -80,6 +98,18 @@ extern "C" {
     /// `nbd_set_debug_callback(3)`: set the debug callback.
     pub fn nbd_set_debug_callback(h: *mut nbd_handle, debug_callback: nbd_debug_callback) -> c_int;
 
+    /// `nbd_block_status_64(3)`: describe a range.
+    pub fn nbd_block_status_64(
+        h: *mut nbd_handle,
+        count: u64,
+        offset: u64,
+        contexts: *mut *mut c_char,
+        extent64_callback: nbd_extent64_callback,
+    ) -> c_int;
+
     /// `nbd_get_name(3)`: get the handle name.
     pub fn nbd_get_name(h: *mut nbd_handle) -> *mut c_char;
+
+    /// `nbd_stats_bytes_sent(3)`: count bytes sent.
+    pub fn nbd_stats_bytes_sent(h: *mut nbd_handle) -> u64;
 }

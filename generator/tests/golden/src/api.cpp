@@ -167,6 +167,39 @@ NBD_API int nbd_set_debug_callback (struct nbd_handle *h, nbd_debug_callback deb
   return ret;
 }
 
+NBD_API int nbd_block_status_64 (struct nbd_handle *h, uint64_t count, uint64_t offset, char **contexts,
+                         nbd_extent64_callback extent64_callback)
+{
+  nbd::ApiScope scope{"nbd_block_status_64"};
+  nbd::HandleLock lock{h};
+  nbd::Closure<nbd_extent64_callback> extent64_callback_owned{extent64_callback};
+  if (h == nullptr)
+    return nbd::fail_null_handle(), -1;
+  int ret = -1;
+  try {
+    if (h->debug_enabled())
+      nbd::debug(*h, "enter: count=%" PRIu64 " offset=%" PRIu64 " contexts=<list> extent64_callback=<fun>", count, offset);
+    bool ok = nbd::check_state(*h, 8, "connected with the server");
+    if (ok && contexts == nullptr)
+      ok = nbd::fail_null("contexts");
+    if (ok && extent64_callback_owned.empty())
+      ok = nbd::fail_null("extent64_callback");
+    if (ok)
+      ret = nbd::unlocked_block_status_64(*h, count, offset, contexts, extent64_callback_owned);
+    if (h->debug_enabled()) {
+      if (ret != -1)
+        nbd::debug(*h, "leave: ret=%d", ret);
+      else
+        nbd::debug_leave_error(*h);
+    }
+  } catch (const std::bad_alloc&) {
+    nbd::set_error(ENOMEM, "out of memory");
+    ret = -1;
+  }
+  extent64_callback_owned.reset();
+  return ret;
+}
+
 NBD_API char * nbd_get_name (struct nbd_handle *h)
 {
   nbd::ApiScope scope{"nbd_get_name"};
@@ -182,4 +215,10 @@ NBD_API char * nbd_get_name (struct nbd_handle *h)
     ret = nullptr;
   }
   return ret;
+}
+
+NBD_API uint64_t nbd_stats_bytes_sent (struct nbd_handle *h)
+{
+  nbd::HandleLock lock{h};
+  return nbd::unlocked_stats_bytes_sent(*h);
 }

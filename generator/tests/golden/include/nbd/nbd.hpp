@@ -58,6 +58,8 @@ inline constexpr std::string_view kNamespaceBase = "base:";
 static_assert(kNamespaceBase == LIBNBD_NAMESPACE_BASE);
 inline constexpr std::string_view kContextBaseAllocation = "base:allocation";
 static_assert(kContextBaseAllocation == LIBNBD_CONTEXT_BASE_ALLOCATION);
+inline constexpr std::string_view kContextBaseDirtyBitmap = "base:dirty-bitmap:";
+static_assert(kContextBaseDirtyBitmap == LIBNBD_CONTEXT_BASE_DIRTY_BITMAP);
 inline constexpr uint32_t kStateHole = 1;
 static_assert(kStateHole == LIBNBD_STATE_HOLE);
 
@@ -115,6 +117,25 @@ class DebugCallback
  private:
   static int trampoline(void *user_data, const char *context, const char *msg) noexcept {
     return invoke(user_data, nullptr, detail::view(context), detail::view(msg));
+  }
+};
+
+// nbd_extent64_callback: callables of the form
+//   int(std::string_view metacontext, uint64_t offset, std::span<const nbd_extent> entries, int* error)
+class Extent64Callback
+    : public detail::Callback<nbd_extent64_callback, std::string_view, uint64_t,
+                              std::span<const nbd_extent>, int*> {
+ public:
+  using Callback::Callback;
+
+  // Hands the callable to the C library; this object is left empty.
+  nbd_extent64_callback release() && noexcept { return std::move(*this).to_c(&trampoline); }
+
+ private:
+  static int trampoline(void *user_data, const char *metacontext, uint64_t offset,
+                        nbd_extent *entries, size_t nr_entries, int *error) noexcept {
+    return invoke(user_data, error, detail::view(metacontext), offset,
+                  std::span<const nbd_extent>{entries, nr_entries}, error);
   }
 };
 
@@ -194,6 +215,18 @@ class Handle {
       detail::throw_last_error(h_);
   }
 
+  // nbd_block_status_64(3): describe a range
+  void block_status_64(uint64_t count, uint64_t offset, const std::vector<std::string>& contexts,
+                       Extent64Callback extent64_callback) {
+    detail::CStringList contexts_c{contexts, "nbd_block_status_64", "contexts"};
+    detail::CallbackScope scope;
+    const auto r = ::nbd_block_status_64(h_, count, offset, contexts_c.get(),
+                                         std::move(extent64_callback).release());
+    scope.rethrow();
+    if (r == -1)
+      detail::throw_last_error(h_);
+  }
+
   // nbd_get_name(3): get the handle name
   std::string get_name() {
     detail::CallbackScope scope;
@@ -202,6 +235,12 @@ class Handle {
     if (r == nullptr)
       detail::throw_last_error(h_);
     return std::string{r.get()};
+  }
+
+  // nbd_stats_bytes_sent(3): count bytes sent
+  uint64_t stats_bytes_sent() noexcept {
+    const auto r = ::nbd_stats_bytes_sent(h_);
+    return r;
   }
 
  private:
