@@ -31,6 +31,7 @@ tables).  The tables always go to stdout; progress goes to stderr.  Exit status 
 """
 import argparse
 import json
+import math
 import os
 import platform
 import re
@@ -86,6 +87,11 @@ SETS = {
             ("4 KiB random read, depth 8", rnd("randread", 8, 200)),
             ("256 KiB seq write, depth 4", seq("write", 4, "5M")),
         ],
+        "extended": [
+            ("256 KiB seq read, depth 4", seq("read", 4, "8M")),
+            ("4 KiB random mixed, depth 8", rnd("randmixed", 8, 256)),
+        ],
+        "extended_fixed": [("4 KiB random read, depth 8", rnd("randread", 8, 200))],
         "handles": [1, 10],
         "streams": [("256 KiB seq read, depth 4", "null", seq("read", 4, "8M"))],
     },
@@ -881,6 +887,7 @@ def spread(on, off, more, less):
 
 def report_extended(R, p):
     names = [v[0] for v in EXT_VARIANTS]
+    reps = R["reps"]
 
     def cells(runs, key, digits):
         """Median (min-max) of each variant, and the medians."""
@@ -905,8 +912,10 @@ def report_extended(R, p):
       "(extended headers). Every run reads back the mode its handle negotiated "
       "(`nbd_get_extended_headers_negotiated`, `nbd_get_structured_replies_negotiated`) and the "
       "run stops if it is not the one its variant claims. on vs off: whether the min-max ranges of "
-      "the ext-on and ext-off runs overlap. Throughput in MiB/s (256 KiB requests) or IOPS (4 KiB); "
-      "client CPU = user + sys seconds of nbdbench per GiB; server = nbd_ext_server's CPU seconds per GiB.")
+      f"the ext-on and ext-off runs overlap (with {reps} run{'s' if reps != 1 else ''} each and no difference at all, two "
+      f"ranges fall apart by chance alone {2 / math.comb(2 * reps, reps):.0%} of the time). "
+      "Throughput in MiB/s (256 KiB requests) or IOPS (4 KiB); client CPU = user + sys seconds of "
+      "nbdbench per GiB; server = nbd_ext_server's CPU seconds per GiB.")
     p("")
     p("| workload | unit | libnbd | nbdpp-ext-off | nbdpp-ext-on | on/off | off/libnbd | on/libnbd | on vs off |")
     p("|---|---|---:|---:|---:|---:|---:|---:|---|")
