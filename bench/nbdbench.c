@@ -5,6 +5,7 @@
  * Usage: nbdbench --uri URI --op read|write|mixed|randread|randwrite|randmixed
  *                 [--bs BYTES] [--depth N] [--bytes TOTAL | --requests N]
  *                 [--conns N] [--writer] [--span BYTES] [--no-pread-initialize] [--rss]
+ *                 [--no-extended-headers]
  *
  * --depth is the number of requests kept in flight on each connection.  With --conns N the
  * program opens N handles and drives all of them from one poll(2) loop in this thread (the
@@ -13,13 +14,17 @@
  * --no-pread-initialize calls nbd_set_pread_initialize (h, false) (both libraries have it):
  * reads then skip the library's pre-zeroing of the caller's buffer.  --rss samples the process's
  * anonymous resident memory after every poll of the request loop, for its peak (the sampling
- * costs time: do not take the throughput of such a run).
+ * costs time: do not take the throughput of such a run).  --no-extended-headers calls
+ * nbd_set_request_extended_headers (h, false) before connecting (libnbd 1.18 and nbdpp; looked up
+ * at run time, exit status 3 without it), so the handle negotiates compact headers.
  *
  * Prints one JSON object: the library, the workload, requests and bytes moved, wall seconds,
  * MiB/s and IOPS, the client's CPU seconds (getrusage user + sys, all threads) and CPU seconds
  * per GiB; and what the handles added to the anonymous resident memory (all buffers are
  * allocated and filled before the first handle is created): once connected, at the peak of the
- * loop (with --rss, else null) and after it.  Only the request loop is timed; connecting, filling the buffers and shutting down
+ * loop (with --rss, else null) and after it; and the header mode the handles negotiated:
+ * structured replies (true/false) and extended headers (true/false, or null on a library without
+ * nbd_get_extended_headers_negotiated, such as libnbd 1.14, which cannot negotiate them).  Only the request loop is timed; connecting, filling the buffers and shutting down
  * are not.  Under valgrind --tool=callgrind --instr-atstart=no the same loop, and only it, is
  * instrumented (all threads), so the Ir total divided by the requests is the cost per request.
  */
@@ -62,6 +67,7 @@ struct options {
   bool writer;
   bool no_pread_init;
   bool rss;
+  bool no_extended_headers;
 };
 
 struct conn {
@@ -137,6 +143,19 @@ offset_of (const struct options *o, uint64_t n)
   return (n % blocks) * o->bs;
 }
 
+/* The header mode a connected handle negotiated: structured replies (0 or 1) and extended headers
+ * (0 or 1; -1 where the library has no nbd_get_extended_headers_negotiated to tell). */
+static void
+header_mode (struct nbd_handle *nbd, int (*get_extended) (struct nbd_handle *),
+             int *structured, int *extended)
+{
+  *structured = nbd_get_structured_replies_negotiated (nbd);
+  if (*structured == -1)
+    die ("nbd_get_structured_replies_negotiated");
+  *extended = -1;
+  if (get_extended && (*extended = get_extended (nbd)) == -1)
+    die ("nbd_get_extended_headers_negotiated");
+}
 
 static void
 usage (void)
@@ -144,7 +163,8 @@ usage (void)
   fprintf (stderr,
            "usage: nbdbench --uri URI --op read|write|mixed|randread|randwrite|randmixed\n"
            "                [--bs BYTES] [--depth N] [--bytes TOTAL | --requests N]\n"
-           "                [--conns N] [--writer] [--span BYTES] [--no-pread-initialize] [--rss]\n");
+           "                [--conns N] [--writer] [--span BYTES] [--no-pread-initialize] [--rss]\n"
+           "                [--no-extended-headers]\n");
   exit (2);
 }
 
@@ -164,6 +184,7 @@ parse (int argc, char *argv[], struct options *o)
     { "writer", no_argument, NULL, 'w' },
     { "no-pread-initialize", no_argument, NULL, 'z' },
     { "rss", no_argument, NULL, 'm' },
+    { "no-extended-headers", no_argument, NULL, 'x' },
     { NULL, 0, NULL, 0 },
   };
   uint64_t bytes = 0;
@@ -184,6 +205,7 @@ parse (int argc, char *argv[], struct options *o)
     case 'w': o->writer = true; break;
     case 'z': o->no_pread_init = true; break;
     case 'm': o->rss = true; break;
+    case 'x': o->no_extended_headers = true; break;
     default: usage ();
     }
   }
@@ -284,6 +306,9 @@ main (int argc, char *argv[])
   struct slot_ctx *ctxs;
   struct pollfd *pfds;
   int (*start_writer) (struct nbd_handle *) = NULL;
+  int (*set_request_extended) (struct nbd_handle *, bool) = NULL;
+  int (*get_extended) (struct nbd_handle *) = NULL;
+  int structured, extended;
   uint64_t done_requests, bytes;
   unsigned c, s;
   int error = 0;
@@ -301,6 +326,15 @@ main (int argc, char *argv[])
       return 3;
     }
   }
+  /* libnbd 1.18 and nbdpp; absent from Debian's 1.14, so looked up like the writer. */
+  if (o.no_extended_headers) {
+    *(void **) &set_request_extended = dlsym (RTLD_DEFAULT, "nbd_set_request_extended_headers");
+    if (set_request_extended == NULL) {
+      fprintf (stderr, "nbdbench: --no-extended-headers needs nbd_set_request_extended_headers\n");
+      return 3;
+    }
+  }
+  *(void **) &get_extended = dlsym (RTLD_DEFAULT, "nbd_get_extended_headers_negotiated");
   conns = calloc (o.connections, sizeof *conns);
   ctxs = calloc ((size_t) o.connections * o.depth, sizeof *ctxs);
   pfds = calloc (o.connections, sizeof *pfds);
@@ -334,12 +368,22 @@ main (int argc, char *argv[])
     /* TLS URIs name certificate or PSK files. */
     if (cn->nbd == NULL || nbd_set_uri_allow_local_file (cn->nbd, true) == -1 ||
         (o.no_pread_init && nbd_set_pread_initialize (cn->nbd, false) == -1) ||
+        (set_request_extended && set_request_extended (cn->nbd, false) == -1) ||
         nbd_connect_uri (cn->nbd, o.uri) == -1)
       die ("connect");
     if (start_writer && start_writer (cn->nbd) == -1)
       die ("nbd_start_concurrent_writer");
   }
   rss_connected = rss_peak = rss_anon_kib ();
+  header_mode (conns[0].nbd, get_extended, &structured, &extended);
+  for (c = 1; c < o.connections; c++) {
+    int s2, e2;
+    header_mode (conns[c].nbd, get_extended, &s2, &e2);
+    if (s2 != structured || e2 != extended) {
+      fprintf (stderr, "nbdbench: the connections negotiated different header modes\n");
+      return 1;
+    }
+  }
   size = nbd_get_size (conns[0].nbd);
   if (size == -1)
     die ("nbd_get_size");
@@ -371,13 +415,14 @@ main (int argc, char *argv[])
           "\"seconds\": %.6f, \"mib_per_s\": %.3f, \"iops\": %.1f, "
           "\"cpu_seconds\": %.6f, \"cpu_user_seconds\": %.6f, \"cpu_sys_seconds\": %.6f, "
           "\"cpu_seconds_per_gib\": %.6f, \"rss_connected_kib\": %.0f, \"rss_peak_kib\": %s, "
-          "\"rss_after_kib\": %.0f}\n",
+          "\"rss_after_kib\": %.0f, \"structured_replies\": %s, \"extended_headers\": %s}\n",
           nbd_get_package_name (conns[0].nbd), nbd_get_version (conns[0].nbd), o.op, o.bs,
           o.depth, o.connections, o.writer ? "true" : "false",
           o.no_pread_init ? "false" : "true", done_requests, bytes,
           wall, (double) bytes / 1048576.0 / wall, (double) done_requests / wall,
           cpu, u1 - u0, s1 - s0, gib > 0 ? cpu / gib : 0.0,
-          rss_connected - rss_base, peak, rss_after - rss_base);
+          rss_connected - rss_base, peak, rss_after - rss_base, structured ? "true" : "false",
+          extended == -1 ? "null" : extended ? "true" : "false");
   fflush (stdout);
   for (c = 0; c < o.connections; c++) {
     if (nbd_shutdown (conns[c].nbd, 0) == -1)

@@ -2,13 +2,17 @@
 """Benchmarks nbdpp against Debian's libnbd 1.14 side by side and prints Markdown tables.
 
 Usage: bench/run.py BUILD_DIR [--set smoke|writer|full] [--reps N] [--only SECTIONS]
-                    [--markdown FILE] [--json FILE] [--keep DIR]
+                    [--markdown FILE [--markers NAME]] [--json FILE] [--keep DIR]
 
 Sections (--only takes a comma-separated subset; the default is every section of the set):
   workloads  nbdbench (bench/nbdbench.c, one binary on the C ABI) on each library, chosen with
              LD_LIBRARY_PATH: libnbd / nbdpp / nbdpp+writer alternating, --reps repetitions,
              medians and min-max, against nbdkit memory (prefilled) and nbdkit null on private
              Unix sockets.  Client CPU from getrusage inside nbdbench; server CPU from /proc.
+  extended   the same nbdbench workloads (a subset) against nbd_ext_server, the test tree's
+             server that speaks extended headers (BUILD_DIR/tests/nbd_ext_server): libnbd /
+             nbdpp-ext-off / nbdpp-ext-on alternating, each run checked for the header mode it
+             claims; and their instructions per request under callgrind.
   nbdcopy    Debian's nbdcopy binary on both libraries (LD_LIBRARY_PATH).
   sockrate   the raw Unix-socket streaming rate between two processes (bench/sockrate.c),
              compared with sequential 256 KiB reads from nbdkit null.
@@ -21,11 +25,13 @@ Sections (--only takes a comma-separated subset; the default is every section of
              --rss).  Same three variants, alternating.
 
 --markdown FILE replaces the text between the lines <!-- bench:begin --> and <!-- bench:end -->
-in FILE with the tables (or writes FILE if it does not exist).  The tables always go to stdout;
-progress goes to stderr.  Exit status 77: nbdkit or Debian's libnbd is missing (nothing to do).
+in FILE with the tables (or writes FILE if it does not exist); --markers NAME uses the lines
+<!-- NAME:begin --> and <!-- NAME:end --> instead (a subset kept apart from the full set's
+tables).  The tables always go to stdout; progress goes to stderr.  Exit status 77: nbdkit or Debian's libnbd is missing (nothing to do).
 """
 import argparse
 import json
+import math
 import os
 import platform
 import re
@@ -39,8 +45,7 @@ import time
 
 DEBIAN_LIBDIR = "/usr/lib/x86_64-linux-gnu"
 SRC_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SECTIONS = ["workloads", "nbdcopy", "sockrate", "callgrind", "syscalls", "handles"]
-BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
+SECTIONS = ["workloads", "extended", "nbdcopy", "sockrate", "callgrind", "syscalls", "handles"]
 
 # The targets of issue 10.
 T_THROUGHPUT = 1.0        # nbdpp/libnbd throughput on every workload, at least
@@ -82,6 +87,11 @@ SETS = {
             ("4 KiB random read, depth 8", rnd("randread", 8, 200)),
             ("256 KiB seq write, depth 4", seq("write", 4, "5M")),
         ],
+        "extended": [
+            ("256 KiB seq read, depth 4", seq("read", 4, "8M")),
+            ("4 KiB random mixed, depth 8", rnd("randmixed", 8, 256)),
+        ],
+        "extended_fixed": [("4 KiB random read, depth 8", rnd("randread", 8, 200))],
         "handles": [1, 10],
         "streams": [("256 KiB seq read, depth 4", "null", seq("read", 4, "8M"))],
     },
@@ -117,6 +127,22 @@ SETS = {
             ("4 KiB random read, depth 64, 4 conns", "memory", rnd("randread", 64, 100000, conns=4)),
             ("4 KiB random write, depth 64, 4 conns", "memory", rnd("randwrite", 64, 100000, conns=4)),
         ],
+        # Against nbd_ext_server, with extended headers off and on (issue 17).
+        "extended": [
+            ("256 KiB seq read, depth 16", seq("read", 16, "2G")),
+            ("256 KiB seq write, depth 16", seq("write", 16, "2G")),
+            ("4 KiB random read, depth 64", rnd("randread", 64, 100000)),
+            ("4 KiB random write, depth 64", rnd("randwrite", 64, 100000)),
+            ("4 KiB random mixed r/w, depth 64", rnd("randmixed", 64, 100000)),
+        ],
+        "extended_fixed": [
+            ("4 KiB random read, depth 64", rnd("randread", 64, 20000)),
+            ("4 KiB random write, depth 64", rnd("randwrite", 64, 20000)),
+            ("256 KiB seq read, depth 16", ["--op", "read", "--bs", "256K", "--depth", "16",
+                                            "--requests", "2000"]),
+            ("256 KiB seq write, depth 16", ["--op", "write", "--bs", "256K", "--depth", "16",
+                                             "--requests", "2000"]),
+        ],
         "nbdcopy": "1G",
         "sockrate": "4G",
         "fixed": [
@@ -135,7 +161,14 @@ SETS = {
 
 # variant name, library ("ours" or Debian's directory), extra nbdbench arguments.
 VARIANTS = [("libnbd", DEBIAN_LIBDIR, []), ("nbdpp", "ours", []), ("nbdpp+writer", "ours", ["--writer"])]
-LIB_PREFIX = {"libnbd": "libnbd ", "nbdpp": "nbdpp ", "nbdpp+writer": "nbdpp "}
+# The extended section's variants, likewise, and the values of nbdbench's "extended_headers" that
+# fit the header mode each claims (null: no nbd_get_extended_headers_negotiated, as in libnbd
+# 1.14, which knows no extended headers); every one must have negotiated structured replies.
+EXT_VARIANTS = [("libnbd", DEBIAN_LIBDIR, [], (None, False)),
+                ("nbdpp-ext-off", "ours", ["--no-extended-headers"], (False,)),
+                ("nbdpp-ext-on", "ours", [], (True,))]
+LIB_PREFIX = {"libnbd": "libnbd ", "nbdpp": "nbdpp ", "nbdpp+writer": "nbdpp ", "nbdpp-ext-off": "nbdpp ",
+              "nbdpp-ext-on": "nbdpp "}
 
 
 def log(msg):
@@ -159,24 +192,23 @@ def run(cmd, env=None, timeout=600):
     return p
 
 
-class Nbdkit:
-    """nbdkit in the foreground as our child, on a Unix socket in a private directory."""
+class Server:
+    """A server in the foreground as our child, on a Unix socket in a private directory.
+    command(sock, pidfile) is its command line; it writes the pid file once it listens."""
 
-    def __init__(self, tmp, plugin, size, name=None, options=()):
-        name = name or plugin
+    def __init__(self, tmp, name, what, command):
         self.sock = os.path.join(tmp, name + ".sock")
         pidfile = os.path.join(tmp, name + ".pid")
-        self.proc = subprocess.Popen(["nbdkit", "-f", "--exit-with-parent", "-U", self.sock,
-                                      "-P", pidfile] + list(options) + [plugin, size])
+        self.proc = subprocess.Popen(command(self.sock, pidfile))
         deadline = time.monotonic() + 30
         while not (os.path.exists(pidfile) and os.path.getsize(pidfile) > 0):
             if self.proc.poll() is not None or time.monotonic() > deadline:
-                sys.exit(f"run.py: nbdkit {plugin} did not start")
+                sys.exit(f"run.py: {what} did not start")
             time.sleep(0.01)
         self.uri = "nbd+unix:///?socket=" + self.sock
 
     def cpu_seconds(self):
-        """utime + stime of nbdkit, all its threads, from /proc/PID/stat."""
+        """utime + stime of the server, all its threads, from /proc/PID/stat."""
         with open(f"/proc/{self.proc.pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -184,6 +216,21 @@ class Nbdkit:
     def stop(self):
         self.proc.terminate()
         self.proc.wait()
+
+
+class Nbdkit(Server):
+    def __init__(self, tmp, plugin, size, name=None, options=()):
+        super().__init__(tmp, name or plugin, f"nbdkit {plugin}", lambda sock, pidfile: [
+            "nbdkit", "-f", "--exit-with-parent", "-U", sock, "-P", pidfile] + list(options) + [plugin, size])
+
+
+class ExtServer(Server):
+    """nbd_ext_server (tests/extserver), the only server here that speaks extended headers: an
+    in-memory export served by one thread per connection."""
+
+    def __init__(self, tmp, exe, size):
+        super().__init__(tmp, "ext", "nbd_ext_server", lambda sock, pidfile: [
+            exe, "--unix", sock, "--pid-file", pidfile, "--exit-with-parent", "--size", size])
 
 
 class Bench:
@@ -218,17 +265,23 @@ class Bench:
         self.libs[vname] = r["library"]
         return r
 
+    def alternate(self, variants, run_one, runs=None):
+        """run_one(vname, lib, extra) for each variant, `runs` (default --reps) times, the order
+        rotated each time so drift in the machine's load hits all alike: {vname: [results]}."""
+        res = {v[0]: [] for v in variants}
+        for rep in range(runs or self.a.reps):
+            k = rep % len(variants)
+            for vname, lib, extra, *_ in variants[k:] + variants[:k]:
+                res[vname].append(run_one(vname, lib, extra))
+        return res
+
     # -- workloads ------------------------------------------------------------------------------
     def workloads(self, servers):
         rows = []
         for name, srv, args in self.cfg["workloads"]:
             log(f"  {name} on {srv}")
-            res = {v[0]: [] for v in VARIANTS}
-            for rep in range(self.a.reps):
-                k = rep % len(VARIANTS)           # rotate the order, so drift hits all alike
-                for vname, lib, extra in VARIANTS[k:] + VARIANTS[:k]:
-                    res[vname].append(self.nbdbench(vname, lib, servers[srv].uri, args + extra,
-                                                    servers[srv]))
+            res = self.alternate(VARIANTS, lambda vname, lib, extra: self.nbdbench(
+                vname, lib, servers[srv].uri, args + extra, servers[srv]))
             rows.append({"name": name, "server": srv, "args": args, "runs": res})
             self.loads.append((name, os.getloadavg()))
         self.results["workloads"] = rows
@@ -302,30 +355,79 @@ class Bench:
         self.results["sockrate"] = rows
 
     # -- callgrind ------------------------------------------------------------------------------
-    def callgrind(self, servers, keep):
+    def callgrind_unavailable(self):
+        """Why callgrind cannot count here, or None."""
         if shutil.which("valgrind") is None:
-            self.results["callgrind_skipped"] = "valgrind is not installed"
-            return
-        if self.sanitized:
-            self.results["callgrind_skipped"] = "sanitizer build"
-            return
+            return "valgrind is not installed"
+        return "sanitizer build" if self.sanitized else None
+
+    def callgrind_rows(self, variants, fixed, uri, prefix, check=None):
+        """The Ir of each fixed-count run under callgrind, or None if callgrind counted nothing."""
         rows = []
-        for name, args in self.cfg["fixed"]:
+        for name, args in fixed:
             res = {}
-            for vname, lib, extra in VARIANTS:
+            for vname, lib, extra, *_ in variants:
                 log(f"  callgrind {name}, {vname}")
-                out = os.path.join(keep, f"callgrind.{slug(name)}.{vname}.out")
-                r = self.nbdbench(vname, lib, servers["memory"].uri, args + extra,
+                out = os.path.join(self.keep, f"{prefix}.{slug(name)}.{vname}.out")
+                r = self.nbdbench(vname, lib, uri, args + extra,
                                   wrap=["valgrind", "--tool=callgrind", "--instr-atstart=no",
                                         f"--callgrind-out-file={out}"])
+                if check:
+                    check(vname, r)
                 total, by_obj = parse_callgrind(out)
                 if total == 0:
-                    self.results["callgrind_skipped"] = ("callgrind counted nothing: nbdbench was "
-                                                         "built without <valgrind/callgrind.h>")
-                    return
+                    return None
                 res[vname] = {"requests": r["requests"], "ir": total, "by_object": by_obj, "file": out}
             rows.append({"name": name, "runs": res})
+        return rows
+
+    def callgrind(self, servers):
+        why = self.callgrind_unavailable()
+        rows = None if why else self.callgrind_rows(VARIANTS, self.cfg["fixed"], servers["memory"].uri,
+                                                    "callgrind")
+        if why or rows is None:
+            self.results["callgrind_skipped"] = why or CALLGRIND_EMPTY
+            return
         self.results["callgrind"] = rows
+
+    # -- extended headers: nbd_ext_server, compact and extended ---------------------------------
+    def extended(self, tmp):
+        if "extended" not in self.cfg:
+            self.results["extended_skipped"] = f"set {self.a.set} has no extended-header workloads"
+            return
+        exe = os.path.join(self.build, "tests", "nbd_ext_server")
+        if not os.access(exe, os.X_OK):
+            self.results["extended_skipped"] = (f"{exe} is not built (a test program: BUILD_TESTING=ON, "
+                                                f"target nbd_ext_server)")
+            return
+        srv = ExtServer(tmp, exe, self.cfg["export"])
+        try:
+            # Prefilled like nbdkit memory: one sequential pass of random data, so reads are of
+            # data (one chunk each), not holes, and writes rewrite allocated blocks.
+            self.nbdbench("nbdpp", "ours", srv.uri,
+                          ["--op", "write", "--bs", "1M", "--depth", "8", "--bytes", self.cfg["export"]])
+
+            def one(vname, lib, extra, args):
+                r = self.nbdbench(vname, lib, srv.uri, args + extra, srv)
+                check_header_mode(vname, r)
+                return r
+
+            rows = []
+            for name, args in self.cfg["extended"]:
+                log(f"  {name} on nbd_ext_server")
+                res = self.alternate(EXT_VARIANTS, lambda vname, lib, extra: one(vname, lib, extra, args))
+                rows.append({"name": name, "args": args, "runs": res})
+                self.loads.append((name + ", extended", os.getloadavg()))
+            self.results["extended"] = rows
+            why = self.callgrind_unavailable()
+            rows = None if why else self.callgrind_rows(EXT_VARIANTS, self.cfg.get("extended_fixed", []),
+                                                        srv.uri, "callgrind.ext", check_header_mode)
+            if why or rows is None:
+                self.results["extended_callgrind_skipped"] = why or CALLGRIND_EMPTY
+            else:
+                self.results["extended_callgrind"] = rows
+        finally:
+            srv.stop()
 
     # -- perf stat: syscalls and context switches -----------------------------------------------
     def syscalls(self, servers):
@@ -384,15 +486,11 @@ class Bench:
                         f"{n} handles: the descriptor limit is {limit}")
                     continue
                 log(f"  {n} handle(s)")
-                res = {v[0]: [] for v in VARIANTS}
                 # A close or a connect takes microseconds, and the machine's noise is as large:
                 # more runs where they are cheap (5, 3 and 2 per repetition at 1, 100, 1,000).
                 runs = (5 if n == 1 else 3 if n <= 100 else 2) * self.a.reps
-                for rep in range(runs):
-                    k = rep % len(VARIANTS)
-                    for vname, lib, extra in VARIANTS[k:] + VARIANTS[:k]:
-                        res[vname].append(self.nbdbench(vname, lib, srv.uri, ["--handles", str(n)] + extra,
-                                                        exe=self.handlebench))
+                res = self.alternate(VARIANTS, lambda vname, lib, extra: self.nbdbench(
+                    vname, lib, srv.uri, ["--handles", str(n)] + extra, exe=self.handlebench), runs)
                 rows.append({"handles": n, "runs": res})
             self.results["handles"] = rows
         finally:
@@ -400,13 +498,29 @@ class Bench:
         rows = []
         for name, server, args in self.cfg["streams"]:
             log(f"  {name} on {server}, resident memory")
-            res = {v[0]: [] for v in VARIANTS}
-            for rep in range(self.a.reps):
-                k = rep % len(VARIANTS)
-                for vname, lib, extra in VARIANTS[k:] + VARIANTS[:k]:
-                    res[vname].append(self.nbdbench(vname, lib, servers[server].uri, args + extra + ["--rss"]))
+            res = self.alternate(VARIANTS, lambda vname, lib, extra: self.nbdbench(
+                vname, lib, servers[server].uri, args + extra + ["--rss"]))
             rows.append({"name": name, "server": server, "runs": res})
         self.results["streams"] = rows
+
+
+CALLGRIND_EMPTY = "callgrind counted nothing: nbdbench was built without <valgrind/callgrind.h>"
+
+
+def check_header_mode(vname, r):
+    """Ends the whole run unless the handle of this run of variant vname negotiated the header mode
+    the variant claims, as nbdbench read it back from the library."""
+    allowed = next(v[3] for v in EXT_VARIANTS if v[0] == vname)
+    ext = r["extended_headers"]
+    if r["structured_replies"] and ext in allowed:
+        return
+    claim = "extended headers" if True in allowed else "compact headers with structured replies"
+    if ext is None and None not in allowed:
+        got = f"a mode it cannot tell: {r['library']} has no nbd_get_extended_headers_negotiated"
+    else:
+        got = "extended headers" if ext else (
+            "compact headers with " + ("structured" if r["structured_replies"] else "simple") + " replies")
+    sys.exit(f"run.py: {vname} claims {claim} but negotiated {got}")
 
 
 def is_plain_null_read(server, args):
@@ -626,6 +740,11 @@ def report(b, started):
             p(f"| {row['name']} | {row['server']} | " + " | ".join(f"{x:.3f}" for x in srv) + " | "
               + " | ".join(f"{x:.2f}" for x in busy) + " |")
         p("")
+    if "extended" in R:
+        report_extended(R, p)
+    elif "extended_skipped" in R:
+        p(f"Extended headers (nbd_ext_server) skipped: {R['extended_skipped']}.")
+        p("")
     if "handles" in R:
         report_handles(R, p, missed, counted)
     if "sockrate" in R:
@@ -725,8 +844,9 @@ def report(b, started):
     elif "syscalls_skipped" in R:
         p(f"syscall counts skipped: {R['syscalls_skipped']}.")
         p("")
-    p("### Targets")
-    p("")
+    if any(counted.values()):
+        p("### Targets")
+        p("")
 
     def line(key, text):
         if counted[key] == 0:
@@ -753,6 +873,87 @@ def tally(missed, counted, key, medians, most, label):
     if rr > most:
         missed[key].append(f"{label}: {rr:.2f}")
     return rr
+
+
+def spread(on, off, more, less):
+    """How the runs of ext-on compare with those of ext-off: `more` or `less` when their min-max
+    ranges do not overlap, else within the run-to-run spread."""
+    if min(on) > max(off):
+        return more
+    if max(on) < min(off):
+        return less
+    return "within spread"
+
+
+def report_extended(R, p):
+    names = [v[0] for v in EXT_VARIANTS]
+    reps = R["reps"]
+
+    def cells(runs, key, digits):
+        """Median (min-max) of each variant, and the medians."""
+        m, out = {}, []
+        for v in names:
+            vals = [r[key] for r in runs[v]]
+            m[v] = med(vals)
+            out.append(f"{num(m[v], digits)} ({num(min(vals), digits)}-{num(max(vals), digits)})")
+        return m, out
+
+    def ratios(m):
+        return (f"{ratio(m['nbdpp-ext-on'], m['nbdpp-ext-off']):.2f} | {ratio(m['nbdpp-ext-off'], m['libnbd']):.2f} "
+                f"| {ratio(m['nbdpp-ext-on'], m['libnbd']):.2f}")
+
+    p("### Extended headers (nbd_ext_server)")
+    p("")
+    p("The same nbdbench workloads against nbd_ext_server (tests/extserver; in memory, prefilled with "
+      "one sequential pass of random data; one thread per connection, which reads a request, "
+      "answers it and reads the next) on a private Unix socket. `libnbd`: Debian's 1.14 (compact "
+      "headers, structured replies); `nbdpp-ext-off`: ours with `nbd_set_request_extended_headers "
+      "(h, false)` (compact headers, structured replies); `nbdpp-ext-on`: ours as it comes "
+      "(extended headers). Every run reads back the mode its handle negotiated "
+      "(`nbd_get_extended_headers_negotiated`, `nbd_get_structured_replies_negotiated`) and the "
+      "run stops if it is not the one its variant claims. on vs off: whether the min-max ranges of "
+      f"the ext-on and ext-off runs overlap (with {reps} run{'s' if reps != 1 else ''} each and no difference at all, two "
+      f"ranges fall apart by chance alone {2 / math.comb(2 * reps, reps):.0%} of the time). "
+      "Throughput in MiB/s (256 KiB requests) or IOPS (4 KiB); client CPU = user + sys seconds of "
+      "nbdbench per GiB; server = nbd_ext_server's CPU seconds per GiB.")
+    p("")
+    p("| workload | unit | libnbd | nbdpp-ext-off | nbdpp-ext-on | on/off | off/libnbd | on/libnbd | on vs off |")
+    p("|---|---|---:|---:|---:|---:|---:|---:|---|")
+    for row in R["extended"]:
+        runs = row["runs"]
+        key, unit = ("iops", "IOPS") if arg_of(row["args"], "--bs") == "4K" else ("mib_per_s", "MiB/s")
+        m, c = cells(runs, key, 0)
+        sp = spread([r[key] for r in runs["nbdpp-ext-on"]], [r[key] for r in runs["nbdpp-ext-off"]],
+                    "on faster", "on slower")
+        p(f"| {row['name']} | {unit} | {' | '.join(c)} | {ratios(m)} | {sp} |")
+    p("")
+    p("| workload | client CPU s/GiB: libnbd | nbdpp-ext-off | nbdpp-ext-on | on/off | off/libnbd | on/libnbd "
+      "| on vs off | server s/GiB: libnbd | nbdpp-ext-off | nbdpp-ext-on | server on/off |")
+    p("|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|")
+    for row in R["extended"]:
+        runs = row["runs"]
+        m, c = cells(runs, "cpu_seconds_per_gib", 3)
+        sp = spread([r["cpu_seconds_per_gib"] for r in runs["nbdpp-ext-on"]],
+                    [r["cpu_seconds_per_gib"] for r in runs["nbdpp-ext-off"]], "on costlier", "on cheaper")
+        srv = {v: med([r["server_cpu_seconds"] / (r["bytes"] / 2**30) for r in runs[v]]) for v in names}
+        p(f"| {row['name']} | {' | '.join(c)} | {ratios(m)} | {sp} | "
+          + " | ".join(f"{srv[v]:.3f}" for v in names)
+          + f" | {ratio(srv['nbdpp-ext-on'], srv['nbdpp-ext-off']):.2f} |")
+    p("")
+    if "extended_callgrind" in R:
+        p("Instructions per request of the client (callgrind, fixed request counts, the same "
+          "nbd_ext_server; see the callgrind section for what is counted):")
+        p("")
+        p("| workload | libnbd | nbdpp-ext-off | nbdpp-ext-on | on - off | on/off | off/libnbd | on/libnbd |")
+        p("|---|---:|---:|---:|---:|---:|---:|---:|")
+        for row in R["extended_callgrind"]:
+            per = {v: row["runs"][v]["ir"] / row["runs"][v]["requests"] for v in names}
+            p(f"| {row['name']} | " + " | ".join(num(per[v]) for v in names)
+              + f" | {round(per['nbdpp-ext-on'] - per['nbdpp-ext-off']):+,} | {ratios(per)} |")
+        p("")
+    elif "extended_callgrind_skipped" in R:
+        p(f"Instructions per request skipped: {R['extended_callgrind_skipped']}.")
+        p("")
 
 
 def report_handles(R, p, missed, counted):
@@ -819,13 +1020,14 @@ def report_handles(R, p, missed, counted):
         p("")
 
 
-def write_markdown(path, text):
-    block = f"{BEGIN}\n{text}{END}\n"
+def write_markdown(path, text, markers):
+    begin, end = f"<!-- {markers}:begin -->", f"<!-- {markers}:end -->"
+    block = f"{begin}\n{text}{end}\n"
     if os.path.exists(path):
         with open(path) as f:
             old = f.read()
-        if BEGIN in old and END in old:
-            new = old[:old.index(BEGIN)] + block + old[old.index(END) + len(END):].lstrip("\n")
+        if begin in old and end in old:
+            new = old[:old.index(begin)] + block + old[old.index(end) + len(end):].lstrip("\n")
         else:
             new = old.rstrip("\n") + "\n\n" + block
     else:
@@ -844,6 +1046,8 @@ def main():
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--only", help="comma-separated sections: " + ",".join(SECTIONS))
     ap.add_argument("--markdown", metavar="FILE", help="put the tables between the bench markers in FILE")
+    ap.add_argument("--markers", metavar="NAME", default="bench",
+                    help="with --markdown: between <!-- NAME:begin --> and <!-- NAME:end -->")
     ap.add_argument("--json", metavar="FILE", help="write every run's figures to FILE")
     ap.add_argument("--keep", metavar="DIR", help="keep callgrind output files in DIR")
     a = ap.parse_args()
@@ -866,7 +1070,8 @@ def main():
     for exe in (b.exe, b.sockrate, b.handlebench):
         if not os.access(exe, os.X_OK):
             sys.exit(f"run.py: {exe} is missing: build the tree first")
-    sections = b.cfg.get("sections", SECTIONS)
+    # The extended section only where the set has workloads for it.
+    sections = b.cfg.get("sections", [s for s in SECTIONS if s != "extended" or "extended" in b.cfg])
     if a.only:
         sections = [s for s in a.only.split(",") if s]
         bad = set(sections) - set(SECTIONS)
@@ -880,16 +1085,18 @@ def main():
         servers = {}
         try:
             size = b.cfg["export"]
-            servers["memory"] = Nbdkit(tmp, "memory", size)
-            servers["null"] = Nbdkit(tmp, "null", size)
-            # One sequential pass of random data, so reads and rewrites hit allocated memory.
-            b.nbdbench("nbdpp", "ours", servers["memory"].uri,
-                       ["--op", "write", "--bs", "1M", "--depth", "8", "--bytes", size])
+            if sections != ["extended"]:      # which starts a server of its own
+                servers["memory"] = Nbdkit(tmp, "memory", size)
+                servers["null"] = Nbdkit(tmp, "null", size)
+                # One sequential pass of random data, so reads and rewrites hit allocated memory.
+                b.nbdbench("nbdpp", "ours", servers["memory"].uri,
+                           ["--op", "write", "--bs", "1M", "--depth", "8", "--bytes", size])
             steps = [("workloads", lambda: b.workloads(servers)),
+                     ("extended", lambda: b.extended(tmp)),
                      ("handles", lambda: b.handles(servers, tmp)),
                      ("nbdcopy", lambda: b.nbdcopy(servers, tmp)),
                      ("sockrate", b.sockrate_section),
-                     ("callgrind", lambda: b.callgrind(servers, b.keep)),
+                     ("callgrind", lambda: b.callgrind(servers)),
                      ("syscalls", lambda: b.syscalls(servers))]
             for name, fn in steps:
                 if name in sections:
@@ -902,7 +1109,7 @@ def main():
         text = report(b, started)
     print(text, end="")
     if a.markdown:
-        write_markdown(a.markdown, text)
+        write_markdown(a.markdown, text, a.markers)
     if a.json:
         with open(a.json, "w") as f:
             json.dump(b.results, f, indent=1, default=str)
