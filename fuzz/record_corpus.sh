@@ -10,8 +10,12 @@ dir=$(mktemp -d)
 trap 'for p in "$dir"/*.pid; do [ -f "$p" ] && kill "$(cat "$p")" 2>/dev/null; done; rm -rf "$dir"' EXIT
 cd "$dir"
 
-# seed NAME SETTINGS SERVER...: starts SERVER (nbdkit arguments, or qemu IMAGE FORMAT),
-# records one session, stops the server.
+# nbd_ext_server (tests/extserver, built next to fuzz_record) speaks the extended headers
+# extension, which no packaged server does.
+ext_server=${NBD_EXT_SERVER:-$(dirname "$record")/../tests/nbd_ext_server}
+
+# seed NAME SETTINGS SERVER...: starts SERVER (nbdkit arguments, qemu IMAGE FORMAT, or ext
+# ARGS... for nbd_ext_server), records one session, stops the server.
 seed() {
   name=$1 settings=$2
   shift 2
@@ -20,6 +24,10 @@ seed() {
   if [ "$1" = qemu ]; then
     cp "$2" "$name.img"  # and an image of its own: the last server may still hold its lock
     qemu-nbd -k "$sock" -f "$3" -t --fork --pid-file="$pid" "$name.img"
+  elif [ "$1" = ext ]; then
+    shift
+    "$ext_server" --unix "$sock" --pid-file "$pid" "$@" &
+    while [ ! -s "$pid" ]; do sleep 0.05; done
   else
     nbdkit -P "$pid" -U "$sock" "$@"
   fi
@@ -46,3 +54,8 @@ qemu-io -f qcow2 -c 'write -q -P 0x11 512 512' -c 'write -q -P 0x22 8192 1024' d
 seed qemu-nbd-qcow2           0  qemu disk.qcow2 qcow2
 seed qemu-nbd-opt-mode        49 qemu disk.qcow2 qcow2
 seed qemu-nbd-simple-no-strict 6 qemu disk.qcow2 qcow2
+
+# nbd_ext_server: extended headers (32-byte requests and replies, 64-bit block status).
+seed ext-server-extended      0  ext --size 1M
+seed ext-server-opt-mode      49 ext --size 1M --block-status-payload
+seed ext-server-refused       0  ext --size 1M --no-extended-headers

@@ -9,6 +9,7 @@
 #include "buffer_pool.hpp"
 #include "error.hpp"
 #include "handle.hpp"
+#include "protocol.hpp"
 #include "state/machine.hpp"
 #include "transport/transport.hpp"
 
@@ -18,8 +19,11 @@ namespace {
 // Reads at least this long go straight into the caller's buffer (a pread payload) instead of
 // through the internal buffer.
 constexpr size_t kDirectRead = 16 * 1024;
-// A structured reply's header and a data chunk's offset: what comes before a payload.
-constexpr size_t kPeek = 20 + 8;
+// What comes before a payload: a reply header (structured, or extended once extended headers
+// are in use) and a data chunk's offset.
+size_t peek_size(const nbd_handle& h) {
+  return (h.extended_headers ? proto::kExtendedReplySize : proto::kStructuredReplySize) + 8;
+}
 constexpr int kMaxIov = 64;
 // A send gathers at most this many bytes: a Unix socket's default send buffer is 208 KiB, so
 // more is rarely taken, and gathering it would be walked again by the next send.
@@ -273,8 +277,8 @@ Io recv_into_rbuf(nbd_handle& h) {
     if (direct) {
       want = h.rlen;
       h.peek_headers = true;
-    } else if (h.peek_headers && h.rlen <= kPeek) {
-      want = kPeek;
+    } else if (h.peek_headers && h.rlen <= peek_size(h)) {
+      want = peek_size(h);
     } else {
       want = kPoolBufferSize;
       h.peek_headers = false;

@@ -332,6 +332,8 @@ struct LibraryCase {
   bool tcp;
 };
 
+void PrintTo(const LibraryCase& c, std::ostream* os) { *os << c.name; }
+
 class ExtServerLibrary : public ::testing::TestWithParam<LibraryCase> {};
 
 // (offset, length, flags) of each base:allocation extent, as the library reports them.

@@ -322,6 +322,50 @@ TEST_F(TlsNbdkit, AllowedAndOffered) {
   EXPECT_EQ(nbd_get_tls(h), LIBNBD_TLS_ALLOW);
 }
 
+// In opt mode TLS can be started by hand (libnbd 1.16): the automatic handshake did not ask
+// (TLS disabled), nbd_opt_starttls does, and what was agreed in plaintext is negotiated again.
+TEST_F(TlsNbdkit, OptStarttlsByHand) {
+  NBD_START_NBDKIT((std::vector<std::string>{"--tls=on", "--tls-certificates=" + pki->dir}), false);
+  ASSERT_EQ(nbd_set_tls_certificates(h, pki->dir.c_str()), 0);
+  ASSERT_EQ(nbd_set_opt_mode(h, true), 0);
+  ASSERT_EQ(connect_plain_call(h, *server), 0) << nbd_get_error();
+  EXPECT_EQ(nbd_get_tls_negotiated(h), 0);
+  EXPECT_EQ(nbd_get_structured_replies_negotiated(h), 1);
+  EXPECT_EQ(nbd_opt_starttls(h), 1) << nbd_get_error();
+  EXPECT_EQ(nbd_get_tls_negotiated(h), 1);
+  EXPECT_EQ(nbd_get_structured_replies_negotiated(h), 0);  // to be asked for again under TLS
+  EXPECT_EQ(nbd_opt_structured_reply(h), 1) << nbd_get_error();
+  // A second STARTTLS: nbdkit refuses it, which is an answer, not a failure.
+  EXPECT_EQ(nbd_opt_starttls(h), 0) << nbd_get_error();
+  ASSERT_EQ(nbd_opt_go(h), 0) << nbd_get_error();
+  expect_tls_round_trip(h, 31);
+}
+
+TEST_F(TlsNbdkit, AioOptStarttlsCompletesOnce) {
+  NBD_START_NBDKIT((std::vector<std::string>{"--tls=on", "--tls-certificates=" + pki->dir}), false);
+  ASSERT_EQ(nbd_set_tls_certificates(h, pki->dir.c_str()), 0);
+  ASSERT_EQ(nbd_set_opt_mode(h, true), 0);
+  ASSERT_EQ(connect_plain_call(h, *server), 0) << nbd_get_error();
+  struct Done {
+    int calls = 0, frees = 0, error = -1;
+  } done;
+  nbd_completion_callback cb{[](void* ud, int* err) {
+                               auto* d = static_cast<Done*>(ud);
+                               ++d->calls;
+                               d->error = *err;
+                               return 1;
+                             },
+                             &done, [](void* ud) { ++static_cast<Done*>(ud)->frees; }};
+  ASSERT_EQ(nbd_aio_opt_starttls(h, cb), 0) << nbd_get_error();
+  ASSERT_TRUE(nbd_test::poll_until(h, [&] { return nbd_aio_is_connecting(h) == 0; })) << nbd_get_error();
+  EXPECT_EQ(done.calls, 1);
+  EXPECT_EQ(done.error, 0);
+  EXPECT_EQ(done.frees, 1);
+  EXPECT_EQ(nbd_get_tls_negotiated(h), 1);
+  ASSERT_EQ(nbd_opt_go(h), 0) << nbd_get_error();
+  expect_tls_round_trip(h, 32);
+}
+
 // TLS allowed, and the server accepts STARTTLS, but the handshake fails: there is no going back
 // to plaintext once STARTTLS was accepted.
 TEST_F(TlsNbdkit, AllowedButHandshakeFails) {

@@ -136,6 +136,14 @@ class Args {
     values_[i] = value;
   }
   void set_u64(size_t i, uint64_t v) { u64_[i] = v; }
+  // A string list argument (queries, contexts) other than the harmless default.
+  void set_strv(size_t i, std::vector<std::string> v) {
+    strs_[i] = std::move(v);
+    auto& ptrs = strps_[i];
+    ptrs.clear();
+    for (auto& str : strs_[i]) ptrs.push_back(str.data());
+    ptrs.push_back(nullptr);
+  }
   // The buffer every bytes_in / bytes_out argument points at.
   char* buffer() { return buf_; }
   static constexpr size_t kBufferSize = 512;
@@ -151,7 +159,11 @@ class Args {
   uintptr_t uptr(size_t) { return 0; }
   int fd(size_t) { return -1; }
   const char* str(size_t i) { return is(i, Fault::Null) ? nullptr : "nbd+unix:///?socket=/nonexistent/misuse.sock"; }
-  char** strv(size_t i) { return is(i, Fault::Null) ? nullptr : argv_.data(); }
+  char** strv(size_t i) {
+    if (is(i, Fault::Null)) return nullptr;
+    auto it = strps_.find(i);
+    return it == strps_.end() ? argv_.data() : it->second.data();
+  }
   int enum_value(size_t i) {
     if (is(i, Fault::Value)) return static_cast<int>(values_[i]);
     return static_cast<int>(call_.args[i].values.at(0));
@@ -194,6 +206,8 @@ class Args {
   struct sockaddr_un addr_;
   std::vector<std::string> argv_storage_;
   std::vector<char*> argv_;
+  std::map<size_t, std::vector<std::string>> strs_;
+  std::map<size_t, std::vector<char*>> strps_;
 };
 
 }  // namespace misuse

@@ -29,6 +29,7 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <optional>
 #include <memory>
 #include <set>
 #include <sstream>
@@ -101,10 +102,18 @@ std::unique_ptr<Server>& shared_slot() {
   static std::unique_ptr<Server> server;
   return server;
 }
+// nbd_ext_server's, for the calls that need extended headers (shared_server_for).
+std::unique_ptr<Server>& shared_ext_slot() {
+  static std::unique_ptr<Server> server;
+  return server;
+}
 
 class SharedServerReaper : public ::testing::Environment {
  public:
-  void TearDown() override { shared_slot().reset(); }
+  void TearDown() override {
+    shared_slot().reset();
+    shared_ext_slot().reset();
+  }
 };
 [[maybe_unused]] ::testing::Environment* const kReaper =
     ::testing::AddGlobalTestEnvironment(new SharedServerReaper);
@@ -113,6 +122,29 @@ const Server* shared_server() {
   auto& slot = shared_slot();
   if (!slot) slot = start_nbdkit({"memory", "1M"});
   return slot.get();
+}
+
+// Calls that need extended headers (the filtered block status, NBD_OPT_EXTENDED_HEADERS
+// accepted), which only tests/extserver's nbd_ext_server speaks: it serves them 1 MiB too, with
+// the block status payload form.
+bool needs_extended(const CallInfo& c) {
+  return c.name.find("block_status_filter") != std::string::npos || c.name == "aio_opt_extended_headers";
+}
+std::vector<std::string> ext_server_args(std::vector<std::string> more = {}) {
+  std::vector<std::string> args{"--block-status-payload", "--size", "1M"};
+  args.insert(args.end(), more.begin(), more.end());
+  return args;
+}
+// The shared server a call's success runs against, and a server of its own to stop or kill.
+const Server* shared_server_for(const CallInfo& c) {
+  if (!needs_extended(c))
+    return shared_server();
+  auto& slot = shared_ext_slot();
+  if (!slot) slot = nbd_test::start_ext_server(ext_server_args());
+  return slot.get();
+}
+std::unique_ptr<Server> own_server_for(const CallInfo& c) {
+  return needs_extended(c) ? nbd_test::start_ext_server(ext_server_args()) : start_nbdkit({"memory", "1M"});
 }
 
 // A sh plugin that fails, with a different errno per request type, every data request at
@@ -154,6 +186,7 @@ const std::map<std::string, int>& failing_errnos() {
   static const std::map<std::string, int> m = {
       {"pread", EIO},      {"pread_structured", EIO}, {"pwrite", ENOSPC}, {"flush", ESHUTDOWN},
       {"trim", EPERM},     {"zero", EINVAL},          {"cache", ENOMEM},  {"block_status", EINVAL},
+      {"block_status_64", EINVAL},
   };
   return m;
 }
@@ -652,6 +685,9 @@ bool is_aio_option(const CallInfo& c) {
 void aim(const CallInfo& c, Args& a, uint64_t offset) {
   if (int i = arg_index(c, "offset"); i >= 0) a.set_u64(static_cast<size_t>(i), offset);
   if (int i = arg_index(c, "count"); i >= 0) a.set_u64(static_cast<size_t>(i), Args::kBufferSize);
+  // Meta context queries and block status filters name the one context connect_to requests.
+  for (const char* name : {"queries", "contexts"})
+    if (int i = arg_index(c, name); i >= 0) a.set_strv(static_cast<size_t>(i), {LIBNBD_CONTEXT_BASE_ALLOCATION});
 }
 
 int completion_index(const CallInfo& c) { return arg_index(c, "completion_callback"); }
@@ -710,6 +746,8 @@ const std::map<std::string, CommandEffect>& command_effects() {
       {"aio_flush", {nothing, nothing, 0}},
       {"aio_cache", {nothing, nothing, 0}},
       {"aio_block_status", {nothing, nothing, 1}},
+      {"aio_block_status_64", {nothing, nothing, 1}},
+      {"aio_block_status_filter", {nothing, nothing, 1}},
   };
   return m;
 }
@@ -730,7 +768,7 @@ const std::map<std::string, CommandEffect>& command_effects() {
 // check_retirement: also require the closures to be kept until the command is retired (the
 // FreedAtRetirement tests; the closure paths only count calls and frees).
 void aio_command_success(const CallInfo& c, bool check_retirement) {
-  const Server* srv = shared_server();
+  const Server* srv = shared_server_for(c);
   ASSERT_TRUE(srv);
   auto conn = connect_to(srv, false);
   ASSERT_TRUE(conn);
@@ -762,14 +800,36 @@ void aio_command_success(const CallInfo& c, bool check_retirement) {
   EXPECT_EQ(nbd_aio_in_flight(conn->h), 0);
 }
 
+// A server that fails the call's request: the failing plugin, or for the calls that need
+// extended headers nbd_ext_server sending block status with a wrong descriptor count (EPROTO).
+struct FailingFor {
+  FailingServer fs;
+  std::unique_ptr<Server> ext;
+  int want = 0;
+  const Server* server() const { return ext ? ext.get() : fs.server.get(); }
+};
+FailingFor failing_server_for(const CallInfo& c) {
+  FailingFor f;
+  if (needs_extended(c)) {
+    f.ext = nbd_test::start_ext_server(ext_server_args({"--bad=ext-block-status-count-mismatch"}));
+    f.want = EPROTO;
+    return f;
+  }
+  f.fs = start_failing_server();
+  const std::string base = c.name.rfind("aio_", 0) == 0 ? c.name.substr(4) : c.name;  // aio_pread -> pread
+  if (failing_errnos().count(base))
+    f.want = failing_errnos().at(base);
+  else
+    ADD_FAILURE() << "no errno for " << base;
+  return f;
+}
+
 void aio_command_server_failure(const CallInfo& c, bool check_retirement) {
-  auto fs = start_failing_server();
-  ASSERT_TRUE(fs.server);
-  auto conn = connect_to(fs.server.get(), false);
+  const FailingFor f = failing_server_for(c);
+  ASSERT_TRUE(f.server());
+  auto conn = connect_to(f.server(), false);
   ASSERT_TRUE(conn);
-  const std::string base = c.name.substr(4);  // aio_pread -> pread
-  ASSERT_TRUE(failing_errnos().count(base)) << "no errno for " << base;
-  const int want = failing_errnos().at(base);
+  const int want = f.want;
   Args a(c);
   aim(c, a, 0);
   int saved = 0;
@@ -798,7 +858,7 @@ void aio_command_server_failure(const CallInfo& c, bool check_retirement) {
 }
 
 void aio_command_killed(const CallInfo& c, bool check_retirement) {
-  auto srv = start_nbdkit({"memory", "1M"});
+  auto srv = own_server_for(c);
   ASSERT_TRUE(srv);
   auto conn = connect_to(srv.get(), false);
   ASSERT_TRUE(conn);
@@ -835,7 +895,7 @@ void aio_command_killed(const CallInfo& c, bool check_retirement) {
 // in libnbd 1.14: closing abandons commands), and every closure is freed exactly once, by
 // nbd_close.
 void aio_in_flight_at_close(const CallInfo& c, bool opt_mode) {
-  auto srv = start_nbdkit({"memory", "1M"});
+  auto srv = own_server_for(c);
   ASSERT_TRUE(srv);
   auto conn = connect_to(srv.get(), opt_mode);
   ASSERT_TRUE(conn);
@@ -859,11 +919,12 @@ void aio_in_flight_at_close(const CallInfo& c, bool opt_mode) {
 // How many times the list or context callback runs against the shared nbdkit memory: one
 // export (""), one context (base:allocation).
 void aio_option_success(const CallInfo& c) {
-  const Server* srv = shared_server();
+  const Server* srv = shared_server_for(c);
   ASSERT_TRUE(srv);
   auto conn = connect_to(srv, true);
   ASSERT_TRUE(conn);
   Args a(c);
+  aim(c, a, 0);
   int saved = 0;
   const Outcome o = invoke(c, conn->h, a, saved);
   ASSERT_FALSE(o.failed) << nbd_get_error();
@@ -889,14 +950,27 @@ void aio_option_success(const CallInfo& c) {
 // (NBD_REP_ERR_UNKNOWN, ENOENT), list on the failing plugin (NBD_REP_ERR_INVALID, EINVAL),
 // list_meta_context of an export qemu-nbd does not have (ENOENT).  libnbd 1.14 reports ENOTSUP
 // for every refused list and list_meta_context instead of the server's error.
+// NBD_OPT_STARTTLS, _STRUCTURED_REPLY and _EXTENDED_HEADERS are refused by nbdkit without
+// TLS, with --no-sr, and always (ENOTSUP); the meta context options of every kind like listing.
+bool is_meta_context_option(const CallInfo& c) { return c.name.find("meta_context") != std::string::npos; }
+bool is_refusable_option(const CallInfo& c) {
+  return c.name == "aio_opt_starttls" || c.name == "aio_opt_structured_reply" || c.name == "aio_opt_extended_headers";
+}
+
 void aio_option_server_failure(const CallInfo& c) {
   FailingServer fs;
   std::unique_ptr<Server> qemu;
   std::unique_ptr<TmpDir> qdir;
+  std::unique_ptr<Server> refusing;
   const Server* srv = nullptr;
   const char* export_name = "refuse";
   int want = ENOENT;
-  if (c.name == "aio_opt_list_meta_context") {
+  if (is_refusable_option(c)) {
+    refusing = start_nbdkit({c.name == "aio_opt_structured_reply" ? "--no-sr" : "--exit-with-parent", "memory", "1M"});
+    srv = refusing.get();
+    export_name = nullptr;
+    want = ENOTSUP;
+  } else if (is_meta_context_option(c)) {
     if (!nbd_test::have_program("qemu-nbd") || !nbd_test::have_program("qemu-img"))
       GTEST_SKIP() << "qemu-nbd not installed";
     qdir = std::make_unique<TmpDir>();
@@ -917,6 +991,7 @@ void aio_option_server_failure(const CallInfo& c) {
   auto conn = connect_to(srv, true, export_name);
   ASSERT_TRUE(conn);
   Args a(c);
+  aim(c, a, 0);
   int saved = 0;
   const Outcome o = invoke(c, conn->h, a, saved);
   ASSERT_FALSE(o.failed) << nbd_get_error();
@@ -1004,7 +1079,7 @@ void pending_refused(const CallInfo& c) {
 }
 
 void sync_success(const CallInfo& c) {
-  const Server* srv = shared_server();
+  const Server* srv = shared_server_for(c);
   ASSERT_TRUE(srv);
   auto conn = connect_to(srv, sync_in_opt_mode(c));
   ASSERT_TRUE(conn);
@@ -1035,8 +1110,9 @@ void sync_server_failure(const CallInfo& c) {
   std::unique_ptr<TmpDir> qdir;
   const Server* srv = nullptr;
   const char* export_name = nullptr;
+  std::optional<FailingFor> failing;
   int want = 0;
-  if (c.name == "opt_list_meta_context") {
+  if (is_meta_context_option(c)) {
     if (!nbd_test::have_program("qemu-nbd") || !nbd_test::have_program("qemu-img"))
       GTEST_SKIP() << "qemu-nbd not installed";
     qdir = std::make_unique<TmpDir>();
@@ -1046,10 +1122,14 @@ void sync_server_failure(const CallInfo& c) {
     srv = qemu.get();
     export_name = "nope";
     want = ENOENT;
-  } else {
+  } else if (c.name == "opt_list") {
     fs = start_failing_server();
     srv = fs.server.get();
-    want = c.name == "opt_list" ? ENOTSUP : failing_errnos().at(c.name);
+    want = ENOTSUP;
+  } else {
+    failing.emplace(failing_server_for(c));
+    srv = failing->server();
+    want = failing->want;
   }
   ASSERT_TRUE(srv);
   auto conn = connect_to(srv, sync_in_opt_mode(c), export_name);
@@ -1073,7 +1153,7 @@ void sync_server_failure(const CallInfo& c) {
 }
 
 void sync_killed(const CallInfo& c) {
-  auto srv = start_nbdkit({"memory", "1M"});
+  auto srv = own_server_for(c);
   ASSERT_TRUE(srv);
   auto conn = connect_to(srv.get(), sync_in_opt_mode(c));
   ASSERT_TRUE(conn);
@@ -1322,7 +1402,7 @@ Scenario scenario_for(const CallInfo& c, Path p) {
   if (is_aio_option(c)) {
     switch (p) {
       case Path::Pending: return nullptr;
-      case Path::Success: return aio_option_success;
+      case Path::Success: return c.name == "aio_opt_starttls" ? nullptr : aio_option_success;
       case Path::ServerFailure: return aio_option_server_failure;
       case Path::KilledInFlight: return aio_option_killed;
       case Path::CloseInFlight: return [](const CallInfo& cc) { aio_in_flight_at_close(cc, true); };
@@ -1369,6 +1449,13 @@ const std::map<std::pair<std::string, Path>, std::string>& not_applicable() {
       {{"opt_list_meta_context", Path::CloseInFlight}, "sync call: its closure is gone when it returns"},
       {{"pread_structured", Path::CloseInFlight}, "sync call: its closure is gone when it returns"},
       {{"block_status", Path::CloseInFlight}, "sync call: its closure is gone when it returns"},
+      {{"block_status_64", Path::CloseInFlight}, "sync call: its closure is gone when it returns"},
+      {{"block_status_filter", Path::CloseInFlight}, "sync call: its closure is gone when it returns"},
+      {{"opt_list_meta_context_queries", Path::CloseInFlight}, "sync call: its closure is gone when it returns"},
+      {{"opt_set_meta_context", Path::CloseInFlight}, "sync call: its closure is gone when it returns"},
+      {{"opt_set_meta_context_queries", Path::CloseInFlight}, "sync call: its closure is gone when it returns"},
+      {{"aio_opt_starttls", Path::Success},
+       "accepting TLS needs a TLS server: tls_test's OptStarttls* cover it (here the server refuses)"},
       {{"set_debug_callback", Path::ServerFailure}, "a handle setting: no request to fail"},
   };
   return m;
@@ -1466,7 +1553,7 @@ TEST_P(FreeOnlyCompletion, FreedOnceNeverCalled) {
   const CallInfo& c = *GetParam().call;
   const bool option = is_aio_option(c);
   ASSERT_TRUE(option || is_aio_command(c)) << c.c_name() << ": an optional closure on a call of a new kind";
-  const Server* srv = shared_server();
+  const Server* srv = shared_server_for(c);
   ASSERT_TRUE(srv);
   auto conn = connect_to(srv, option);
   ASSERT_TRUE(conn);
@@ -1511,7 +1598,7 @@ class CoreRefuses : public ::testing::TestWithParam<Case> {};
 TEST_P(CoreRefuses, ClosuresFreedUnused) {
   NBD_TEST_REQUIRE_PROGRAM("nbdkit");
   const CallInfo& c = *GetParam().call;
-  const Server* srv = shared_server();
+  const Server* srv = shared_server_for(c);
   ASSERT_TRUE(srv);
   auto conn = connect_to(srv, false);  // with base:allocation, for block status
   ASSERT_TRUE(conn);

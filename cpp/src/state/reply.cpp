@@ -383,11 +383,24 @@ Transition simple_header(nbd_handle& h) {
   return Transition::Next;
 }
 
+// With extended headers a reply header is 32 bytes; a simple or structured one that arrives
+// instead is shorter, and the rest of it might never come.  So its magic is checked as soon
+// as it is in, rather than waiting for the whole header (as libnbd does).
+bool wrong_magic_so_far(const nbd_handle& h) {
+  return h.extended_headers && h.rstate == ReplyState::Header && h.rbuf >= h.scratch + 4 &&
+         get32(h.scratch) != kExtendedReplyMagic;
+}
+
 // One step of the reader.
 Transition reply_step(nbd_handle& h) {
   const Io io = recv_into_rbuf(h);
-  if (io == Io::Again)
+  if (io == Io::Again) {
+    if (wrong_magic_so_far(h)) {
+      set_error(EPROTO, "invalid reply magic 0x%08x: extended headers are in use", get32(h.scratch));
+      return Transition::Fail;
+    }
     return Transition::Block;
+  }
   // Once NBD_CMD_DISC (and under TLS our close_notify) is on its way, a server that hangs up
   // without its own TLS close (qemu-nbd, nbd-server) or with a reset has ended the
   // connection normally.  Nothing is lost: the disconnect waited for every reply.  (Whether
