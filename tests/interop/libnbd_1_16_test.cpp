@@ -266,4 +266,17 @@ TEST_F(ApiTest, NoMetaContextWhenNotRequested) {
   EXPECT_TRUE(last_error_is(ENOTSUP, "nbd_block_status: no metadata context was negotiated"));
 }
 
+// libnbd 1.18: nbd_shutdown while negotiating in opt mode ends the negotiation
+// (NBD_OPT_ABORT) instead of failing for the state.
+TEST_F(ApiTest, ShutdownInOptModeEndsTheNegotiation) {
+  NBD_TEST_REQUIRE_PROGRAM("nbdkit");
+  auto srv = nbd_test::start_nbdkit({"memory", "1M"});
+  ASSERT_TRUE(srv);
+  ASSERT_EQ(nbd_set_opt_mode(h, true), 0);
+  ASSERT_EQ(nbd_connect_uri(h, srv->uri().c_str()), 0) << nbd_get_error();
+  ASSERT_EQ(nbd_aio_is_negotiating(h), 1);
+  ASSERT_EQ(nbd_shutdown(h, 0), 0) << nbd_get_error();
+  EXPECT_EQ(nbd_aio_is_closed(h), 1) << nbd_connection_state(h);
+}
+
 }  // namespace

@@ -20,8 +20,10 @@ import subprocess
 import sys
 import tempfile
 
-# label -> why our library answers differently from libnbd 1.14.
-KNOWN: dict = {}
+# label -> why our library answers differently from libnbd 1.14: the behaviour changes of
+# libnbd 1.16-1.24, which our library follows.
+_SHUTDOWN = "libnbd 1.18: nbd_shutdown is permitted while negotiating (it ends the negotiation)"
+KNOWN: dict = {f"{state}/shutdown": _SHUTDOWN for state in ("created", "connecting", "negotiating", "closed", "dead")}
 
 PROBE = r'''
 import errno, json, os, signal, socket, subprocess, sys
