@@ -52,7 +52,7 @@ constexpr uint32_t kRepAck = 1, kRepInfo = 3, kRepMetaContext = 4;
 constexpr uint32_t kRepErrUnsup = 0x80000001, kRepErrInvalid = 0x80000003, kRepErrExtHeaderReqd = 0x8000000a;
 constexpr uint16_t kCmdRead = 0, kCmdWrite = 1, kCmdFlush = 3, kCmdWriteZeroes = 6, kCmdBlockStatus = 7;
 constexpr uint16_t kFlagReqOne = 1 << 3, kFlagPayloadLen = 1 << 5;
-constexpr uint16_t kTFlagSendDf = 1 << 7, kTFlagBlockStatusPayload = 1 << 12;
+constexpr uint16_t kTFlagBlockStatusPayload = 1 << 12;
 constexpr uint16_t kDone = 1;
 constexpr uint16_t kTypeNone = 0, kTypeData = 1, kTypeHole = 2, kTypeBs = 5, kTypeBsExt = 6, kTypeError = 0x8001;
 constexpr uint32_t kEinval = 22;
