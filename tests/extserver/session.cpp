@@ -26,15 +26,22 @@ void Log::line(std::string_view text) {
   }
 }
 
-bool Session::read_exact(char* buf, size_t n) {
-  while (n > 0) {
+size_t Session::read_some(char* buf, size_t n) {
+  for (;;) {
     const ssize_t got = ::read(in_fd_, buf, n);
     if (got < 0 && errno == EINTR)
       continue;
-    if (got <= 0)
+    return got <= 0 ? 0 : static_cast<size_t>(got);
+  }
+}
+
+bool Session::read_exact(char* buf, size_t n) {
+  while (n > 0) {
+    const size_t got = read_some(buf, n);
+    if (got == 0)
       return false;
     buf += got;
-    n -= static_cast<size_t>(got);
+    n -= got;
   }
   return true;
 }

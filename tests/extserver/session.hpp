@@ -32,6 +32,8 @@ class Session {
 
   // I/O on the connection: false once it failed or the peer hung up.
   bool read_exact(char* buf, size_t n);
+  // One read(2) of at most n bytes (retried on EINTR): how many came, 0 at the end or on error.
+  size_t read_some(char* buf, size_t n);
   bool read_string(std::string& out, uint64_t n);
   bool write_all(std::string_view data);
   void violation(const std::string& what);  // logs a client's breach of a MUST

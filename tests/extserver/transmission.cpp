@@ -23,15 +23,21 @@ void Session::transmission() {
 }
 
 bool Session::read_request(Request& req) {
-  // Both headers share their first 28 bytes' layout up to the length field; the magic says
-  // which one this is, and a header of the other mode is logged as what it is before hanging up.
-  char buf[kExtendedRequestSize];
-  if (!read_exact(buf, kCompactRequestSize))
-    return false;
+  // The header the negotiated mode calls for, in one read(2) as a real server would; a header
+  // of the other mode shows in its magic as soon as that is in (the rest may never come), and
+  // is logged as what it is before hanging up.
+  char buf[kExtendedRequestSize] = {};
+  const uint32_t want_magic = extended_ ? kExtendedRequestMagic : kRequestMagic;
+  const size_t want = extended_ ? kExtendedRequestSize : kCompactRequestSize;
+  size_t got = 0;
+  while (got < want && (got < 4 || get32(buf) == want_magic)) {
+    const size_t n = read_some(buf + got, want - got);
+    if (n == 0)
+      return false;
+    got += n;
+  }
   req.magic = get32(buf);
   const bool extended = req.magic == kExtendedRequestMagic;
-  if (extended && !read_exact(buf + kCompactRequestSize, kExtendedRequestSize - kCompactRequestSize))
-    return false;
   req.flags = get16(buf + 4);
   req.type = get16(buf + 6);
   req.cookie = get64(buf + 8);
