@@ -6,11 +6,15 @@ hand-written in bindings/ocaml/src/nbdpp_runtime.c.  Everything per call, per en
 is computed here as a view model, so the templates under templates/ocaml/ only loop over it.
 
 Type map, OCaml side (C side in lang_c):
-  bool -> bool; int, uint32, size, uintptr, uint -> int; uint64, int64, cookie -> int64;
+  bool -> bool; int, size, uintptr, uint -> int; uint32, uint64, int64 -> int64; cookie -> cookie
+  (= int64); plain constants -> int32;
   string, path -> string; string_list -> string list; fd -> Unix.file_descr;
   sockaddr -> Unix.sockaddr; bytes_in, bytes_out -> bytes (copied around the call), or
   Buffer.t when the buffer persists past the call; enum -> MODULE.t; flags -> MODULE.t list;
   closure -> NAME_callback (an OCaml function returning int).
+Where libnbd's own OCaml binding (module NBD, findlib package nbd) fixes a type, ours is the same,
+so a program written for it builds against ours: uint32 is int64 (all its values fit), a
+uint32_array in a callback is an int64 array, constants are int32, cookies are type cookie.
 Optional arguments come first, labelled (?flags, ?completion); then the handle; then the
 positional arguments in C order.  A call without any argument takes unit.
 """
@@ -40,32 +44,31 @@ fun function functor if in include inherit initializer land lazy let lor lsl lsr
 mod module mutable new nonrec object of open or private rec sig struct then to true try type val
 virtual when while with""".split())
 # Names the generated NBD module defines besides the calls (see NBD.ml.j2).
-_RESERVED_VALUES = {"with_handle", "callbacks_held", "errno_of_unix_error"}
+_RESERVED_VALUES = {"with_handle", "callbacks_held", "errno_of_unix_error", "cookie", "extent"}
 _RESERVED_MODULES = {"Buffer"}
 # C locals of every stub; argument names must not collide with them.
 _C_LOCALS = {"h", "r", "rv", "failure", "oom", "unitv"}
 
 _ARG_ML = {
-    "bool": "bool", "int": "int", "uint32": "int", "uint64": "int64", "size": "int",
+    "bool": "bool", "int": "int", "uint32": "int64", "uint64": "int64", "size": "int",
     "uintptr": "int", "string": "string", "path": "string", "string_list": "string list",
     "fd": "Unix.file_descr", "sockaddr": "Unix.sockaddr", "bytes_in": "bytes", "bytes_out": "bytes",
 }
 _RET_ML = {
-    "err": "unit", "bool": "bool", "int": "int", "int64": "int64", "cookie": "int64",
+    "err": "unit", "bool": "bool", "int": "int", "int64": "int64", "cookie": "cookie",
     "size": "int", "fd": "Unix.file_descr", "uint": "int", "uint64": "int64", "uintptr": "int",
     "string": "string",
     "static_string": "string", "void": "unit", "handle": "t",
 }
 _CB_ML = {
     "string": "string", "uint64": "int64", "uint": "int", "mutable_int": "int ref",
-    "bytes_in": "bytes", "uint32_array": "int array", "extent64_array": "extent array",
+    "bytes_in": "bytes", "uint32_array": "int64 array", "extent64_array": "extent array",
 }
 # C expression turning an OCaml argument NAMEv into the C value of scalar kinds.
 _ARG_C = {
     "bool": ("bool", "Bool_val({v})"),
     "int": ("int", "Int_val({v})"),
     "fd": ("int", "Int_val({v})"),
-    "uint32": ("uint32_t", "(uint32_t)Long_val({v})"),
     "uint64": ("uint64_t", "(uint64_t)Int64_val({v})"),
     "size": ("size_t", "(size_t)Long_val({v})"),
     "uintptr": ("uintptr_t", "(uintptr_t)Long_val({v})"),
@@ -276,8 +279,8 @@ def _constants(api):
     out = []
     for vs in api.constants:
         for v in vs.values:
-            out.append((f"{vs.prefix}_{v.name}".lower(), "int", str(v.value), _macro(vs, v.name),
-                        v.doc))
+            out.append((f"{vs.prefix}_{v.name}".lower(), "int32", f"{v.value}l",
+                        _macro(vs, v.name), v.doc))
     for ns in api.meta:
         if not ns.header:
             continue
@@ -290,7 +293,7 @@ def _constants(api):
                         ns.context_macro(ctx), docs.get(ctx) or ""))
         for _, values in ns.constants:
             for v in values:
-                out.append((v.name.lower(), "int", str(v.value), f"LIBNBD_{v.name}", v.doc))
+                out.append((v.name.lower(), "int32", f"{v.value}l", f"LIBNBD_{v.name}", v.doc))
     return out
 
 
@@ -377,7 +380,7 @@ def _check_names(call):
                 raise ValueError(f"{what}: argument {n} clashes with a local of nbd_stubs.c")
             c_names.add(n)
     for a in call.all_args:
-        if a.name + "v" in c_names or a.name + "_u" in c_names:
+        if a.name + "v" in c_names or a.name + "_u" in c_names or a.name + "64" in c_names:
             raise ValueError(f"{what}: argument {a.name} clashes with a local of nbd_stubs.c")
 
 
@@ -458,7 +461,15 @@ def _stub(call, api, params):
     persist = next((a for a in call.all_args if a.persist), None)
     for a in call.all_args:
         n, k, v = a.name, a.kind, a.name + "v"
-        if k in _ARG_C:
+        if k == "uint32":
+            # An int64 on the OCaml side, as in libnbd's binding, which also refuses values
+            # outside uint32_t this way.
+            convert += [f"int64_t {n}64 = Int64_val({v});",
+                        f"if ({n}64 < 0 || {n}64 > (int64_t)UINT32_MAX)",
+                        f"  caml_invalid_argument(\"{call.c_name}: {n} out of range\");",
+                        f"uint32_t {n} = (uint32_t){n}64;"]
+            c_args.append(n)
+        elif k in _ARG_C:
             t, expr = _ARG_C[k]
             convert.append(f"{t} {n} = {expr.format(v=v)};")
             c_args.append(n)
@@ -570,6 +581,8 @@ def _call(call, api, links):
     for a in call.all_args:
         if a.persist:
             notes.append(f"The buffer {a.name} is kept alive until the command has completed.")
+        if a.kind == "uint32":
+            notes.append(f"{a.name} must fit in 32 bits unsigned, else Invalid_argument is raised.")
     if call.see_also:
         notes.append("See also " + ", ".join(
             (links.get(f"nbd_{s}", f"[nbd_{s}]")) for s in call.see_also) + ".")

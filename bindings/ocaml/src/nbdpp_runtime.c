@@ -187,12 +187,15 @@ value nbdpp_ocaml_copy_bytes(const void *data, size_t len) {
   return b;
 }
 
+// An int64 array, as libnbd's OCaml binding passes 32-bit extent entries.
 value nbdpp_ocaml_copy_uint32_array(const uint32_t *data, size_t len) {
   CAMLparam0();
-  CAMLlocal1(a);
+  CAMLlocal2(a, entry);
   a = caml_alloc(len, 0);
-  for (size_t i = 0; i < len; ++i)
-    Store_field(a, i, Val_long(data[i]));
+  for (size_t i = 0; i < len; ++i) {
+    entry = caml_copy_int64((int64_t)data[i]);
+    Store_field(a, i, entry);
+  }
   CAMLreturn(a);
 }
 

@@ -67,6 +67,20 @@ let libnbd_1_16_calls () =
       | () -> Alcotest.fail "block_status_64 on a new handle succeeded"
       | exception NBD.Error (_, _) -> ())
 
+(* libnbd's OCaml types: int32 constants, int64 vsock arguments refused outside uint32_t before
+   anything reaches the C library (the handle stays created). *)
+let libnbd_ocaml_types () =
+  NBD.with_handle (fun h ->
+      Alcotest.(check int32) "read_hole" 2l NBD.read_hole;
+      Alcotest.(check int32) "state_zero" 2l NBD.state_zero;
+      Alcotest.check_raises "cid below 0"
+        (Invalid_argument "nbd_connect_vsock: cid out of range") (fun () ->
+          NBD.connect_vsock h (-1L) 10809L);
+      Alcotest.check_raises "port over 32 bits"
+        (Invalid_argument "nbd_aio_connect_vsock: port out of range") (fun () ->
+          NBD.aio_connect_vsock h 2L 0x1_0000_0000L);
+      Alcotest.(check bool) "still created" true (NBD.aio_is_created h))
+
 (* Unreachable handles are closed by the garbage collector, and the callbacks they hold are
    released with them. *)
 let finaliser_closes () =
@@ -89,5 +103,6 @@ let tests =
     case "settings round trip" settings_round_trip;
     case "library identity" library_identity;
     case "libnbd 1.16 calls" libnbd_1_16_calls;
+    case "libnbd-ocaml types" libnbd_ocaml_types;
     case "finaliser closes" finaliser_closes;
   ]

@@ -28,7 +28,7 @@ let memory_export () =
         (List.hd (String.split_on_char ':' (NBD.connection_state h)));
       Alcotest.(check int) "nothing in flight" 0 (NBD.aio_in_flight h);
       Alcotest.(check bool) "direction is read" true
-        (NBD.aio_get_direction h land NBD.aio_direction_read <> 0))
+        (NBD.aio_get_direction h land Int32.to_int NBD.aio_direction_read <> 0))
 
 let read_only_export () =
   with_connected ~args:[ "-r"; "memory"; "1M" ] (fun h ->

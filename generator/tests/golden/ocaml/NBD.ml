@@ -27,12 +27,12 @@ module CMD_FLAG = struct
   let mask = [FUA; DF]
 end
 
-let read_data = 1
-let read_hole = 2
+let read_data = 1l
+let read_hole = 2l
 let namespace_base = "base:"
 let context_base_allocation = "base:allocation"
 let context_base_dirty_bitmap = "base:dirty-bitmap:"
-let state_hole = 1
+let state_hole = 1l
 
 module Buffer = struct
   type t = (char, Bigarray.int8_unsigned_elt, Bigarray.c_layout) Bigarray.Array1.t
@@ -55,6 +55,8 @@ module Buffer = struct
 
   let to_string b = Bytes.unsafe_to_string (to_bytes b)
 end
+
+type cookie = int64
 
 type extent = int64 * int64
 
@@ -84,7 +86,7 @@ external pread : ?flags:CMD_FLAG.t list -> t -> bytes -> int64 -> unit
 
 external aio_pread :
   ?completion:completion_callback -> ?flags:CMD_FLAG.t list -> t -> Buffer.t -> int64 ->
-  chunk_callback -> int64
+  chunk_callback -> cookie
   = "nbdpp_ocaml_aio_pread_byte" "nbdpp_ocaml_aio_pread"
 
 external set_debug_callback : t -> debug_callback -> unit

@@ -57,12 +57,15 @@ module CMD_FLAG : sig
   (** Every flag of the set. *)
 end
 
-(** {1 Constants} *)
+(** {1 Constants}
 
-val read_data : int
+    Constants are [int32], as in libnbd's own OCaml binding: compare them with
+    [Int32.of_int], or turn them into ints with [Int32.to_int]. *)
+
+val read_data : int32
 (** [LIBNBD_READ_DATA] *)
 
-val read_hole : int
+val read_hole : int32
 (** [LIBNBD_READ_HOLE] *)
 
 val namespace_base : string
@@ -74,7 +77,7 @@ val context_base_allocation : string
 val context_base_dirty_bitmap : string
 (** [LIBNBD_CONTEXT_BASE_DIRTY_BITMAP] *)
 
-val state_hole : int
+val state_hole : int32
 (** [LIBNBD_STATE_HOLE] *)
 
 (** {1 Buffers} *)
@@ -108,6 +111,10 @@ end
 
     A callback returns an int, as its C counterpart does.  An [int ref] argument is the C
     callback's [int *error]: what the callback stores there is read back when it returns. *)
+
+type cookie = int64
+(** A command's cookie, as the aio calls return it and the aio_command_completed and
+    aio_peek_command_completed calls use it. *)
 
 type extent = int64 * int64
 (** One extent of a 64-bit block status answer: its length in bytes and its status flags (C's
@@ -180,7 +187,7 @@ val pread : ?flags:CMD_FLAG.t list -> t -> bytes -> int64 -> unit
 
 val aio_pread :
   ?completion:completion_callback -> ?flags:CMD_FLAG.t list -> t -> Buffer.t -> int64 ->
-  chunk_callback -> int64
+  chunk_callback -> cookie
 (** [aio_pread ?completion ?flags t buf offset chunk_callback]: start reading data.
 
     Starts a read; the {!type:chunk_callback} sees each chunk.
