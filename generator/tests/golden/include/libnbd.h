@@ -84,6 +84,14 @@ typedef struct {
 
 typedef struct {
   int (*callback) (void *user_data, const char *metacontext, uint64_t offset,
+                   uint32_t *entries, size_t nr_entries, int *error);
+  void *user_data;
+  void (*free) (void *user_data);
+} nbd_extent_callback;
+#define LIBNBD_HAVE_NBD_EXTENT_CALLBACK 1
+
+typedef struct {
+  int (*callback) (void *user_data, const char *metacontext, uint64_t offset,
                    nbd_extent *entries, size_t nr_entries, int *error);
   void *user_data;
   void (*free) (void *user_data);
@@ -139,6 +147,11 @@ extern char *nbd_get_name (struct nbd_handle *h)
 extern uint64_t nbd_stats_bytes_sent (struct nbd_handle *h)
     LIBNBD_ATTRIBUTE_NONNULL(1);
 #define LIBNBD_HAVE_NBD_STATS_BYTES_SENT 1
+
+extern int nbd_connect_vsock (struct nbd_handle *h, uint32_t cid,
+                              uint32_t port)
+    LIBNBD_ATTRIBUTE_NONNULL(1);
+#define LIBNBD_HAVE_NBD_CONNECT_VSOCK 1
 
 /* The "base" metadata namespace and its contexts. */
 #define LIBNBD_NAMESPACE_BASE "base:"

@@ -66,6 +66,8 @@ type chunk_callback = bytes -> int64 -> int ref -> int
 
 type debug_callback = string -> string -> int
 
+type extent_callback = string -> int64 -> int64 array -> int ref -> int
+
 type extent64_callback = string -> int64 -> extent array -> int ref -> int
 
 type t
@@ -100,3 +102,6 @@ external get_name : t -> string
 
 external stats_bytes_sent : t -> int64
   = "nbdpp_ocaml_stats_bytes_sent"
+
+external connect_vsock : t -> int64 -> int64 -> unit
+  = "nbdpp_ocaml_connect_vsock"

@@ -126,6 +126,8 @@ type chunk_callback = bytes -> int64 -> int ref -> int
 
 type debug_callback = string -> string -> int
 
+type extent_callback = string -> int64 -> int64 array -> int ref -> int
+
 type extent64_callback = string -> int64 -> extent array -> int ref -> int
 
 (** {1 Handles} *)
@@ -225,3 +227,14 @@ val stats_bytes_sent : t -> int64
     Returns how many bytes were sent.
 
     C function: [nbd_stats_bytes_sent]; since TEST_1.1. *)
+
+val connect_vsock : t -> int64 -> int64 -> unit
+(** [connect_vsock t cid port]: connect over AF_VSOCK.
+
+    Connects to port on the host with context identifier cid.
+
+    cid must fit in 32 bits unsigned, else Invalid_argument is raised.
+
+    port must fit in 32 bits unsigned, else Invalid_argument is raised.
+
+    C function: [nbd_connect_vsock]; since TEST_1.1. *)

@@ -465,3 +465,30 @@ value nbdpp_ocaml_stats_bytes_sent(value hv) {
   rv = caml_copy_int64((int64_t)r);
   CAMLreturn(rv);
 }
+
+// nbd_connect_vsock: connect over AF_VSOCK
+value nbdpp_ocaml_connect_vsock(value hv, value cidv, value portv);
+value nbdpp_ocaml_connect_vsock(value hv, value cidv, value portv) {
+  CAMLparam3(hv, cidv, portv);
+  CAMLlocal1(rv);
+  struct nbd_handle *h = nbdpp_ocaml_handle(hv, "nbd_connect_vsock");
+  int64_t cid64 = Int64_val(cidv);
+  if (cid64 < 0 || cid64 > (int64_t)UINT32_MAX)
+    caml_invalid_argument("nbd_connect_vsock: cid out of range");
+  uint32_t cid = (uint32_t)cid64;
+  int64_t port64 = Int64_val(portv);
+  if (port64 < 0 || port64 > (int64_t)UINT32_MAX)
+    caml_invalid_argument("nbd_connect_vsock: port out of range");
+  uint32_t port = (uint32_t)port64;
+  struct nbdpp_ocaml_error failure = {NULL, 0};
+  nbdpp_ocaml_release();
+  int r = nbd_connect_vsock(h, cid, port);
+  if (r == -1)
+    nbdpp_ocaml_save_error(&failure);
+  nbdpp_ocaml_acquire();
+  nbdpp_ocaml_raise_pending(&failure);
+  if (r == -1)
+    nbdpp_ocaml_raise_error(&failure, "nbd_connect_vsock");
+  rv = Val_unit;
+  CAMLreturn(rv);
+}

@@ -491,6 +491,87 @@ unsafe extern "C" fn debug_trampoline(
     }
 }
 
+type ExtentCallbackFn = dyn FnMut(&str, u64, &[u32], &mut i32) -> i32 + Send + 'static;
+
+/// A callback of the `nbd_extent_callback` kind.
+///
+/// A boxed `FnMut(&str, u64, &[u32], &mut i32) -> i32 + Send`; the C library frees it exactly
+/// once.
+///
+/// C: `nbd_extent_callback`.
+pub struct ExtentCallback(Box<ExtentCallbackFn>);
+
+impl ExtentCallback {
+    /// Boxes `f`.
+    pub fn new(f: impl FnMut(&str, u64, &[u32], &mut i32) -> i32 + Send + 'static) -> Self {
+        Self(Box::new(f))
+    }
+
+    // Gives the callable to C; keep rides along until the closure is freed.
+    #[allow(dead_code)]
+    pub(crate) fn into_c(self, keep: Option<Lease>) -> sys::nbd_extent_callback {
+        let user_data = ClosureBox::<ExtentCallbackFn>::into_raw(Some(self.0), keep);
+        let free = free_box::<ExtentCallbackFn>;
+        sys::nbd_extent_callback {
+            callback: Some(extent_trampoline),
+            user_data,
+            free: Some(free),
+        }
+    }
+
+    // No callable: the C API's NBD_NULL_*, or a closure with only .free when keep is set.
+    #[allow(dead_code)]
+    pub(crate) fn into_c_option(
+        cb: Option<Self>,
+        keep: Option<Lease>,
+    ) -> sys::nbd_extent_callback {
+        match (cb, keep) {
+            (Some(cb), keep) => cb.into_c(keep),
+            (None, None) => sys::nbd_extent_callback {
+                callback: None,
+                user_data: std::ptr::null_mut(),
+                free: None,
+            },
+            (None, keep) => {
+                let user_data = ClosureBox::<ExtentCallbackFn>::into_raw(None, keep);
+                let free = free_box::<ExtentCallbackFn>;
+                sys::nbd_extent_callback { callback: None, user_data, free: Some(free) }
+            }
+        }
+    }
+}
+
+impl<F: FnMut(&str, u64, &[u32], &mut i32) -> i32 + Send + 'static> From<F> for ExtentCallback {
+    fn from(f: F) -> Self {
+        Self::new(f)
+    }
+}
+
+impl std::fmt::Debug for ExtentCallback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ExtentCallback")
+    }
+}
+
+unsafe extern "C" fn extent_trampoline(
+    user_data: *mut c_void,
+    metacontext: *const c_char,
+    offset: u64,
+    entries: *mut u32,
+    nr_entries: usize,
+    error: *mut c_int,
+) -> c_int {
+    unsafe {
+        invoke::<ExtentCallbackFn>(user_data, error, |f| {
+            let metacontext = crate::callback::str_arg(metacontext);
+            let entries = crate::callback::u32s_arg(entries, nr_entries);
+            let mut error_slot = 0;
+            let error = crate::callback::int_arg(error, &mut error_slot);
+            f(&metacontext, offset, entries, error)
+        })
+    }
+}
+
 type Extent64CallbackFn = dyn FnMut(&str, u64, &[NbdExtent], &mut i32) -> i32 + Send + 'static;
 
 /// A callback of the `nbd_extent64_callback` kind.
@@ -770,5 +851,22 @@ impl Handle {
         let r = unsafe { sys::nbd_stats_bytes_sent(self.h) };
         scope.finish();
         r
+    }
+
+    /// Connect over AF_VSOCK.
+    ///
+    /// Connects to port on the host with context identifier cid.
+    ///
+    /// The handle must be newly created.
+    ///
+    /// C: `nbd_connect_vsock(3)`.
+    pub fn connect_vsock(&self, cid: u32, port: u32) -> Result<()> {
+        let scope = CallScope::enter();
+        let r = unsafe { sys::nbd_connect_vsock(self.h, cid, port) };
+        scope.finish();
+        if r == -1 {
+            return Err(self.last_error());
+        }
+        Ok(())
     }
 }

@@ -32,6 +32,23 @@ pub struct nbd_debug_callback {
     pub free: Option<unsafe extern "C" fn(*mut c_void)>,
 }
 
+/// C: `nbd_extent_callback`.
+#[repr(C)]
+pub struct nbd_extent_callback {
+    pub callback: Option<
+        unsafe extern "C" fn(
+            *mut c_void,
+            *const c_char,
+            u64,
+            *mut u32,
+            usize,
+            *mut c_int,
+        ) -> c_int,
+    >,
+    pub user_data: *mut c_void,
+    pub free: Option<unsafe extern "C" fn(*mut c_void)>,
+}
+
 /// C: `nbd_extent64_callback`.
 #[repr(C)]
 pub struct nbd_extent64_callback {
@@ -112,4 +129,7 @@ extern "C" {
 
     /// `nbd_stats_bytes_sent(3)`: count bytes sent.
     pub fn nbd_stats_bytes_sent(h: *mut nbd_handle) -> u64;
+
+    /// `nbd_connect_vsock(3)`: connect over AF_VSOCK.
+    pub fn nbd_connect_vsock(h: *mut nbd_handle, cid: u32, port: u32) -> c_int;
 }

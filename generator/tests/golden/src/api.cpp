@@ -222,3 +222,29 @@ NBD_API uint64_t nbd_stats_bytes_sent (struct nbd_handle *h)
   nbd::HandleLock lock{h};
   return nbd::unlocked_stats_bytes_sent(*h);
 }
+
+NBD_API int nbd_connect_vsock (struct nbd_handle *h, uint32_t cid, uint32_t port)
+{
+  nbd::ApiScope scope{"nbd_connect_vsock"};
+  nbd::HandleLock lock{h};
+  if (h == nullptr)
+    return nbd::fail_null_handle(), -1;
+  int ret = -1;
+  try {
+    if (h->debug_enabled())
+      nbd::debug(*h, "enter: cid=%" PRIu32 " port=%" PRIu32 "", cid, port);
+    bool ok = nbd::check_state(*h, 1, "newly created");
+    if (ok)
+      ret = nbd::unlocked_connect_vsock(*h, cid, port);
+    if (h->debug_enabled()) {
+      if (ret != -1)
+        nbd::debug(*h, "leave: ret=%d", ret);
+      else
+        nbd::debug_leave_error(*h);
+    }
+  } catch (const std::bad_alloc&) {
+    nbd::set_error(ENOMEM, "out of memory");
+    ret = -1;
+  }
+  return ret;
+}

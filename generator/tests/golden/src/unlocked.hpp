@@ -23,6 +23,7 @@ int unlocked_block_status_64 (nbd_handle& h, uint64_t count, uint64_t offset, ch
                               nbd::Closure<nbd_extent64_callback>& extent64_callback);
 char * unlocked_get_name (nbd_handle& h);
 uint64_t unlocked_stats_bytes_sent (nbd_handle& h);
+int unlocked_connect_vsock (nbd_handle& h, uint32_t cid, uint32_t port);
 
 // Calls still marked `status: pending` in api.yaml fail with ENOTSUP before reaching the core.
 // Their bodies, once written, take these signatures (drop the status to declare them here):

@@ -120,6 +120,25 @@ class DebugCallback
   }
 };
 
+// nbd_extent_callback: callables of the form
+//   int(std::string_view metacontext, uint64_t offset, std::span<uint32_t> entries, int* error)
+class ExtentCallback
+    : public detail::Callback<nbd_extent_callback, std::string_view, uint64_t, std::span<uint32_t>,
+                              int*> {
+ public:
+  using Callback::Callback;
+
+  // Hands the callable to the C library; this object is left empty.
+  nbd_extent_callback release() && noexcept { return std::move(*this).to_c(&trampoline); }
+
+ private:
+  static int trampoline(void *user_data, const char *metacontext, uint64_t offset,
+                        uint32_t *entries, size_t nr_entries, int *error) noexcept {
+    return invoke(user_data, error, detail::view(metacontext), offset,
+                  std::span<uint32_t>{entries, nr_entries}, error);
+  }
+};
+
 // nbd_extent64_callback: callables of the form
 //   int(std::string_view metacontext, uint64_t offset, std::span<const nbd_extent> entries, int* error)
 class Extent64Callback
@@ -241,6 +260,15 @@ class Handle {
   uint64_t stats_bytes_sent() noexcept {
     const auto r = ::nbd_stats_bytes_sent(h_);
     return r;
+  }
+
+  // nbd_connect_vsock(3): connect over AF_VSOCK
+  void connect_vsock(uint32_t cid, uint32_t port) {
+    detail::CallbackScope scope;
+    const auto r = ::nbd_connect_vsock(h_, cid, port);
+    scope.rethrow();
+    if (r == -1)
+      detail::throw_last_error(h_);
   }
 
  private:
