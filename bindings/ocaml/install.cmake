@@ -17,15 +17,20 @@ foreach(_dir NBDPP_INSTALL_LIBDIR NBDPP_OCAML_DIR)
   endif()
 endforeach()
 set(_libdir "${_NBDPP_INSTALL_LIBDIR}")
-set(_ocamldir "$ENV{DESTDIR}${_NBDPP_OCAML_DIR}")
+set(_ocamldir "${_NBDPP_OCAML_DIR}")
+# file(INSTALL) adds DESTDIR by itself; the other file() commands need it spelt out.
+set(_staged "$ENV{DESTDIR}${_ocamldir}")
 
 message(STATUS "Building the OCaml binding for ${_libdir}")
 execute_process(
   COMMAND ${CMAKE_COMMAND} -E env
           "NBDPP_GENERATED_DIR=${NBDPP_GENERATED_DIR}"
           "NBDPP_INCLUDE_DIR=${NBDPP_INCLUDE_DIR}"
-          "NBDPP_LIB_DIR=$ENV{DESTDIR}${_libdir}"
+          "NBDPP_LIB_DIR=${_libdir}"
           "NBDPP_RPATH_DIR=${_libdir}"
+          # Under DESTDIR, libnbd.so is found there at link time, but only the final directory
+          # is recorded (gcc reads LIBRARY_PATH; -L would end up in the package).
+          "LIBRARY_PATH=$ENV{DESTDIR}${_libdir}"
           ${NBDPP_DUNE} build --root "${NBDPP_OCAML_SOURCE}" --build-dir "${NBDPP_DUNE_BUILD}"
           --display quiet -j 2 @install
   RESULT_VARIABLE _rc)
@@ -35,16 +40,16 @@ endif()
 
 # dune's install tree holds symlinks into its build directory: install the files they point to.
 set(_from "${NBDPP_DUNE_BUILD}/install/default/lib")
-file(REMOVE_RECURSE "${_ocamldir}/nbdpp")
+file(REMOVE_RECURSE "${_staged}/nbdpp")
 foreach(_section nbdpp stublibs)
   file(GLOB _files LIST_DIRECTORIES false "${_from}/${_section}/*")
   foreach(_file IN LISTS _files)
     get_filename_component(_name "${_file}" NAME)
     file(REAL_PATH "${_file}" _real)
-    file(REMOVE "${_ocamldir}/${_section}/${_name}")
+    file(REMOVE "${_staged}/${_section}/${_name}")
     file(INSTALL "${_real}" DESTINATION "${_ocamldir}/${_section}" RENAME "${_name}")
   endforeach()
 endforeach()
-if(NOT EXISTS "${_ocamldir}/nbdpp/META")
+if(NOT EXISTS "${_staged}/nbdpp/META")
   message(FATAL_ERROR "dune produced no META for nbdpp in ${_from}/nbdpp")
 endif()
