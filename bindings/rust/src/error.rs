@@ -97,8 +97,17 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+/// The errno survives: [`io::Error::raw_os_error`] gives it back, and the kind follows from it.
+/// `std` has no `io::Error` that holds both an OS error code and a message of its own, so the
+/// library's message ("nbd_pread: ...") is then `std`'s text for the errno; keep the
+/// [`Error`] where the whole message matters.  An error without an errno keeps its message
+/// (kind [`io::ErrorKind::Other`]).
 impl From<Error> for io::Error {
     fn from(e: Error) -> io::Error {
-        io::Error::new(e.kind(), e)
+        if e.errno != 0 {
+            io::Error::from_raw_os_error(e.errno)
+        } else {
+            io::Error::new(io::ErrorKind::Other, e)
+        }
     }
 }

@@ -17,6 +17,15 @@ fn call_before_connecting_is_enotconn() {
     assert_eq!(err.to_string(), err.message());
     let io: std::io::Error = err.into();
     assert_eq!(io.kind(), std::io::ErrorKind::NotConnected);
+    assert_eq!(io.raw_os_error(), Some(ENOTCONN)); // the errno survives the conversion
+}
+
+#[test]
+fn error_without_errno_keeps_its_message_in_io_error() {
+    let io: std::io::Error = Error::new(0, "nbd_x: no errno here").into();
+    assert_eq!(io.raw_os_error(), None);
+    assert_eq!(io.kind(), std::io::ErrorKind::Other);
+    assert_eq!(io.to_string(), "nbd_x: no errno here");
 }
 
 #[test]
