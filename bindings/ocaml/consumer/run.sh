@@ -47,11 +47,12 @@ libdir=$(realpath "$libdir")
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-# make_project DIR LIBRARY PROGRAM: a dune project with one executable using LIBRARY.
+# make_project DIR LIBRARY PROGRAM: a dune project with one executable using LIBRARY, native
+# (PROGRAM.exe) and bytecode (PROGRAM.bc).
 make_project() {
   mkdir -p "$1"
   echo '(lang dune 2.9)' >"$1/dune-project"
-  printf '(executable\n (name %s)\n (libraries %s))\n' "$3" "$2" >"$1/dune"
+  printf '(executable\n (name %s)\n (modes byte exe)\n (libraries %s))\n' "$3" "$2" >"$1/dune"
   cp "$src/consumer/$3.ml" "$1/"
 }
 
@@ -64,6 +65,11 @@ if [ "$mode" = installed ]; then
   make_project "$tmp/proj" nbdpp installed
   with_nbdpp dune build --root "$tmp/proj" ./installed.exe
   with_nbdpp nbdkit -U - memory 1M --run "'$tmp/proj/_build/default/installed.exe' \"\$uri\" '$libdir'"
+  # Bytecode finds dllnbdpp_stubs.so through CAML_LD_LIBRARY_PATH, when linking and running.
+  stublibs="CAML_LD_LIBRARY_PATH=$prefix/lib/ocaml/stublibs"
+  with_nbdpp env "$stublibs" dune build --root "$tmp/proj" ./installed.bc
+  with_nbdpp env "$stublibs" nbdkit -U - memory 1M \
+    --run "'$tmp/proj/_build/default/installed.bc' \"\$uri\" '$libdir'"
   exit 0
 fi
 
