@@ -95,6 +95,10 @@ constexpr size_t kStructuredReplySize = 20;  // magic, flags, type, cookie, leng
 // Extended replies: magic, flags, type, cookie, the request's offset, 64-bit length.
 constexpr uint32_t kExtendedReplyMagic = 0x6e8a278c;
 constexpr size_t kExtendedReplySize = 32;
+// The header in front of a chunk's payload in either mode.
+constexpr size_t chunk_header_size(bool extended_headers) {
+  return extended_headers ? kExtendedReplySize : kStructuredReplySize;
+}
 constexpr uint16_t kReplyFlagDone = 1;
 constexpr uint16_t kReplyTypeNone = 0;
 constexpr uint16_t kReplyTypeOffsetData = 1;

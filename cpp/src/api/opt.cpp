@@ -71,11 +71,16 @@ void set_queries(nbd_handle& h, char** queries) {
 // Metadata contexts travel in structured replies (proto.md "Metadata querying").  The calls
 // of libnbd 1.16+ leave it to the server to refuse them without; nbd_opt_list_meta_context
 // refuses them itself, as libnbd 1.14 did and its nbdinfo relies on (it then lists none).
-int check_meta_context_option(nbd_handle& h, uint32_t opt, char** queries) {
+// Once the checks pass, the option's queries (queries null: the handle's) and callback are
+// set for it to start, by the aio or the sync form.
+int prepare_meta_context(nbd_handle& h, uint32_t opt, char** queries, Closure<nbd_context_callback>& context) {
   if (check_fixed_newstyle(h) == -1)
     return -1;
   if (opt == kOptListMetaContext && queries == nullptr && !h.structured_replies)
     return set_error(ENOTSUP, "server lacks structured replies");
+  if (queries != nullptr)
+    set_queries(h, queries);
+  h.opt_context_cb = std::move(context);
   return 0;
 }
 
@@ -83,12 +88,7 @@ int check_meta_context_option(nbd_handle& h, uint32_t opt, char** queries) {
 // null) or the given ones.
 int start_meta_context(nbd_handle& h, uint32_t opt, char** queries, Closure<nbd_context_callback>& context,
                        Completion* completion) {
-  if (check_meta_context_option(h, opt, queries) == -1)
-    return -1;
-  if (queries != nullptr)
-    set_queries(h, queries);
-  h.opt_context_cb = std::move(context);
-  return start_aio(h, opt, completion);
+  return prepare_meta_context(h, opt, queries, context) == -1 ? -1 : start_aio(h, opt, completion);
 }
 
 // NBD_OPT_ABORT to a plain newstyle server: as libnbd, the call succeeds and the handle is
@@ -182,11 +182,8 @@ int start_and_ask(nbd_handle& h, uint32_t opt) {
 
 // The synchronous meta context calls: the number of contexts the server named.
 int meta_context_and_finish(nbd_handle& h, uint32_t opt, char** queries, Closure<nbd_context_callback>& context) {
-  if (check_meta_context_option(h, opt, queries) == -1)
+  if (prepare_meta_context(h, opt, queries, context) == -1)
     return -1;
-  if (queries != nullptr)
-    set_queries(h, queries);
-  h.opt_context_cb = std::move(context);
   return start_and_finish(h, opt) == -1 ? -1 : h.opt_count;
 }
 

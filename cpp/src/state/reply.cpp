@@ -44,7 +44,7 @@ void expect_header(nbd_handle& h) {
 
 // Where the 8-byte offset of a data chunk is received: after the header in scratch.
 unsigned char* data_offset_field(nbd_handle& h) {
-  return h.scratch + (h.extended_headers ? kExtendedReplySize : kStructuredReplySize);
+  return h.scratch + chunk_header_size(h.extended_headers);
 }
 
 // Whether the whole request (and a write's payload) has left the handle: a server cannot
