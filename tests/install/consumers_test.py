@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 # consumers_test.py: programs built outside the tree against a `cmake --install` prefix load
 # that prefix's libnbd.so.0, not the system's: a C program through pkg-config, a C++ program
-# through find_package(nbdpp), the installed nbdpp command, and a cargo project depending on the
-# installed Rust crate, each run without LD_LIBRARY_PATH against an nbdkit started here; and the
+# through find_package(nbdpp), the installed nbdpp command and examples, and a cargo project
+# depending on the installed Rust crate, each run without LD_LIBRARY_PATH against an nbdkit started here; and the
 # crate's build script refuses a libnbd.so without the NBDPP_1.0 version node.
 # Usage:
 #   consumers_test.py BUILD_DIR SCRATCH_DIR LIBDIR [--cmake CMAKE] [--cargo CARGO]
@@ -239,20 +239,41 @@ def cxx_with_cmake(prefix, scratch, server, cmake):
     check_output("C++ program via find_package(nbdpp)", out, prefix)
 
 
+def loaded_library(program, prefix):
+    """The dynamic linker's own answer to which libnbd.so.0 program gets; it must be prefix's."""
+    trace = run([program], clean_env(LD_TRACE_LOADED_OBJECTS="1"))
+    line = next((l for l in trace.splitlines() if "libnbd.so.0" in l), "")
+    path = line.split("=>")[-1].split("(")[0].strip()
+    if not os.path.realpath(path).startswith(os.path.realpath(prefix) + os.sep):
+        raise Failure(f"{program} resolves libnbd.so.0 to {path!r}, not under {prefix}:\n{trace}")
+    return path
+
+
 def installed_tool(prefix, server):
     tool = os.path.join(prefix, "bin", "nbdpp")
     env = clean_env()
     out = run([tool, "--version"], env)
     if not out.startswith("nbdpp "):
         raise Failure(f"{tool} --version: {out!r}, expected 'nbdpp ...'")
-    # The dynamic linker's own answer to which libnbd.so.0 the program gets.
-    trace = run([tool], clean_env(LD_TRACE_LOADED_OBJECTS="1"))
-    line = next((l for l in trace.splitlines() if "libnbd.so.0" in l), "")
-    path = line.split("=>")[-1].split("(")[0].strip()
-    if not os.path.realpath(path).startswith(os.path.realpath(prefix) + os.sep):
-        raise Failure(f"{tool} resolves libnbd.so.0 to {path!r}, not under {prefix}:\n{trace}")
+    path = loaded_library(tool, prefix)
     run([tool, "info", server.uri], env)
     print(f"ok: installed {tool}: {out.strip()}, loads {path}, `nbdpp info` works")
+
+
+def installed_examples(prefix, server):
+    """The example programs are installed under libexec with their sources in the docs."""
+    examples = os.path.join(prefix, "libexec", "nbdpp", "examples")
+    info = os.path.join(examples, "nbd-info")
+    path = loaded_library(info, prefix)
+    out = run([info, server.uri], clean_env())
+    if "library: nbdpp " not in out:
+        raise Failure(f"{info}: expected 'library: nbdpp ...' in:\n{out}")
+    for name in ("nbd-info", "concurrent-writer"):
+        for f in (os.path.join(examples, name),
+                  os.path.join(prefix, "share", "doc", "nbdpp", "examples", name + ".c")):
+            if not os.path.isfile(f):
+                raise Failure(f"{f} is not installed")
+    print(f"ok: installed examples in {examples} load {path}, nbd-info works")
 
 
 def rust_crate(prefix, libdir, scratch, server, cargo, foreign_lib_dir):
@@ -326,6 +347,7 @@ def main(argv=None):
         c_with_pkg_config(prefix, args.libdir, scratch, server)
         cxx_with_cmake(prefix, scratch, server, args.cmake)
         installed_tool(prefix, server)
+        installed_examples(prefix, server)
         if cargo:
             rust_crate(prefix, args.libdir, scratch, server, cargo, args.foreign_lib_dir)
         else:
