@@ -426,15 +426,17 @@ fn writer_channel_states() {
     if !have_nbdkit() {
         return;
     }
-    // Newly created: no socket yet, nothing installed.
+    // Newly created: no socket yet, nothing installed (the handle then works without one).
+    let server = Nbdkit::unix(&["memory", "1M"]);
     let h = Handle::new().unwrap();
     let err = h.writer_channel().unwrap_err();
     assert_eq!(err.errno(), EINVAL, "{err}");
     assert_eq!(h.spawn_writer_thread().unwrap_err().errno(), EINVAL);
+    h.connect_uri(&server.uri).unwrap();
+    h.pwrite(&[2u8; 512], 0, None).unwrap();
     drop(h);
 
     // Negotiating (option mode): the handle takes no writer then.
-    let server = Nbdkit::unix(&["memory", "1M"]);
     let h = Handle::new().unwrap();
     h.set_opt_mode(true).unwrap();
     h.connect_uri(&server.uri).unwrap();
