@@ -130,15 +130,10 @@ static void channel_finalize(value cv) {
     release_receiver(c);
 }
 
+// The fields left out are NULL, which is what every custom_*_default is.
 static struct custom_operations channel_ops = {
     .identifier = "nbdpp.writer_channel",
     .finalize = channel_finalize,
-    .compare = custom_compare_default,
-    .hash = custom_hash_default,
-    .serialize = custom_serialize_default,
-    .deserialize = custom_deserialize_default,
-    .compare_ext = custom_compare_ext_default,
-    .fixed_length = custom_fixed_length_default,
 };
 
 // Waits for bytes and takes them all (*len of them, to free), or returns NULL once the handle

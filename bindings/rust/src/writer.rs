@@ -53,6 +53,7 @@ extern "C" {
 /// [`send`]: WriterChannel::send
 /// [`fail`]: WriterChannel::fail
 /// [`run`]: WriterChannel::run
+#[must_use = "dropping the channel ends the handle's connection"]
 pub struct WriterChannel {
     shared: Arc<Shared>,
 }

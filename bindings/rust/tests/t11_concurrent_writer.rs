@@ -129,7 +129,10 @@ fn on_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> mpsc:
     rx
 }
 
-const TIMEOUT: Duration = Duration::from_secs(30);
+/// The result of a thread from on_thread; fails if it has not ended within 30 s.
+fn finished<T>(thread: mpsc::Receiver<T>) -> T {
+    thread.recv_timeout(Duration::from_secs(30)).expect("the writer thread did not end")
+}
 
 /// Polls until no command is in flight; returns the first error of poll (the handle died).
 fn complete_all(h: &Handle) -> nbd::Result<()> {
@@ -163,7 +166,7 @@ fn application_writer_thread() {
     h.pread(&mut back, 4096, None).unwrap();
     assert_eq!(back, data);
     drop(h);
-    writer.recv_timeout(TIMEOUT).expect("the writer thread did not end").unwrap();
+    finished(writer).unwrap();
 }
 
 // A small deterministic generator for the mixed workload.
@@ -279,7 +282,7 @@ fn megabytes_in_one_send() {
     h.pread(&mut back, 0, None).unwrap();
     assert!(back == pattern(0, back.len()), "data differs");
     drop(h);
-    let largest = writer.recv_timeout(TIMEOUT).expect("the writer thread did not end");
+    let largest = finished(writer);
     assert!(largest >= 32 * CHUNK, "the first send was only {largest} bytes");
 }
 
@@ -310,7 +313,7 @@ fn send_failure_reaches_every_command() {
         channel.fail(EPIPE).unwrap(); // only the first error counts
         (taken, channel)
     });
-    let (taken, channel) = writer.recv_timeout(TIMEOUT).expect("the writer thread did not end");
+    let (taken, channel) = finished(writer);
     assert!(taken.unwrap() > 50 * 28, "{taken:?}");
     let err = complete_all(&h).unwrap_err();
     assert_eq!(err.errno(), EIO, "{err}");
@@ -353,7 +356,7 @@ fn dropping_the_handle_ends_a_thread_waiting_in_recv() {
     let sent = rx.iter().find(|&n| n >= 4096).unwrap();
     assert!(sent >= 4096 + 28, "{sent}");
     drop(h);
-    let (total, closed) = writer.recv_timeout(TIMEOUT).expect("the writer thread did not end");
+    let (total, closed) = finished(writer);
     assert_eq!(total, sent);
     assert!(closed);
 }
@@ -387,8 +390,7 @@ fn dropping_the_handle_ends_a_thread_blocked_in_send() {
     });
     assert!(rx.recv().unwrap() > 16 * MIB as usize);
     drop(h);
-    let (sent, closed, next) =
-        writer.recv_timeout(TIMEOUT).expect("the writer thread did not end");
+    let (sent, closed, next) = finished(writer);
     assert_eq!(sent, Err(Some(EPIPE)));
     assert!(closed);
     assert_eq!(next, None);
@@ -416,7 +418,7 @@ fn arc_handle_in_the_writer_thread_keeps_the_handle_open() {
     drop(h);
     assert!(weak.upgrade().is_some(), "the thread's Arc keeps the handle open");
     release.send(()).unwrap();
-    let next = writer.recv_timeout(TIMEOUT).expect("the writer thread did not end");
+    let next = finished(writer);
     assert!(weak.upgrade().is_none());
     assert_eq!(next, None);
 }
