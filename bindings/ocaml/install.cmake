@@ -7,7 +7,8 @@
 # are copied to PREFIX/NBD_OCAML_DIR/nbdpp (and the stubs' .so to PREFIX/NBD_OCAML_DIR/stublibs,
 # where the installed dune-package looks for it).
 # Input variables: NBDPP_DUNE, NBDPP_OCAML_SOURCE, NBDPP_DUNE_BUILD, NBDPP_GENERATED_DIR,
-# NBDPP_INCLUDE_DIR, NBDPP_INSTALL_LIBDIR, NBDPP_OCAML_DIR (both relative to the prefix or absolute).
+# NBDPP_INCLUDE_DIR, NBDPP_INSTALL_LIBDIR, NBDPP_OCAML_DIR (both relative to the prefix or absolute),
+# NBDPP_VERSION (the project's, for META).
 
 foreach(_dir NBDPP_INSTALL_LIBDIR NBDPP_OCAML_DIR)
   if(IS_ABSOLUTE "${${_dir}}")
@@ -53,3 +54,8 @@ endforeach()
 if(NOT EXISTS "${_staged}/nbdpp/META")
   message(FATAL_ERROR "dune produced no META for nbdpp in ${_from}/nbdpp")
 endif()
+# dune writes a version into META only from dune-project or git; the project's version is the
+# one in the top CMakeLists.txt, so it is put in here (`ocamlfind query -format %v nbdpp`).
+file(READ "${_staged}/nbdpp/META" _meta)
+string(REGEX REPLACE "(^|\n)version = \"[^\"]*\"\n" "\\1" _meta "${_meta}")
+file(WRITE "${_staged}/nbdpp/META" "version = \"${NBDPP_VERSION}\"\n${_meta}")

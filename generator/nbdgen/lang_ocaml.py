@@ -638,6 +638,9 @@ def view(api):
         calls=calls,
         # with_handle needs both ends of a handle's life.
         has_lifecycle="create" in names and _CLOSE in names,
+        # Writer_channel (nbdpp_writer.c) is built on these three.
+        has_writer_channel={"aio_get_fd", "set_concurrent_writer",
+                            "concurrent_writer_error"} <= names,
         prefix=STUB_PREFIX)
 
 

@@ -1,8 +1,10 @@
 #!/bin/sh
 # run.sh: the OCaml tests that work from outside the source tree (ctest label ocaml).
 #   run.sh install   BUILD PREFIX  `cmake --install BUILD --prefix PREFIX` into a fresh PREFIX
-#   run.sh installed SRC PREFIX    a dune project made in a temp dir, (libraries nbdpp), built with
-#                                  only OCAMLPATH=PREFIX/lib/ocaml; runs installed.ml under nbdkit
+#   run.sh installed SRC PREFIX VERSION
+#                                  findlib reports VERSION for nbdpp; a dune project made in a temp
+#                                  dir, (libraries nbdpp), built with only
+#                                  OCAMLPATH=PREFIX/lib/ocaml; runs installed.ml under nbdkit
 #   run.sh compat    SRC PREFIX    compat.ml, written for libnbd's OCaml binding, built unchanged
 #                                  against Debian's libnbd-ocaml-dev ((libraries nbd), when it is
 #                                  installed) and against PREFIX ((libraries nbdpp)); both run
@@ -62,6 +64,11 @@ with_nbdpp() {
 }
 
 if [ "$mode" = installed ]; then
+  version=$(with_nbdpp ocamlfind query -format '%v' nbdpp)
+  if [ "$version" != "$4" ]; then
+    echo "findlib says nbdpp is version '$version', the project is $4"
+    exit 1
+  fi
   make_project "$tmp/proj" nbdpp installed
   with_nbdpp dune build --root "$tmp/proj" ./installed.exe
   with_nbdpp nbdkit -U - memory 1M --run "'$tmp/proj/_build/default/installed.exe' \"\$uri\" '$libdir'"

@@ -18,6 +18,9 @@
 //!   and is resumed by the method during which it ran.
 //! - Asynchronous reads and writes take an [`AioBuffer`], which the command leases until it
 //!   retires, so the library never writes to memory Rust code is reading.
+//! - A concurrent writer thread of the application's own takes a [`WriterChannel`]
+//!   ([`Handle::writer_channel`], [`Handle::spawn_writer_thread`]): it holds no handle, so it
+//!   ends when the handle is dropped.
 //!
 //! ```no_run
 //! # fn main() -> nbd::Result<()> {
@@ -41,12 +44,14 @@ mod error;
 mod handle;
 mod sockaddr;
 pub mod sys;
+mod writer;
 
 pub use buffer::{AioBuffer, BufferMut, BufferRef};
 pub use callback::set_errno;
 pub use error::{Error, Result};
 pub use handle::Handle;
 pub use sockaddr::SockAddr;
+pub use writer::WriterChannel;
 
 /// One extent of a 64-bit block status answer, as [`Handle::block_status_64`] and
 /// [`Handle::block_status_filter`] pass them to their callback: `length` bytes (never more than
