@@ -102,9 +102,8 @@ add_executable(consumer consumer.cpp)
 target_link_libraries(consumer PRIVATE nbdpp::nbd)
 """
 
-def man_page_recipe(prefix):
-    """The Cargo.toml dependency and build.rs that nbd-rust(3) tells a user to write, taken
-    from the installed page's SYNOPSIS (.nf blocks) so the test follows it literally."""
+def man_page_blocks(prefix):
+    """The .nf blocks of the installed nbd-rust(3), unescaped: the recipes a user follows."""
     page = next(iter(glob.glob(os.path.join(prefix, "**", "man3", "nbd-rust.3"), recursive=True)),
                 None)
     if page is None:
@@ -120,10 +119,17 @@ def man_page_recipe(prefix):
                 block = None
             elif block is not None:
                 block.append(line.replace("\\-", "-").replace("\\e", "\\"))
+    return blocks
+
+
+def man_page_recipe(prefix):
+    """The Cargo.toml dependency and build.rs that nbd-rust(3) tells a user to write, taken
+    from the installed page's SYNOPSIS (.nf blocks) so the test follows it literally."""
+    blocks = man_page_blocks(prefix)
     cargo = next((b for b in blocks if b.startswith("[dependencies]")), None)
     build = next((b for b in blocks if b.startswith("fn main()") and "DEP_NBD_LIBDIR" in b), None)
     if cargo is None or build is None:
-        raise Failure(f"{page}: no [dependencies] or build.rs block in its .nf blocks")
+        raise Failure("nbd-rust(3): no [dependencies] or build.rs block in its .nf blocks")
     cargo = cargo.replace("PREFIX", prefix)
     return ('[package]\nname = "consumer"\nversion = "0.1.0"\nedition = "2021"\n\n' + cargo,
             build)

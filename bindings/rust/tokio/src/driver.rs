@@ -84,7 +84,8 @@ fn step(shared: &Shared, cx: &mut Context<'_>) -> Step {
     }
     let h = &shared.handle;
     let phase = shared.phase_now();
-    if h.aio_in_flight().map_or(true, |n| n == 0) {
+    // Commands exist only once connected (and are all over when closed or dead).
+    if phase != Phase::Connected || h.aio_in_flight().map_or(true, |n| n == 0) {
         shared.idle.notify_waiters();
     }
     shared.publish(phase);

@@ -104,7 +104,9 @@ impl Shared {
     fn death(&self, call: &str) -> Error {
         match &*self.death.lock().unwrap_or_else(PoisonError::into_inner) {
             Some(e) => e.clone(),
-            None => Error::new(ENOTCONN, format!("{call}: the connection is dead")).with_fatal(true),
+            None => {
+                Error::new(ENOTCONN, format!("{call}: the connection is dead")).with_fatal(true)
+            }
         }
     }
 

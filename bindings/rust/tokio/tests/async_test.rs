@@ -107,7 +107,8 @@ async fn hundreds_of_reads_and_writes_in_flight() {
         (0..N).map(|i| AioBuffer::from(pattern((i * BS) as u64, BS))).collect();
     let mut in_flight = 0;
     let writes = bufs.iter().enumerate().map(|(i, b)| h.pwrite(b, (i * BS) as u64, None));
-    let done = join_all(writes.collect(), || in_flight = h.handle().aio_in_flight().unwrap()).await;
+    let done =
+        join_all(writes.collect(), || in_flight = h.handle().aio_in_flight().unwrap()).await;
     assert_eq!(in_flight, N as i32, "every write was in flight at once");
     assert!(done.iter().all(Result::is_ok), "{done:?}");
 
@@ -143,6 +144,43 @@ async fn hundreds_of_reads_and_writes_in_flight() {
     assert!(h.handle().aio_is_closed());
 }
 
+/// Reads and writes in flight over TLS, where the library reads records through GnuTLS: every
+/// reply must still come without an edge of readiness being lost.
+#[tokio::test]
+async fn many_in_flight_over_tls() {
+    if !have_nbdkit() {
+        return;
+    }
+    let dir = common::TempDir::new();
+    let psk = dir.path().join("keys.psk");
+    match Command::new("psktool").arg("-u").arg("alice").arg("-p").arg(&psk).output() {
+        Ok(out) if out.status.success() => {}
+        _ => {
+            eprintln!("SKIP: psktool (gnutls-bin) cannot make a key");
+            return;
+        }
+    }
+    let server =
+        Nbdkit::unix(&["--tls=require", &format!("--tls-psk={}", psk.display()), "memory", "8M"]);
+    let h = AsyncHandle::new().unwrap();
+    h.handle().set_tls(nbd::Tls::Require).unwrap();
+    h.handle().set_tls_psk_file(&psk).unwrap();
+    h.handle().set_tls_username("alice").unwrap();
+    h.connect_unix(server.socket.as_ref().unwrap()).await.unwrap();
+    assert!(h.handle().get_tls_negotiated().unwrap());
+    const N: usize = 64;
+    const BS: usize = 65536;
+    let bufs: Vec<AioBuffer> =
+        (0..N).map(|i| AioBuffer::from(pattern((i * BS) as u64, BS))).collect();
+    let writes = bufs.iter().enumerate().map(|(i, b)| h.pwrite(b, (i * BS) as u64, None));
+    let done = join_all(writes.collect(), || {}).await;
+    assert!(done.iter().all(Result::is_ok), "{done:?}");
+    let reads = (0..N).map(|i| h.pread_vec(BS, (i * BS) as u64, None)).collect();
+    for (i, r) in join_all(reads, || {}).await.into_iter().enumerate() {
+        assert_eq!(r.unwrap(), pattern((i * BS) as u64, BS), "block {i}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tasks_share_one_handle_across_threads() {
     if !have_nbdkit() {
@@ -172,8 +210,7 @@ async fn a_dropped_read_keeps_its_buffer_until_it_retires() {
     if !have_nbdkit() {
         return;
     }
-    let (_server, h) =
-        connected(&["--filter=delay", "memory", "1M", "rdelay=300ms"]).await;
+    let (_server, h) = connected(&["--filter=delay", "memory", "1M", "rdelay=300ms"]).await;
     let data = pattern(0, 4096);
     h.pwrite(&AioBuffer::from(data.clone()), 0, None).await.unwrap();
 
@@ -223,10 +260,9 @@ async fn a_killed_server_fails_every_pending_future() {
     let dir = common::TempDir::new();
     let pidfile = dir.path().join("pid");
     let pidarg = pidfile.display().to_string();
-    let (_server, h) = connected(&[
-        "-P", &pidarg, "--filter=delay", "memory", "1M", "rdelay=10", "wdelay=10",
-    ])
-    .await;
+    let (_server, h) =
+        connected(&["-P", &pidarg, "--filter=delay", "memory", "1M", "rdelay=10", "wdelay=10"])
+            .await;
     let h = &h;
     let data = AioBuffer::from(pattern(0, 512));
     type Job<'a> = Pin<Box<dyn Future<Output = nbd::Result<()>> + 'a>>;
@@ -262,7 +298,8 @@ async fn a_killed_server_fails_every_pending_future() {
 async fn a_server_gone_mid_connect_fails_the_connect() {
     // The "server" exits at once: the handshake finds the connection closed.
     let h = AsyncHandle::new().unwrap();
-    let e = tokio::time::timeout(PATIENCE, h.connect_command(&["true"])).await.unwrap().unwrap_err();
+    let e =
+        tokio::time::timeout(PATIENCE, h.connect_command(&["true"])).await.unwrap().unwrap_err();
     assert_lost(&e);
     assert!(h.handle().aio_is_dead());
 }
@@ -381,11 +418,16 @@ async fn block_status_zero_trim_and_errors() {
     h.pwrite(&AioBuffer::from(pattern(0, 65536)), 0, None).await.unwrap();
     let extents = Arc::new(Mutex::new(Vec::new()));
     let seen = Arc::clone(&extents);
-    h.block_status_64(4 * MIB, 0, move |context, offset, e: &[NbdExtent], _| {
-        assert_eq!(context, nbd::CONTEXT_BASE_ALLOCATION);
-        seen.lock().unwrap().push((offset, e.to_vec()));
-        0
-    }, None)
+    h.block_status_64(
+        4 * MIB,
+        0,
+        move |context, offset, e: &[NbdExtent], _| {
+            assert_eq!(context, nbd::CONTEXT_BASE_ALLOCATION);
+            seen.lock().unwrap().push((offset, e.to_vec()));
+            0
+        },
+        None,
+    )
     .await
     .unwrap();
     let first = {
@@ -449,10 +491,15 @@ async fn dropping_the_handle_with_commands_in_flight() {
             .await;
     let freed = DropCounter::new();
     let token = freed.token();
-    let mut status = Box::pin(h.block_status_64(MIB, 0, move |_, _, _, _| {
-        let _ = &token;
-        0
-    }, None));
+    let mut status = Box::pin(h.block_status_64(
+        MIB,
+        0,
+        move |_, _, _, _| {
+            let _ = &token;
+            0
+        },
+        None,
+    ));
     assert!(poll_once(&mut status).await.is_none());
     drop(status);
     let buf = AioBuffer::new(4096);
