@@ -307,35 +307,18 @@ def rust_crate(prefix, libdir, scratch, server, cargo, foreign_lib_dir):
     print(f"ok: cargo build refuses {foreign}")
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("build_dir")
-    ap.add_argument("scratch")
-    ap.add_argument("libdir", help="CMAKE_INSTALL_LIBDIR, relative to the prefix")
-    ap.add_argument("--cmake", default="cmake")
-    ap.add_argument("--cargo", default="")
-    ap.add_argument("--foreign-lib-dir", default="/usr/lib/x86_64-linux-gnu")
-    args = ap.parse_args(argv)
-    for tool in ("nbdkit", "pkg-config", os.environ.get("CC", "cc")):
-        if not shutil.which(tool):
-            print(f"SKIP: {tool} is not installed")
-            return SKIP
-    scratch = os.path.abspath(args.scratch)
+def with_install(build_dir, scratch, cmake, body):
+    """Installs BUILD_DIR into SCRATCH/prefix (SCRATCH emptied first), starts nbdkit and runs
+    body(prefix, scratch, server).  Returns the exit status: 1 after a failure, said on stdout."""
+    scratch = os.path.abspath(scratch)
     shutil.rmtree(scratch, ignore_errors=True)
     prefix = os.path.join(scratch, "prefix")
     os.makedirs(prefix)
-    cargo = args.cargo if args.cargo and os.access(args.cargo, os.X_OK) else shutil.which("cargo")
     server = None
     try:
-        run([args.cmake, "--install", args.build_dir, "--prefix", prefix], clean_env())
+        run([cmake, "--install", build_dir, "--prefix", prefix], clean_env())
         server = Nbdkit(scratch)
-        c_with_pkg_config(prefix, args.libdir, scratch, server)
-        cxx_with_cmake(prefix, scratch, server, args.cmake)
-        installed_tool(prefix, server)
-        if cargo:
-            rust_crate(prefix, args.libdir, scratch, server, cargo, args.foreign_lib_dir)
-        else:
-            print("SKIP: the Rust part: cargo not found")
+        body(prefix, scratch, server)
     except (Failure, subprocess.TimeoutExpired) as e:
         print(f"FAIL: {e}")
         return 1
@@ -343,6 +326,39 @@ def main(argv=None):
         if server:
             server.stop()
     return 0
+
+
+def install_arguments(description):
+    """The arguments of the tests on an install: BUILD_DIR SCRATCH_DIR LIBDIR, --cmake, --cargo."""
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("build_dir")
+    ap.add_argument("scratch")
+    ap.add_argument("libdir", help="CMAKE_INSTALL_LIBDIR, relative to the prefix")
+    ap.add_argument("--cmake", default="cmake")
+    ap.add_argument("--cargo", default="")
+    return ap
+
+
+def main(argv=None):
+    ap = install_arguments(__doc__)
+    ap.add_argument("--foreign-lib-dir", default="/usr/lib/x86_64-linux-gnu")
+    args = ap.parse_args(argv)
+    for tool in ("nbdkit", "pkg-config", os.environ.get("CC", "cc")):
+        if not shutil.which(tool):
+            print(f"SKIP: {tool} is not installed")
+            return SKIP
+    cargo = args.cargo if args.cargo and os.access(args.cargo, os.X_OK) else shutil.which("cargo")
+
+    def consumers(prefix, scratch, server):
+        c_with_pkg_config(prefix, args.libdir, scratch, server)
+        cxx_with_cmake(prefix, scratch, server, args.cmake)
+        installed_tool(prefix, server)
+        if cargo:
+            rust_crate(prefix, args.libdir, scratch, server, cargo, args.foreign_lib_dir)
+        else:
+            print("SKIP: the Rust part: cargo not found")
+
+    return with_install(args.build_dir, args.scratch, args.cmake, consumers)
 
 
 if __name__ == "__main__":

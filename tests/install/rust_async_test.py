@@ -11,7 +11,6 @@
 #                      [--registry DIR]
 # LIBDIR is CMAKE_INSTALL_LIBDIR; SCRATCH_DIR is emptied first.  Exits 77 (ctest
 # SKIP_RETURN_CODE) when cargo, nbdkit or Debian's tokio is missing.
-import argparse
 import glob
 import os
 import shutil
@@ -20,8 +19,9 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from consumers_test import (SKIP, Failure, Nbdkit, check_output, clean_env,  # noqa: E402
-                            man_page_blocks, man_page_recipe, run)
+from consumers_test import (SKIP, Failure, check_output, clean_env,  # noqa: E402
+                            install_arguments, man_page_blocks, man_page_recipe, run,
+                            with_install)
 
 RUST_ASYNC_MAIN = r"""
 #[tokio::main(flavor = "current_thread")]
@@ -106,12 +106,7 @@ def consumer(prefix, libdir, scratch, server, cargo):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("build_dir")
-    ap.add_argument("scratch")
-    ap.add_argument("libdir", help="CMAKE_INSTALL_LIBDIR, relative to the prefix")
-    ap.add_argument("--cmake", default="cmake")
-    ap.add_argument("--cargo", default="")
+    ap = install_arguments(__doc__)
     ap.add_argument("--registry", default="/usr/share/cargo/registry")
     args = ap.parse_args(argv)
     cargo = args.cargo if args.cargo and os.access(args.cargo, os.X_OK) else shutil.which("cargo")
@@ -125,23 +120,12 @@ def main(argv=None):
         if not glob.glob(os.path.join(args.registry, crate + "-[0-9]*")):
             print(f"SKIP: crate {crate} is not in {args.registry} (librust-{crate}-dev)")
             return SKIP
-    scratch = os.path.abspath(args.scratch)
-    shutil.rmtree(scratch, ignore_errors=True)
-    prefix = os.path.join(scratch, "prefix")
-    os.makedirs(prefix)
-    server = None
-    try:
-        run([args.cmake, "--install", args.build_dir, "--prefix", prefix], clean_env())
+
+    def body(prefix, scratch, server):
         installed_crate(prefix)
-        server = Nbdkit(scratch)
         consumer(prefix, args.libdir, scratch, server, cargo)
-    except (Failure, subprocess.TimeoutExpired) as e:
-        print(f"FAIL: {e}")
-        return 1
-    finally:
-        if server:
-            server.stop()
-    return 0
+
+    return with_install(args.build_dir, args.scratch, args.cmake, body)
 
 
 if __name__ == "__main__":
