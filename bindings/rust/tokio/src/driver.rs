@@ -189,7 +189,13 @@ fn register<'a>(
         // SAFETY: fd is the handle's open socket, and is only duplicated here.
         let dup = unsafe { BorrowedFd::borrow_raw(fd) }.try_clone_to_owned()?;
         let socket = socket_of(fd)?;
-        let afd = AsyncFd::with_interest(dup, Interest::READABLE | Interest::WRITABLE)?;
+        // tokio panics (and its panic hook reports it) where the runtime has no I/O driver.
+        let afd = panic::catch_unwind(|| {
+            AsyncFd::with_interest(dup, Interest::READABLE | Interest::WRITABLE)
+        })
+        .map_err(|_| {
+            io::Error::new(io::ErrorKind::Other, "the tokio runtime has no I/O driver")
+        })??;
         *reg = Some(Registration { afd, fd, socket });
     }
     Ok(&reg.as_ref().expect("registered just now").afd)

@@ -273,14 +273,16 @@ async fn a_killed_server_fails_every_pending_future() {
         jobs.push(Box::pin(async move { h.pwrite(data, 8192 + i * 512, None).await }));
     }
     jobs.push(Box::pin(h.zero(512, 65536, None)));
+    // Held back until the commands before it are over, which they never are.
+    jobs.push(Box::pin(h.disconnect(None)));
     let mut in_flight = 0;
     let all = join_all(jobs, || {
         in_flight = h.handle().aio_in_flight().unwrap();
         sigkill(&pidfile);
     });
     let results = tokio::time::timeout(PATIENCE, all).await.expect("a future never resolved");
-    assert_eq!(in_flight, 33);
-    assert_eq!(results.len(), 33);
+    assert_eq!(in_flight, 34, "33 commands and the disconnect");
+    assert_eq!(results.len(), 34);
     for r in &results {
         assert_lost(r.as_ref().unwrap_err());
     }
@@ -334,6 +336,29 @@ async fn connect_errors() {
     assert_eq!(e.errno(), EINVAL, "{e:?}");
     assert!(!e.is_fatal());
     assert_eq!(h.pread_vec(512, 0, None).await.unwrap(), vec![0; 512]);
+}
+
+/// Without an I/O driver in the runtime the task cannot wait for the socket: the connection is
+/// ended rather than left waiting, and the connect fails with the reason.
+#[test]
+fn a_runtime_without_io_fails_the_connect() {
+    if !have_nbdkit() {
+        return;
+    }
+    let server = Nbdkit::unix(&["memory", "1M"]);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+    rt.block_on(async {
+        let h = AsyncHandle::new().unwrap();
+        let e = tokio::time::timeout(PATIENCE, h.connect_uri(&server.uri))
+            .await
+            .expect("the connect never resolved")
+            .unwrap_err();
+        assert!(e.is_fatal(), "{e:?}");
+        assert!(e.message().contains("the tokio runtime has no I/O driver"), "{e:?}");
+        assert!(h.handle().aio_is_dead());
+        let e = h.pread_vec(512, 0, None).await.unwrap_err();
+        assert!(e.is_fatal(), "{e:?}");
+    });
 }
 
 #[test]
