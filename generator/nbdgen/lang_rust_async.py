@@ -45,7 +45,7 @@ _DRIVER_CALLS = {
     "aio_in_flight",
 }
 # Methods of AsyncHandle written by hand (bindings/rust/tokio/src/handle.rs).
-_HAND_WRITTEN = {"new", "from_handle", "handle", "completion", "until", "issue"}
+_HAND_WRITTEN = {"new", "from_handle", "handle", "drain", "completion", "until", "issue"}
 # Locals of the generated bodies (a `_vec` form names its buffer after the argument it replaces).
 _LOCALS = {"done", "done_callback"}
 
@@ -76,11 +76,15 @@ def _param(a, call, api):
     return f"{n}: {rs._ARG_RUST[k]}"
 
 
-def _doc(call, api, kind, links):
-    width = rs.WIDTH - 8
+def _sync_of(call, api):
+    """The synchronous call of the same name (aio_pread -> pread), if the nbd crate binds it."""
     sync = api.call_map.get(_async_name(call))
-    if sync is None or not rs._bound(sync):
-        sync = None
+    return sync if sync is not None and rs._bound(sync) else None
+
+
+def _doc(call, api, kind):
+    width = rs.WIDTH - 8
+    sync = _sync_of(call, api)
     lines = [rs._sentence(sync.short if sync else call.short + ", then wait for the outcome"), ""]
     text = f"Issues [`Handle::{call.name}`] and waits "
     if kind == "completion":
@@ -93,7 +97,7 @@ def _doc(call, api, kind, links):
         text += ("until the handle is closed: the error that ended the connection if it died "
                  "instead.")
     if sync:
-        text += f" The arguments are those of [`Handle::{sync.name}`]."
+        text += f" See [`Handle::{sync.name}`] for what the arguments mean."
     lines += rs._fill(text, width)
     persist = [a.name for a in call.args if a.persist]
     drop = ("Dropping the future leaves the " + ("command" if kind == "completion" else "request")
@@ -114,7 +118,7 @@ def _check(call):
                 raise ValueError(f"{what}: argument {n} clashes with a local of its async form")
 
 
-def _method(call, api, links):
+def _method(call, api):
     _check(call)
     completion = _completion(call)
     if completion is not None:
@@ -138,7 +142,7 @@ def _method(call, api, links):
     else:
         prelude = f'let done = self.until(Until::{kind}, "{call.c_name}");'
     methods = [SimpleNamespace(
-        name=name, doc=_doc(call, api, kind, links),
+        name=name, doc=_doc(call, api, kind),
         sig=rs._wrap(f"pub async fn {rs._ident(name)}", ["&self"] + params, 4,
                      " -> Result<()> {"),
         body=(rs._let(prelude)
@@ -166,7 +170,7 @@ def _method(call, api, links):
 
 
 def _vec_short(call, api):
-    sync = api.call_map.get(_async_name(call))
+    sync = _sync_of(call, api)
     return (sync.short if sync else call.short) + ", returning the bytes"
 
 
@@ -179,12 +183,11 @@ def _statement(head, args, tail, indent=8):
 
 
 def view(api):
-    links = rs._link_map(api)
     methods, names = [], set(_HAND_WRITTEN)
     for call in api.calls:
         if not call.name.startswith("aio_") or call.name in _DRIVER_CALLS:
             continue
-        for m in _method(call, api, links):
+        for m in _method(call, api):
             if m.name in names:
                 raise ValueError(f"call {call.name}: its async form {m.name} clashes with "
                                  "another method of AsyncHandle")

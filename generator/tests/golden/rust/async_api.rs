@@ -18,7 +18,7 @@ impl AsyncHandle {
     /// Read data.
     ///
     /// Issues [`Handle::aio_pread`] and waits for the command to complete: `Ok` when it succeeded,
-    /// else the error it completed with. The arguments are those of [`Handle::pread`].
+    /// else the error it completed with. See [`Handle::pread`] for what the arguments mean.
     ///
     /// Dropping the future leaves the command in flight; its outcome is then discarded, and `buf`
     /// stays leased to it (alive, and out of reach of Rust code) until it retires.
