@@ -361,6 +361,25 @@ fn a_runtime_without_io_fails_the_connect() {
     });
 }
 
+/// A handle set up and connected with synchronous calls goes on asynchronously.
+#[tokio::test]
+async fn a_handle_connected_synchronously() {
+    if !have_nbdkit() {
+        return;
+    }
+    let server = Nbdkit::unix(&["memory", "1M"]);
+    let sync = nbd::Handle::new().unwrap();
+    sync.connect_uri(&server.uri).unwrap();
+    sync.pwrite(&pattern(0, 4096), 0, None).unwrap();
+    let h = AsyncHandle::from_handle(sync).unwrap();
+    assert_eq!(h.pread_vec(4096, 0, None).await.unwrap(), pattern(0, 4096));
+    h.drain().await;
+    h.disconnect(None).await.unwrap();
+    assert!(h.handle().aio_is_closed());
+    // A created handle has nothing in flight.
+    AsyncHandle::new().unwrap().drain().await;
+}
+
 #[test]
 fn a_handle_needs_a_runtime() {
     let e = AsyncHandle::new().unwrap_err();
