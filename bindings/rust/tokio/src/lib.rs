@@ -82,9 +82,8 @@
 //! libnbd's crate names its async methods the same way, but its reads and writes borrow a
 //! `&mut [u8]` or `&[u8]` across the await: if the future is dropped while the command is in
 //! flight, the library may still write into a slice whose memory is gone, so those futures are
-//! not cancel-safe.  Here the command owns a lease on its buffer instead.  libnbd's driver also
-//! wakes every pending command after each event to ask whether it has finished; here a
-//! command's own completion callback resolves its future.
+//! not cancel-safe.  Here the command owns a lease on its buffer instead, and the futures of
+//! every call, reads and writes included, may be dropped at any time.
 #![warn(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
