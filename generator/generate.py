@@ -12,7 +12,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import jinja2  # noqa: E402
 
-from nbdgen import lang_c, lang_cpp, lang_man, lang_ocaml, lang_rust  # noqa: E402
+from nbdgen import lang_c, lang_cpp, lang_man, lang_ocaml, lang_rust, lang_rust_async  # noqa: E402
 from nbdgen.load import SpecError, load  # noqa: E402
 from nbdgen.validate import validate  # noqa: E402
 
@@ -84,6 +84,7 @@ def outputs(api):
         yield "man", f"man/man3/{lang_man.overview_page(api)}.3", "overview.j2", {}
     # The bindings' generated files go under rust/ and ocaml/ (see bindings/).
     yield from lang_rust.outputs(api, common)
+    yield from lang_rust_async.outputs(api, common)
     yield from lang_ocaml.outputs(api, common)
 
 

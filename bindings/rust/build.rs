@@ -44,6 +44,8 @@ fn main() {
     }
     let dir = dir.canonicalize().expect("canonical path of the generated directory");
     println!("cargo:rustc-env=NBDPP_RUST_GENERATED={}", dir.display());
+    // DEP_NBD_GENERATED in a dependent's build script: nbd-tokio finds its async_api.rs here.
+    println!("cargo:generated={}", dir.display());
 
     let lib = lib_dir();
     let so = lib.join("libnbd.so");

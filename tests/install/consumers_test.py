@@ -102,9 +102,8 @@ add_executable(consumer consumer.cpp)
 target_link_libraries(consumer PRIVATE nbdpp::nbd)
 """
 
-def man_page_recipe(prefix):
-    """The Cargo.toml dependency and build.rs that nbd-rust(3) tells a user to write, taken
-    from the installed page's SYNOPSIS (.nf blocks) so the test follows it literally."""
+def man_page_blocks(prefix):
+    """The .nf blocks of the installed nbd-rust(3), unescaped: the recipes a user follows."""
     page = next(iter(glob.glob(os.path.join(prefix, "**", "man3", "nbd-rust.3"), recursive=True)),
                 None)
     if page is None:
@@ -120,10 +119,17 @@ def man_page_recipe(prefix):
                 block = None
             elif block is not None:
                 block.append(line.replace("\\-", "-").replace("\\e", "\\"))
+    return blocks
+
+
+def man_page_recipe(prefix):
+    """The Cargo.toml dependency and build.rs that nbd-rust(3) tells a user to write, taken
+    from the installed page's SYNOPSIS (.nf blocks) so the test follows it literally."""
+    blocks = man_page_blocks(prefix)
     cargo = next((b for b in blocks if b.startswith("[dependencies]")), None)
     build = next((b for b in blocks if b.startswith("fn main()") and "DEP_NBD_LIBDIR" in b), None)
     if cargo is None or build is None:
-        raise Failure(f"{page}: no [dependencies] or build.rs block in its .nf blocks")
+        raise Failure("nbd-rust(3): no [dependencies] or build.rs block in its .nf blocks")
     cargo = cargo.replace("PREFIX", prefix)
     return ('[package]\nname = "consumer"\nversion = "0.1.0"\nedition = "2021"\n\n' + cargo,
             build)
@@ -322,28 +328,49 @@ def rust_crate(prefix, libdir, scratch, server, cargo, foreign_lib_dir):
     print(f"ok: cargo build refuses {foreign}")
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__)
+def with_install(build_dir, scratch, cmake, body):
+    """Installs BUILD_DIR into SCRATCH/prefix (SCRATCH emptied first), starts nbdkit and runs
+    body(prefix, scratch, server).  Returns the exit status: 1 after a failure, said on stdout."""
+    scratch = os.path.abspath(scratch)
+    shutil.rmtree(scratch, ignore_errors=True)
+    prefix = os.path.join(scratch, "prefix")
+    os.makedirs(prefix)
+    server = None
+    try:
+        run([cmake, "--install", build_dir, "--prefix", prefix], clean_env())
+        server = Nbdkit(scratch)
+        body(prefix, scratch, server)
+    except (Failure, subprocess.TimeoutExpired) as e:
+        print(f"FAIL: {e}")
+        return 1
+    finally:
+        if server:
+            server.stop()
+    return 0
+
+
+def install_arguments(description):
+    """The arguments of the tests on an install: BUILD_DIR SCRATCH_DIR LIBDIR, --cmake, --cargo."""
+    ap = argparse.ArgumentParser(description=description)
     ap.add_argument("build_dir")
     ap.add_argument("scratch")
     ap.add_argument("libdir", help="CMAKE_INSTALL_LIBDIR, relative to the prefix")
     ap.add_argument("--cmake", default="cmake")
     ap.add_argument("--cargo", default="")
+    return ap
+
+
+def main(argv=None):
+    ap = install_arguments(__doc__)
     ap.add_argument("--foreign-lib-dir", default="/usr/lib/x86_64-linux-gnu")
     args = ap.parse_args(argv)
     for tool in ("nbdkit", "pkg-config", os.environ.get("CC", "cc")):
         if not shutil.which(tool):
             print(f"SKIP: {tool} is not installed")
             return SKIP
-    scratch = os.path.abspath(args.scratch)
-    shutil.rmtree(scratch, ignore_errors=True)
-    prefix = os.path.join(scratch, "prefix")
-    os.makedirs(prefix)
     cargo = args.cargo if args.cargo and os.access(args.cargo, os.X_OK) else shutil.which("cargo")
-    server = None
-    try:
-        run([args.cmake, "--install", args.build_dir, "--prefix", prefix], clean_env())
-        server = Nbdkit(scratch)
+
+    def consumers(prefix, scratch, server):
         c_with_pkg_config(prefix, args.libdir, scratch, server)
         cxx_with_cmake(prefix, scratch, server, args.cmake)
         installed_tool(prefix, server)
@@ -352,13 +379,8 @@ def main(argv=None):
             rust_crate(prefix, args.libdir, scratch, server, cargo, args.foreign_lib_dir)
         else:
             print("SKIP: the Rust part: cargo not found")
-    except (Failure, subprocess.TimeoutExpired) as e:
-        print(f"FAIL: {e}")
-        return 1
-    finally:
-        if server:
-            server.stop()
-    return 0
+
+    return with_install(args.build_dir, args.scratch, args.cmake, consumers)
 
 
 if __name__ == "__main__":

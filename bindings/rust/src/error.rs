@@ -63,6 +63,13 @@ impl Error {
         )
     }
 
+    /// The same error, [`Error::is_fatal`] or not as `fatal` says: for code that learns of a
+    /// handle's death by itself, such as the driver of the async API (crate nbd-tokio).
+    pub fn with_fatal(mut self, fatal: bool) -> Self {
+        self.fatal = fatal;
+        self
+    }
+
     /// The errno value (`EINVAL`, `EIO`, ...), or 0 when the library recorded none.
     pub fn errno(&self) -> i32 {
         self.errno

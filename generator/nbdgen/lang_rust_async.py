@@ -1,0 +1,201 @@
+"""The async Rust API on tokio: rust/async_api.rs, the generated half of the crate nbd-tokio.
+
+bindings/rust/tokio holds the crate; its src/ is the hand-written runtime (AsyncHandle, the
+driver task that runs the handle from its file descriptor, the futures that wait for a
+completion or for a state).  This module gives AsyncHandle one `async fn` per asynchronous call
+of api.yaml, named without the `aio_` prefix (as libnbd's own crate names them):
+
+  a call with a completion closure (aio_pread, aio_opt_go, aio_block_status, ...) is issued
+      with a completion the runtime makes, then awaits that completion;
+  a call without one (the connects, aio_opt_abort, aio_disconnect) is issued, then awaits the
+      handle state that ends it, from _WAIT_FOR;
+  the calls that run a handle from an event loop (_DRIVER_CALLS) are the runtime's own and have
+      no async form.
+An asynchronous call that fits none of these fails generation by name.  A call with a
+persistent read buffer also gets a `<name>_vec` form that allocates the buffer and returns its
+bytes.  Arguments have the types of the nbd crate's methods (lang_rust's type map), and the
+method passes them to the nbd method of the same call unchanged.
+"""
+from types import SimpleNamespace
+
+from . import lang_rust as rs
+
+EXPORTS = []
+
+# Calls without a completion closure, and the handle state that ends them (a variant of the
+# runtime's `Until`, bindings/rust/tokio/src/handle.rs): Connected once the handle has left the
+# created and connecting states, Closed once it is closed (or dead).
+_WAIT_FOR = {
+    "aio_connect": "Connected",
+    "aio_connect_uri": "Connected",
+    "aio_connect_unix": "Connected",
+    "aio_connect_vsock": "Connected",
+    "aio_connect_tcp": "Connected",
+    "aio_connect_socket": "Connected",
+    "aio_connect_command": "Connected",
+    "aio_connect_systemd_socket_activation": "Connected",
+    "aio_opt_abort": "Closed",
+    "aio_disconnect": "Closed",
+}
+# What an event loop calls to run a handle: the driver's business, reachable through handle().
+_DRIVER_CALLS = {
+    "aio_get_fd", "aio_get_direction", "aio_notify_read", "aio_notify_write", "aio_is_created",
+    "aio_is_connecting", "aio_is_negotiating", "aio_is_ready", "aio_is_processing",
+    "aio_is_dead", "aio_is_closed", "aio_command_completed", "aio_peek_command_completed",
+    "aio_in_flight",
+}
+# Methods of AsyncHandle written by hand (bindings/rust/tokio/src/handle.rs).
+_HAND_WRITTEN = {"new", "from_handle", "handle", "drain", "completion", "until", "issue"}
+# Locals of the generated bodies (a `_vec` form names its buffer after the argument it replaces).
+_LOCALS = {"done", "done_callback"}
+
+
+def _completion(call):
+    return next((a for a in call.optargs + call.args
+                 if a.kind == "closure" and a.closure == "completion"), None)
+
+
+def _async_name(call):
+    return call.name[len("aio_"):]
+
+
+def _param(a, call, api):
+    """The Rust parameter for argument a, as the nbd crate's method declares it."""
+    n, k = rs._ident(a.name), a.kind
+    if k == "enum":
+        return f"{n}: {rs._enum_type(api.value_sets[a.type])}"
+    if k == "flags":
+        t = rs._flags_type(api.value_sets[a.type])
+        return f"{n}: impl Into<Option<{t}>>" if a in call.optargs else f"{n}: {t}"
+    if k == "closure":
+        if a.optional:
+            return f"{n}: impl Into<Option<{rs._callback_type(a.closure)}>>"
+        return f"{n}: impl {rs._closure_sig(api.closure_map[a.closure])} + Send + 'static"
+    if k in ("bytes_in", "bytes_out") and a.persist:
+        return f"{n}: &AioBuffer"
+    return f"{n}: {rs._ARG_RUST[k]}"
+
+
+def _sync_of(call, api):
+    """The synchronous call of the same name (aio_pread -> pread), if the nbd crate binds it."""
+    sync = api.call_map.get(_async_name(call))
+    return sync if sync is not None and rs._bound(sync) else None
+
+
+def _doc(call, api, kind):
+    width = rs.WIDTH - 8
+    sync = _sync_of(call, api)
+    lines = [rs._sentence(sync.short if sync else call.short + ", then wait for the outcome"), ""]
+    text = f"Issues [`Handle::{call.name}`] and waits "
+    if kind == "completion":
+        text += ("for the command to complete: `Ok` when it succeeded, else the error it "
+                 "completed with.")
+    elif kind == "Connected":
+        text += ("until the handle has connected (or, in option mode, is negotiating): the "
+                 "error that ended the connection if it died meanwhile.")
+    else:
+        text += ("until the handle is closed: the error that ended the connection if it died "
+                 "instead.")
+    if sync:
+        text += f" See [`Handle::{sync.name}`] for what the arguments mean."
+    lines += rs._fill(text, width)
+    persist = [a.name for a in call.args if a.persist]
+    drop = ("Dropping the future leaves the " + ("command" if kind == "completion" else "request")
+            + " in flight; its outcome is then discarded")
+    if persist:
+        drop += (f", and `{persist[0]}` stays leased to it (alive, and out of reach of Rust "
+                 "code) until it retires")
+    lines += [""] + rs._fill(drop + ".", width)
+    lines += ["", f"C: `{call.c_name}(3)`."]
+    return rs._doc(lines, 4)
+
+
+def _check(call):
+    what = f"call {call.name}"
+    for a in call.all_args:
+        for n in ([a.name, a.len] if a.len else [a.name]):
+            if n in _LOCALS:
+                raise ValueError(f"{what}: argument {n} clashes with a local of its async form")
+
+
+def _method(call, api):
+    _check(call)
+    completion = _completion(call)
+    if completion is not None:
+        kind = "completion"
+    elif call.name in _WAIT_FOR:
+        kind = _WAIT_FOR[call.name]
+    else:
+        raise ValueError(f"call {call.name}: an asynchronous call without a completion closure "
+                         "has no async form: name the state that ends it in _WAIT_FOR, or "
+                         "list it in _DRIVER_CALLS (lang_rust_async.py)")
+    params, passed = [], []
+    for a in call.all_args:
+        if a is completion:
+            passed.append("done_callback")
+            continue
+        params.append(_param(a, call, api))
+        passed.append(rs._ident(a.name))
+    name = _async_name(call)
+    if kind == "completion":
+        prelude = f'let (done_callback, done) = self.completion("{call.c_name}");'
+    else:
+        prelude = f'let done = self.until(Until::{kind}, "{call.c_name}");'
+    methods = [SimpleNamespace(
+        name=name, doc=_doc(call, api, kind),
+        sig=rs._wrap(f"pub async fn {rs._ident(name)}", ["&self"] + params, 4,
+                     " -> Result<()> {"),
+        body=(rs._let(prelude)
+              + _statement(f"self.issue(self.handle().{call.name}", passed, ")?;")
+              + ["done.await"]))]
+    out = next((a for a in call.args if a.persist and a.kind == "bytes_out"), None)
+    if out is not None:
+        vec_params = [f"{rs._ident(out.len)}: usize" if p == _param(out, call, api) else p
+                      for p in params]
+        buf = rs._ident(out.name)
+        inner = [("&" + buf if a is out else rs._ident(a.name)) for a in call.all_args
+                 if a is not completion]
+        methods.append(SimpleNamespace(
+            name=name + "_vec",
+            doc=rs._doc([rs._sentence(_vec_short(call, api)), ""] + rs._fill(
+                f"[`Self::{name}`] into a new buffer of `{out.len}` bytes, returned once the "
+                "command has completed; dropping the future frees the buffer when the command "
+                "retires.", rs.WIDTH - 8), 4),
+            sig=rs._wrap(f"pub async fn {name}_vec", ["&self"] + vec_params, 4,
+                         " -> Result<Vec<u8>> {"),
+            body=[f"let {buf} = AioBuffer::new({rs._ident(out.len)});"]
+            + _statement(f"self.{rs._ident(name)}", inner, ".await?;")
+            + [f"Ok(crate::handle::bytes_of(&{buf}))"]))
+    return methods
+
+
+def _vec_short(call, api):
+    sync = _sync_of(call, api)
+    return (sync.short if sync else call.short) + ", returning the bytes"
+
+
+def _statement(head, args, tail, indent=8):
+    """`head(args)tail` on one line, or its arguments one per line (rustfmt's layout)."""
+    one = f"{head}({', '.join(args)}){tail}"
+    if indent + len(one) <= rs.WIDTH:
+        return [one]
+    return [head + "("] + ["    " + a + "," for a in args] + [")" + tail]
+
+
+def view(api):
+    methods, names = [], set(_HAND_WRITTEN)
+    for call in api.calls:
+        if not call.name.startswith("aio_") or call.name in _DRIVER_CALLS:
+            continue
+        for m in _method(call, api):
+            if m.name in names:
+                raise ValueError(f"call {call.name}: its async form {m.name} clashes with "
+                                 "another method of AsyncHandle")
+            names.add(m.name)
+            methods.append(m)
+    return SimpleNamespace(methods=methods)
+
+
+def outputs(api, common):
+    """(target, relative path, template, extra context): the file nbd-tokio includes."""
+    yield "rust", "rust/async_api.rs", "rust/async_api.rs.j2", {"rsa": view(api)}
