@@ -26,6 +26,7 @@ Results: err -> (); bool -> bool; int, uint -> c_uint; int64, uint64 -> u64; coo
 from types import SimpleNamespace
 
 from . import lang_rust as rs
+from .model import ARG_KINDS, CLOSURE_ARG_KINDS, RET_KINDS
 
 EXPORTS = []
 
@@ -43,9 +44,24 @@ _CALLBACKS = SimpleNamespace(
            "bytes_in": "&[u8]", "uint32_array": "&[u32]", "extent64_array": "&[NbdExtent]"})
 _CLOSURE_BOUNDS = "Send + Sync + 'static"
 
-# Scalar arguments: their type, and how they reach C.
-_ARG = {"bool": "bool", "int": "c_int", "uint32": "u32", "uint64": "u64", "size": "usize",
-        "uintptr": "usize"}
+# Arguments of the other kinds (the value {n}): its type, the conversion before the call (None:
+# passed as it is), and what the C call receives.
+_ARG = {
+    "bool": ("bool", None, ["{n}"]),
+    "int": ("c_int", None, ["{n}"]),
+    "uint32": ("u32", None, ["{n}"]),
+    "uint64": ("u64", None, ["{n}"]),
+    "size": ("usize", None, ["{n}"]),
+    "uintptr": ("usize", None, ["{n}"]),
+    "sockaddr": ("SocketAddr", "let {n} = nbd::SockAddr::from({n});",
+                 ["{n}.as_ptr()", "{n}.socklen()"]),
+    "string": ("impl Into<Vec<u8>>", "let {n} = CString::new({n})?;", ["{n}.as_ptr()"]),
+    "path": ("impl Into<PathBuf>", "let {n} = path_c_string({n}.into())?;", ["{n}.as_ptr()"]),
+    "string_list": ("impl IntoIterator<Item = impl AsRef<[u8]>>",
+                    "let mut {n} = c_string_list({n})?;", ["{n}.as_mut_ptr()"]),
+    # Settled when the method returns or unwinds, as in the nbd crate (FdHandOver).
+    "fd": ("OwnedFd", "let {n} = rt::hand_over(&self.inner, {n});", ["{n}.raw()"]),
+}
 _RET = {
     "err": "()", "bool": "bool", "int": "c_uint", "int64": "u64", "cookie": "Cookie",
     "size": "usize", "fd": "RawFd", "uint": "c_uint", "uint64": "u64", "uintptr": "usize",
@@ -57,6 +73,19 @@ _RET_EXPR = {
     "uintptr": "r", "void": "()", "string": "unsafe { rt::take_c_bytes(r) }",
     "static_string": "unsafe { static_bytes(r) }",
 }
+
+
+def _check_kinds():
+    """Every kind of the model has a form here; a new one fails generation, naming it."""
+    covered = [("argument", ARG_KINDS, set(_ARG) | {"enum", "flags", "closure", "bytes_in",
+                                                   "bytes_out"}),
+               ("closure argument", CLOSURE_ARG_KINDS, set(_CALLBACKS.types)),
+               ("result", RET_KINDS, set(_RET) | {"enum", "flags", "handle"})]
+    for what, kinds, have in covered:
+        missing = sorted(kinds - have)
+        if missing:
+            raise ValueError(f"lang_rust_compat: no libnbd crate form for {what} kind "
+                             f"{', '.join(missing)}")
 
 
 def _bound(call):
@@ -138,30 +167,12 @@ def _method(call, api, links):
             else:
                 params.append(f"{n}: &{life}mut [u8]")
                 c_args += [f"{n}.as_mut_ptr() as *mut c_void", f"{n}.len()"]
-        elif k == "sockaddr":
-            params.append(f"{n}: SocketAddr")
-            prelude.append(f"let {n} = nbd::SockAddr::from({n});")
-            c_args += [f"{n}.as_ptr()", f"{n}.socklen()"]
-        elif k == "string":
-            params.append(f"{n}: impl Into<Vec<u8>>")
-            prelude.append(f"let {n} = CString::new({n})?;")
-            c_args.append(f"{n}.as_ptr()")
-        elif k == "path":
-            params.append(f"{n}: impl Into<PathBuf>")
-            prelude.append(f"let {n} = path_c_string({n}.into())?;")
-            c_args.append(f"{n}.as_ptr()")
-        elif k == "string_list":
-            params.append(f"{n}: impl IntoIterator<Item = impl AsRef<[u8]>>")
-            prelude.append(f"let mut {n} = c_string_list({n})?;")
-            c_args.append(f"{n}.as_mut_ptr()")
-        elif k == "fd":
-            params.append(f"{n}: OwnedFd")
-            # Settled when the method returns or unwinds, as in the nbd crate (FdHandOver).
-            prelude.append(f"let {n} = rt::hand_over(&self.inner, {n});")
-            c_args.append(f"{n}.raw()")
         else:
-            params.append(f"{n}: {_ARG[k]}")
-            c_args.append(n)
+            typ, conversion, to_c = _ARG[k]
+            params.append(f"{n}: {typ}")
+            if conversion:
+                prelude.append(conversion.format(n=n))
+            c_args += [c.format(n=n) for c in to_c]
     result = call.may_fail or call.libnbd_may_fail
     if call.ret == "enum":
         t = rs.libnbd_type_name(api.value_sets[call.ret_type])
@@ -212,6 +223,7 @@ def _constants(api):
 
 
 def view(api):
+    _check_kinds()
     links = _links(api)
     calls = [c for c in api.calls if _bound(c)]
     names = {rs.libnbd_type_name(vs) for vs in api.enums + api.flags}

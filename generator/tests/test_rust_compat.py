@@ -84,6 +84,14 @@ class CompatApi(unittest.TestCase):
                                    "Shutdown": "ShutdownFlags"})
         self.assertEqual(set(self.view.types), set(aliases) | {"Tls"})
 
+    def test_a_kind_without_a_form_fails_generation(self):
+        saved = lang_rust_compat._ARG.pop("fd")
+        try:
+            with self.assertRaisesRegex(ValueError, "no libnbd crate form for argument kind fd"):
+                lang_rust_compat.view(self.api)
+        finally:
+            lang_rust_compat._ARG["fd"] = saved
+
     def test_only_libnbds_calls(self):
         names = {m.name for m in self.view.methods}
         self.assertIn("get_version_extra", names)          # LIBNBD_1.24

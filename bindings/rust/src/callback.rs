@@ -183,10 +183,7 @@ pub unsafe fn u32s_arg<'a>(p: *mut u32, len: usize) -> &'a [u32] {
 }
 
 /// An `nbd_extent` array argument and its length.
-pub unsafe fn extents_arg<'a>(
-    p: *mut crate::NbdExtent,
-    len: usize,
-) -> &'a [crate::NbdExtent] {
+pub unsafe fn extents_arg<'a>(p: *mut crate::NbdExtent, len: usize) -> &'a [crate::NbdExtent] {
     if p.is_null() || len == 0 {
         return &[];
     }

@@ -1,17 +1,9 @@
 // Test 1 of the libnbd crate: synchronous calls in libnbd's crate's API against nbdkit: sizes
 // as u64, a data round trip, byte strings, flag sets, and errors (errno, Recoverable or Fatal).
-#[path = "../../tests/common/mod.rs"]
-mod common;
+mod support;
 
-use common::{have_nbdkit, pattern, Nbdkit, EINVAL, ENOTCONN, MIB};
 use libnbd::{CmdFlag, Error, ErrorKind, FatalErrorKind, Handle, Size, Strict};
-
-fn connected(args: &[&str]) -> (Nbdkit, Handle) {
-    let server = Nbdkit::unix(args);
-    let nbd = Handle::new().unwrap();
-    nbd.connect_uri(server.uri.as_str()).unwrap();
-    (server, nbd)
-}
+use support::{connected, have_nbdkit, pattern, EINVAL, ENOTCONN, MIB};
 
 #[test]
 fn size_and_round_trip() {
@@ -118,7 +110,7 @@ fn errors_tell_recoverable_from_fatal() {
         other => panic!("expected Recoverable(WithoutErrno), got {other:?}"),
     }
     // A failed connection leaves the handle dead: fatal.
-    let dir = common::TempDir::new();
+    let dir = support::TempDir::new();
     let err = nbd.connect_unix(dir.path().join("no-such-socket")).unwrap_err();
     assert!(err.is_fatal(), "{err:?}");
     assert_eq!(err.errno(), Some(2)); // ENOENT

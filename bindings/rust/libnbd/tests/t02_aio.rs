@@ -1,22 +1,14 @@
 // Test 2 of the libnbd crate: asynchronous commands with 'static buffers, completion closures
 // given as Some(closure) or None, cookies, a server error reaching the completion, closures
 // freed once, and a callback's panic resumed in Rust instead of unwinding into C.
-#[path = "../../tests/common/mod.rs"]
-mod common;
+mod support;
 
 use std::ffi::c_int;
 use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use common::{have_nbdkit, pattern, DropCounter, Nbdkit, EIO};
 use libnbd::{CmdFlag, Cookie, Handle};
-
-fn connected(args: &[&str]) -> (Nbdkit, Handle) {
-    let server = Nbdkit::unix(args);
-    let nbd = Handle::new().unwrap();
-    nbd.connect_uri(server.uri.as_str()).unwrap();
-    (server, nbd)
-}
+use support::{connected, have_nbdkit, pattern, DropCounter, Nbdkit, EIO};
 
 fn wait_for(nbd: &Handle, cookie: &Cookie) -> libnbd::Result<bool> {
     loop {
@@ -85,13 +77,8 @@ fn server_error_reaches_the_completion_and_the_cookie() {
     if !have_nbdkit() {
         return;
     }
-    let (_server, nbd) = connected(&[
-        "--filter=error",
-        "memory",
-        "1M",
-        "error-pread=EIO",
-        "error-pread-rate=100%",
-    ]);
+    let (_server, nbd) =
+        connected(&["--filter=error", "memory", "1M", "error-pread=EIO", "error-pread-rate=100%"]);
     let errno = Arc::new(AtomicI32::new(-1));
     let seen = errno.clone();
     let buf: &'static mut [u8] = Box::leak(vec![0u8; 512].into_boxed_slice());
@@ -127,10 +114,15 @@ fn a_panicking_callback_is_resumed_by_the_method() {
     let freed = DropCounter::new();
     let token = freed.token();
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        nbd.block_status(65536, 0, move |_, _, _, _| {
-            let _keep = &token;
-            panic!("from the extent callback");
-        }, None)
+        nbd.block_status(
+            65536,
+            0,
+            move |_, _, _, _| {
+                let _keep = &token;
+                panic!("from the extent callback");
+            },
+            None,
+        )
     }));
     let payload = result.expect_err("the panic comes back");
     assert_eq!(payload.downcast_ref::<&str>(), Some(&"from the extent callback"));

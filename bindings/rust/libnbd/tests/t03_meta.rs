@@ -1,13 +1,12 @@
 // Test 3 of the libnbd crate: callbacks with byte strings: block status (32- and 64-bit
 // extents) in base:allocation, and the option-mode listings (exports, contexts).
-#[path = "../../tests/common/mod.rs"]
-mod common;
+mod support;
 
 use std::sync::{Arc, Mutex};
 
-use common::{have_nbdkit, Nbdkit, MIB};
 use libnbd::types::NbdExtent;
 use libnbd::{Handle, CONTEXT_BASE_ALLOCATION, STATE_HOLE, STATE_ZERO};
+use support::{have_nbdkit, Nbdkit, MIB};
 
 #[test]
 fn block_status_in_base_allocation() {
@@ -23,11 +22,16 @@ fn block_status_in_base_allocation() {
 
     let entries = Arc::new(Mutex::new(Vec::new()));
     let into = entries.clone();
-    nbd.block_status(MIB, 0, move |metacontext, offset, extents, error| {
-        assert_eq!((metacontext, offset, *error), (CONTEXT_BASE_ALLOCATION, 0, 0));
-        into.lock().unwrap().extend_from_slice(extents);
-        0
-    }, None)
+    nbd.block_status(
+        MIB,
+        0,
+        move |metacontext, offset, extents, error| {
+            assert_eq!((metacontext, offset, *error), (CONTEXT_BASE_ALLOCATION, 0, 0));
+            into.lock().unwrap().extend_from_slice(extents);
+            0
+        },
+        None,
+    )
     .unwrap();
     let entries = Arc::try_unwrap(entries).expect("the callback was freed").into_inner().unwrap();
     // Pairs of (length, flags): the data written, then a hole reading as zeroes.
@@ -37,10 +41,15 @@ fn block_status_in_base_allocation() {
 
     let wide = Arc::new(Mutex::new(Vec::<NbdExtent>::new()));
     let into = wide.clone();
-    nbd.block_status_64(MIB, 0, move |_, _, extents: &[NbdExtent], _| {
-        into.lock().unwrap().extend_from_slice(extents);
-        0
-    }, Some(libnbd::CmdFlag::REQ_ONE))
+    nbd.block_status_64(
+        MIB,
+        0,
+        move |_, _, extents: &[NbdExtent], _| {
+            into.lock().unwrap().extend_from_slice(extents);
+            0
+        },
+        Some(libnbd::CmdFlag::REQ_ONE),
+    )
     .unwrap();
     let wide = wide.lock().unwrap();
     assert_eq!(wide[0], NbdExtent { length: 65536, flags: 0 });

@@ -1,15 +1,14 @@
 // Test 4 of the libnbd crate: the ways to connect, each with libnbd's crate's argument type: an
 // argv (connect_command), a SocketAddr (aio_connect), an OwnedFd (connect_socket), a path.
-#[path = "../../tests/common/mod.rs"]
-mod common;
+mod support;
 
 use std::ffi::c_int;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 
-use common::{have_nbdkit, Nbdkit, MIB};
 use libnbd::Handle;
+use support::{have_nbdkit, Nbdkit, MIB};
 
 #[test]
 fn connect_command_and_subprocess_pid() {
@@ -52,7 +51,7 @@ fn connect_socket_and_unix_path() {
     assert_eq!(nbd.get_size().unwrap(), MIB);
     // A second connection is refused: the handle is not newly created any more.
     let err = nbd.connect_socket(OwnedFd::from(UnixStream::connect(&socket).unwrap()));
-    assert_eq!(err.unwrap_err().errno(), Some(common::EINVAL));
+    assert_eq!(err.unwrap_err().errno(), Some(support::EINVAL));
 
     let other = Handle::new().unwrap();
     other.connect_unix(socket).unwrap();
