@@ -12,7 +12,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import jinja2  # noqa: E402
 
-from nbdgen import lang_c, lang_cpp, lang_man, lang_ocaml, lang_rust, lang_rust_async  # noqa: E402
+from nbdgen import (lang_c, lang_cpp, lang_man, lang_ocaml, lang_rust,  # noqa: E402
+                    lang_rust_async, lang_rust_compat)
 from nbdgen.load import SpecError, load  # noqa: E402
 from nbdgen.validate import validate  # noqa: E402
 
@@ -24,7 +25,7 @@ def environment():
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(os.path.join(HERE, "templates")),
                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
                              trim_blocks=True, lstrip_blocks=True)
-    for module in (lang_c, lang_cpp, lang_man, lang_rust, lang_ocaml):
+    for module in (lang_c, lang_cpp, lang_man, lang_rust, lang_rust_compat, lang_ocaml):
         # EXPORTS lists a module's template helpers; an empty list exports none (a module without
         # it exports every public name).
         names = getattr(module, "EXPORTS", None)
@@ -85,6 +86,7 @@ def outputs(api):
     # The bindings' generated files go under rust/ and ocaml/ (see bindings/).
     yield from lang_rust.outputs(api, common)
     yield from lang_rust_async.outputs(api, common)
+    yield from lang_rust_compat.outputs(api, common)
     yield from lang_ocaml.outputs(api, common)
 
 

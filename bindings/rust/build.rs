@@ -1,7 +1,7 @@
 // build.rs: finds the generated sources of the crate and links it with nbdpp's libnbd.so.0.
 //
 // NBDPP_GENERATED_DIR  the rust/ directory the generator wrote (the build tree's
-//                      generated/rust).  Unset: the crate's own generated/ directory, which the
+//                      generated/rust; it holds libnbd.rs for the libnbd crate as well).  Unset: the crate's own generated/ directory, which the
 //                      installed copy (PREFIX/share/nbdpp/rust/nbd) has; else the generator is
 //                      run here from the source tree, which needs python3 with jinja2 and yaml.
 // NBDPP_LIB_DIR        the directory of nbdpp's libnbd.so.  Unset: `pkg-config --variable=libdir
@@ -44,7 +44,9 @@ fn main() {
     }
     let dir = dir.canonicalize().expect("canonical path of the generated directory");
     println!("cargo:rustc-env=NBDPP_RUST_GENERATED={}", dir.display());
-    // DEP_NBD_GENERATED in a dependent's build script: nbd-tokio finds its async_api.rs here.
+    // DEP_NBD_GENERATED in a dependent's build script: the generated parts of nbd-tokio
+    // (async_api.rs) and of the libnbd crate (libnbd.rs), which the generator writes beside
+    // sys.rs and api.rs.
     println!("cargo:generated={}", dir.display());
 
     let lib = lib_dir();

@@ -16,9 +16,14 @@ Type map, Rust side (the C side is in lang_c):
   flags -> the flag set (optional flags: impl Into<Option<Set>>); bytes_in -> &[u8];
   bytes_out -> &mut [u8]; a persistent buffer -> &AioBuffer (leased until the command retires);
   closure -> impl FnMut(..) -> i32 + Send + 'static (optional: impl Into<Option<XCallback>>).
-Results: err -> (); bool -> bool; int, fd -> i32; int64 -> i64; cookie, uint64 -> u64; size,
-  uintptr -> usize; uint -> u32; string, static_string -> String; enum, flags -> their types;
-  every call that may fail returns Result<T>.
+Results: err -> (); bool -> bool; fd -> RawFd; int (a count, or poll's 0/1), uint -> u32;
+  int64 (a size, a cookie, a pid), cookie, uint64 -> u64; size, uintptr -> usize; string,
+  static_string -> String; enum, flags -> their types; every call that may fail returns
+  Result<T>.  Sizes, counts and cookies are unsigned as in libnbd's own crate: an int or int64
+  result is never negative once -1 (failure) is ruled out.
+Each enum and flag set also gets libnbd's crate's name for it as an alias where that differs
+(libnbd_type_name: the value prefix in PascalCase, CMD_FLAG -> CmdFlag beside our CmdFlags).
+lang_rust_compat builds the `libnbd` compatibility crate on the names and helpers here.
 Closure arguments: extent64_array -> &[NbdExtent] (src/lib.rs, laid out as C's nbd_extent).
 """
 import re
@@ -83,15 +88,15 @@ _ARG_RUST = {
     "sockaddr": "&SockAddr", "bytes_in": "&[u8]", "bytes_out": "&mut [u8]",
 }
 _RET_RUST = {
-    "err": "()", "bool": "bool", "int": "i32", "fd": "std::os::fd::RawFd", "int64": "i64",
+    "err": "()", "bool": "bool", "int": "u32", "fd": "std::os::fd::RawFd", "int64": "u64",
     "cookie": "u64", "size": "usize", "uint": "u32", "uint64": "u64", "uintptr": "usize",
     "string": "String",
     "static_string": "String", "void": "()",
 }
 # The Rust value of a successful result r (string kinds are converted by the runtime).
 _RET_EXPR = {
-    "err": "()", "bool": "r != 0", "int": "r", "fd": "r", "int64": "r", "cookie": "r as u64",
-    "size": "r as usize", "uint": "r", "uint64": "r", "uintptr": "r", "void": "()",
+    "err": "()", "bool": "r != 0", "int": "r as u32", "fd": "r", "int64": "r as u64",
+    "cookie": "r as u64", "size": "r as usize", "uint": "r", "uint64": "r", "uintptr": "r", "void": "()",
     "string": "unsafe { crate::callback::take_c_string(r) }",
     "static_string": "unsafe { crate::callback::copy_c_string(r) }",
 }
@@ -142,6 +147,18 @@ def _flags_type(vs):
     return _pascal(vs.key) + "Flags"
 
 
+def libnbd_type_name(vs):
+    """The name libnbd's own crate gives an enum or flag set: its value prefix in PascalCase
+    (CMD_FLAG -> CmdFlag, SIZE -> Size, TLS -> Tls)."""
+    return _pascal(vs.prefix)
+
+
+def _alias(vs, ours):
+    """libnbd's crate's name for the type, when it is not ours already."""
+    theirs = libnbd_type_name(vs)
+    return theirs if theirs != ours else None
+
+
 def _callback_type(closure_name):
     return _pascal(closure_name) + "Callback"
 
@@ -160,26 +177,37 @@ def _is_method(call):
 
 # ---- Doc comments ------------------------------------------------------------------------------
 
-def _link_map(api):
-    """nbd_CALL / LIBNBD_CONST / nbd_NAME_callback -> rustdoc intra-doc link."""
+def _link_map(api, enum_type=None, flags_type=None, call_link=None, closure_link=None):
+    """nbd_CALL / LIBNBD_CONST / nbd_NAME_callback -> rustdoc intra-doc link.  The keyword
+    arguments name things the way another crate on the same spec does (lang_rust_compat)."""
+    enum_type, flags_type = enum_type or _enum_type, flags_type or _flags_type
+    call_link = call_link or _call_link
+    closure_link = closure_link or (lambda cl: f"[`{_callback_type(cl.name)}`]")
     links = {"nbd_handle": "[`Handle`]"}
     for c in api.calls:
-        if c.name in _NOT_BOUND:
-            links[c.c_name] = f"[`{_NOT_BOUND[c.name]}`]"
-        elif _bound(c):
-            links[c.c_name] = f"[`Handle::{c.name}`]" if _is_method(c) else f"[`{c.name}`]"
+        link = call_link(c)
+        if link:
+            links[c.c_name] = link
     for cl in api.closures:
-        links[cl.c_type] = f"[`{_callback_type(cl.name)}`]"
+        links[cl.c_type] = closure_link(cl)
     for vs in api.enums:
         for v in vs.values:
-            links[_macro(vs, v.name)] = f"[`{_enum_type(vs)}::{_pascal(v.name)}`]"
+            links[_macro(vs, v.name)] = f"[`{enum_type(vs)}::{_pascal(v.name)}`]"
     for vs in api.flags:
         for v in vs.values:
-            links[_macro(vs, v.name)] = f"[`{_flags_type(vs)}::{v.name}`]"
-        links[_macro(vs, "MASK")] = f"[`{_flags_type(vs)}::all`]"
+            links[_macro(vs, v.name)] = f"[`{flags_type(vs)}::{v.name}`]"
+        links[_macro(vs, "MASK")] = f"[`{flags_type(vs)}::all`]"
     for const in _constants(api):
         links[const.macro] = f"[`{const.name}`]"
     return links
+
+
+def _call_link(c):
+    if c.name in _NOT_BOUND:
+        return f"[`{_NOT_BOUND[c.name]}`]"
+    if _bound(c):
+        return f"[`Handle::{c.name}`]" if _is_method(c) else f"[`{c.name}`]"
+    return None
 
 
 _IDENT_RE = re.compile(r"(?<![\w`])([A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)+)(?![\w`])")
@@ -283,6 +311,7 @@ def _enum(vs, links):
                               doc=_doc(_value_doc(v.doc, _macro(vs, v.name), links), 4))
               for v in vs.values]
     return SimpleNamespace(name=_enum_type(vs), values=values,
+                           alias=_alias(vs, _enum_type(vs)),
                            doc=_doc(_markdown(vs.doc, links, WIDTH - 4) if vs.doc else
                                     [f"Values of the `LIBNBD_{vs.prefix}_*` constants."], 0))
 
@@ -296,13 +325,22 @@ def _flags(vs, links):
     doc += [""] + _fill("Bits the library does not know are kept as they are; [`Self::all`] is "
                         f"`LIBNBD_{vs.prefix}_MASK`.", WIDTH - 4)
     return SimpleNamespace(name=_flags_type(vs), values=values, mask=f"{vs.mask:#x}",
+                           alias=_alias(vs, _flags_type(vs)),
                            mask_macro=_macro(vs, "MASK"), doc=_doc(doc, 0))
 
 
 # ---- Closures ----------------------------------------------------------------------------------
 
-def _closure(cl, links):
+# How a crate built by this generator spells callback arguments: the nbd crate's way here; the
+# `libnbd` compatibility crate (lang_rust_compat) passes strings as bytes and ints as c_int.
+# runtime is the path of the helpers (str_arg, int_arg, ...; see src/callback.rs).
+NBD_CALLBACKS = SimpleNamespace(runtime="crate::callback", types=_CB_RUST, string_arg="str_arg",
+                                string_ref="&", ret="i32")
+
+
+def _closure(cl, links, spelling=NBD_CALLBACKS):
     what = f"closure {cl.name}"
+    rt = spelling.runtime
     sys_params, names = ["user_data: *mut c_void"], {"user_data"}
     rust_types, conv, call_args = [], [], []
     for a in cl.args:
@@ -315,28 +353,28 @@ def _closure(cl, links):
         sys_params.append(f"{n}: {c_types[0]}")
         if a.kind in CLOSURE_ARRAY_KINDS:
             sys_params.append(f"{_ident(a.len)}: {c_types[1]}")
-        rust_types.append(_CB_RUST[a.kind])
+        rust_types.append(spelling.types[a.kind])
         if a.kind == "string":
-            conv.append(f"let {n} = crate::callback::str_arg({n});")
-            call_args.append(f"&{n}")
+            conv.append(f"let {n} = {rt}::{spelling.string_arg}({n});")
+            call_args.append(f"{spelling.string_ref}{n}")
         elif a.kind == "mutable_int":
             conv.append(f"let mut {a.name}_slot = 0;")
-            conv.append(f"let {n} = crate::callback::int_arg({n}, &mut {a.name}_slot);")
+            conv.append(f"let {n} = {rt}::int_arg({n}, &mut {a.name}_slot);")
             call_args.append(n)
         elif a.kind == "bytes_in":
-            conv.append(f"let {n} = crate::callback::bytes_arg({n}, {_ident(a.len)});")
+            conv.append(f"let {n} = {rt}::bytes_arg({n}, {_ident(a.len)});")
             call_args.append(n)
         elif a.kind == "uint32_array":
-            conv.append(f"let {n} = crate::callback::u32s_arg({n}, {_ident(a.len)});")
+            conv.append(f"let {n} = {rt}::u32s_arg({n}, {_ident(a.len)});")
             call_args.append(n)
         elif a.kind == "extent64_array":
-            conv.append(f"let {n} = crate::callback::extents_arg({n}, {_ident(a.len)});")
+            conv.append(f"let {n} = {rt}::extents_arg({n}, {_ident(a.len)});")
             call_args.append(n)
         else:
             call_args.append(n)
     error_slot = next((_ident(a.name) for a in cl.args if a.kind == "mutable_int"), None)
     typ = _callback_type(cl.name)
-    fn_sig = f"FnMut({', '.join(rust_types)}) -> i32"
+    fn_sig = f"FnMut({', '.join(rust_types)}) -> {spelling.ret}"
     doc = (_markdown(cl.doc, links, WIDTH - 4) if cl.doc else
            [f"A callback of the `{cl.c_type}` kind."])
     doc += [""] + _fill(f"A boxed `{fn_sig} + Send`; the C library frees it exactly once.",
@@ -480,7 +518,7 @@ def _method(call, api, links):
     return SimpleNamespace(
         name=call.name, sig=sig,
         prelude=[line for s in prelude + leases + closures for line in _let(s)], c_call=c_call,
-        may_fail=call.may_fail,
+        may_fail=call.may_fail, result=call.may_fail,
         failed=failed, error_of=error_of, value=value,
         returns=call.ret != "void" and result != "()",
         doc=_doc(_call_doc(call, api, links), 4))
@@ -490,15 +528,20 @@ def _closure_sig(cl):
     return f"FnMut({', '.join(_CB_RUST[a.kind] for a in cl.args)}) -> i32"
 
 
-def _call_doc(call, api, links):
+def _lease_note(name):
+    return (f"`{name}` is leased to the command until it retires (see [`AioBuffer`]): reading "
+            "or writing it from Rust before then fails, and the library never touches it "
+            "afterwards. The completion callback may already use it.")
+
+
+def _call_doc(call, api, links, persist_note=_lease_note):
+    """The doc comment lines of a call's method; persist_note(name) says how the crate keeps a
+    persistent buffer alive."""
     width = WIDTH - 8
     lines = [_sentence(call.short), ""] + _markdown(call.doc, links, width)
     persist = [a.name for a in call.args if a.persist]
     for name in persist:
-        lines += [""] + _fill(
-            f"`{name}` is leased to the command until it retires (see [`AioBuffer`]): reading "
-            "or writing it from Rust before then fails, and the library never touches it "
-            "afterwards. The completion callback may already use it.", width)
+        lines += [""] + _fill(persist_note(name), width)
     for a in call.all_args:
         if a.kind == "fd":
             lines += [""] + _fill(
@@ -579,12 +622,21 @@ def _sys_constants(api):
 
 def view(api):
     links = _link_map(api)
+    # Every type name the crate defines, each claimed once: the hand-written ones, then the
+    # generated types and aliases.
+    claimed = dict.fromkeys(_CRATE_NAMES, "the hand-written part of the crate")
+    types = []
     for vs in api.enums + api.flags:
-        if (_enum_type(vs) if vs.kind == "enum" else _flags_type(vs)) in _CRATE_NAMES:
-            raise ValueError(f"{vs.kind} {vs.key}: its Rust name clashes with a name of the crate")
-    for cl in api.closures:
-        if _callback_type(cl.name) in _CRATE_NAMES:
-            raise ValueError(f"closure {cl.name}: its Rust name clashes with a name of the crate")
+        ours = _enum_type(vs) if vs.kind == "enum" else _flags_type(vs)
+        types += [(f"{vs.kind} {vs.key}", ours), (f"{vs.kind} {vs.key} (libnbd's name)",
+                                                  _alias(vs, ours))]
+    types += [(f"closure {cl.name}", _callback_type(cl.name)) for cl in api.closures]
+    for what, name in types:
+        if name is None:
+            continue
+        if name in claimed:
+            raise ValueError(f"{what}: its Rust name {name} clashes with {claimed[name]}")
+        claimed[name] = what
     calls = [c for c in api.calls if _bound(c)]
     for c in api.calls:
         _check_call(c)
@@ -592,6 +644,8 @@ def view(api):
     for c in constants:
         c.doc_lines = _doc(_value_doc(c.doc, c.macro, links), 0)
     return SimpleNamespace(
+        # The formatting traits of a flag set's bits (`{:x}`, `{:b}`), as for a bitflags type.
+        bits_formats=["Binary", "Octal", "LowerHex", "UpperHex"],
         sys_calls=[_sys_call(c) for c in api.calls],
         sys_closures=[_sys_closure(cl, links) for cl in api.closures],
         sys_constants=_sys_constants(api),

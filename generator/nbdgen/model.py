@@ -115,6 +115,9 @@ class Call:
     see_also: list
     example: str = ""       # a C program shown in the man page's EXAMPLE section
     errors: list = field(default_factory=list)   # [(ERRNO, sentence)] beyond the generic ones
+    # libnbd's own description says the call may fail although ours cannot: libnbd's Rust crate
+    # returns a Result for it, so the `libnbd` compatibility crate does too.
+    libnbd_may_fail: bool = False
 
     @property
     def all_args(self):

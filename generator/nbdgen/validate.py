@@ -13,7 +13,7 @@ UPPER = re.compile(r"^[A-Z][A-Z0-9_]*$")
 TOP_KEYS = {"schema", "package", "symbol_versions", "frozen", "frozen_abi", "environment", "states",
             "enums", "flags", "constants", "meta_contexts", "closures", "calls", "overview"}
 CALL_KEYS = {"since", "args", "optargs", "ret", "ret_type", "states", "locked", "may_fail", "handle",
-             "status", "setting", "short", "doc", "see_also", "example", "errors"}
+             "libnbd_may_fail", "status", "setting", "short", "doc", "see_also", "example", "errors"}
 ERRNO = re.compile(r"^E[A-Z0-9]+$")
 # Columns an EXAMPLE line may take: man indents the code by 11 of the 80 columns it renders.
 EXAMPLE_WIDTH = 69
@@ -185,6 +185,12 @@ def _call(ck, name, c, api_sets, closures, versions, states):
                                           f"or pointer, enum or flags arguments")
     elif ret in RET_WITHOUT_ERROR:
         ck.err(c.line_of("ret"), f"{what}: ret {ret} has no error value, so may_fail must be false")
+    libnbd_may_fail = c.get("libnbd_may_fail", False)
+    if not isinstance(libnbd_may_fail, bool):
+        ck.err(c.line_of("libnbd_may_fail"), f"{what}: libnbd_may_fail must be true or false")
+    elif libnbd_may_fail and may_fail:
+        ck.err(c.line_of("libnbd_may_fail"), f"{what}: libnbd_may_fail applies only to a call "
+                                             f"that cannot fail (may_fail: false)")
     persistent = [a for a in args if a.persist]
     if len(persistent) > 1:
         ck.err(c.line, f"{what}: at most one persistent buffer per call")
@@ -234,7 +240,7 @@ def _call(ck, name, c, api_sets, closures, versions, states):
                     errors.append((str(errno), " ".join(text.split())))
     return Call(name=name, line=c.line, since=since, args=args, optargs=optargs, ret=ret,
                 ret_type=ret_type, states=call_states, locked=bool(c.get("locked", True)),
-                may_fail=bool(may_fail), handle=handle, pending=status == "pending",
+                may_fail=bool(may_fail), libnbd_may_fail=libnbd_may_fail is True, handle=handle, pending=status == "pending",
                 setting=str(setting or ""),
                 short=short or "", doc=doc or "", see_also=list(c.get("see_also") or []),
                 example=example, errors=errors)

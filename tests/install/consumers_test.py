@@ -102,12 +102,12 @@ add_executable(consumer consumer.cpp)
 target_link_libraries(consumer PRIVATE nbdpp::nbd)
 """
 
-def man_page_blocks(prefix):
-    """The .nf blocks of the installed nbd-rust(3), unescaped: the recipes a user follows."""
-    page = next(iter(glob.glob(os.path.join(prefix, "**", "man3", "nbd-rust.3"), recursive=True)),
-                None)
+def man_page_blocks(prefix, name="nbd-rust.3"):
+    """The installed page's verbatim (.nf) blocks as plain text, and the page's path, so that a
+    test follows what the page tells a user to write literally."""
+    page = next(iter(glob.glob(os.path.join(prefix, "**", "man3", name), recursive=True)), None)
     if page is None:
-        raise Failure(f"nbd-rust.3 is not installed under {prefix}")
+        raise Failure(f"{name} is not installed under {prefix}")
     blocks, block = [], None
     with open(page) as f:
         for line in f:
@@ -119,13 +119,13 @@ def man_page_blocks(prefix):
                 block = None
             elif block is not None:
                 block.append(line.replace("\\-", "-").replace("\\e", "\\"))
-    return blocks
+    return blocks, page
 
 
 def man_page_recipe(prefix):
     """The Cargo.toml dependency and build.rs that nbd-rust(3) tells a user to write, taken
-    from the installed page's SYNOPSIS (.nf blocks) so the test follows it literally."""
-    blocks = man_page_blocks(prefix)
+    from the installed page's SYNOPSIS (.nf blocks)."""
+    blocks, page = man_page_blocks(prefix)
     cargo = next((b for b in blocks if b.startswith("[dependencies]")), None)
     build = next((b for b in blocks if b.startswith("fn main()") and "DEP_NBD_LIBDIR" in b), None)
     if cargo is None or build is None:

@@ -46,7 +46,7 @@ async fn main() {
 def async_recipe(prefix):
     """nbd-rust(3)'s Cargo.toml dependencies for nbd-tokio, its .cargo/config.toml, the
     build.rs of its SYNOPSIS and its example program."""
-    blocks = man_page_blocks(prefix)
+    blocks, _ = man_page_blocks(prefix)
     deps = next((b for b in blocks if b.startswith("[dependencies]") and "nbd-tokio" in b), None)
     config = next((b for b in blocks if b.startswith("[source.crates-io]")), None)
     example = next((b for b in blocks if b.startswith("#[tokio::main]")), None)

@@ -7,14 +7,14 @@ use std::sync::Arc;
 use nbd::{AioBuffer, CompletionCallback, Handle};
 
 const CHUNK: usize = 1024 * 1024;
-const IN_FLIGHT: i32 = 64;
+const IN_FLIGHT: u32 = 64;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let uri = std::env::args().nth(1).ok_or("usage: fill URI")?;
     let h = Handle::new()?;
     h.connect_uri(&uri)?;
     h.start_concurrent_writer()?;
-    let size = h.get_size()? as u64;
+    let size = h.get_size()?;
 
     // One buffer serves every write: writes only share it.
     let buf = AioBuffer::from(vec![0xa5u8; CHUNK]);

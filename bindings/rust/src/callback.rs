@@ -26,19 +26,20 @@ thread_local! {
 }
 
 /// Brackets one C call of a generated method.
-pub(crate) struct CallScope {
+pub struct CallScope {
     outer: Option<Payload>,
 }
 
 impl CallScope {
-    pub(crate) fn enter() -> Self {
+    /// Starts the bracket, before the C call.
+    pub fn enter() -> Self {
         DEPTH.with(|d| d.set(d.get() + 1));
         CallScope { outer: PENDING.with(|p| p.borrow_mut().take()) }
     }
 
     /// Resumes the first panic a callback raised during the call.  It wins over the C call's own
     /// result: the call may have failed because of it, or succeeded (and its effects stand).
-    pub(crate) fn finish(self) {
+    pub fn finish(self) {
         if let Some(payload) = self.restore() {
             panic::resume_unwind(payload);
         }
@@ -89,7 +90,7 @@ impl<F: ?Sized> ClosureBox<F> {
 }
 
 /// The `.free` of every closure this crate makes; the C library calls it exactly once.
-pub(crate) unsafe extern "C" fn free_box<F: ?Sized>(user_data: *mut c_void) {
+pub unsafe extern "C" fn free_box<F: ?Sized>(user_data: *mut c_void) {
     // SAFETY: user_data came from ClosureBox::<F>::into_raw, and C frees it once.
     let b = unsafe { Box::from_raw(user_data.cast::<ClosureBox<F>>()) };
     if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(move || drop(b))) {
@@ -102,7 +103,7 @@ pub(crate) unsafe extern "C" fn free_box<F: ?Sized>(user_data: *mut c_void) {
 ///
 /// # Safety
 /// user_data must come from `ClosureBox::<F>::into_raw` and not be freed yet.
-pub(crate) unsafe fn invoke<F: ?Sized>(
+pub unsafe fn invoke<F: ?Sized>(
     user_data: *mut c_void,
     error: *mut c_int,
     call: impl FnOnce(&mut F) -> i32,
@@ -141,14 +142,21 @@ pub(crate) unsafe fn invoke<F: ?Sized>(
 
 /// A C string argument; not UTF-8 is replaced, NULL is "".
 pub(crate) unsafe fn str_arg<'a>(p: *const c_char) -> Cow<'a, str> {
-    if p.is_null() {
-        return Cow::Borrowed("");
-    }
-    // SAFETY: the library passes a NUL-terminated string valid during the callback.
-    unsafe { CStr::from_ptr(p) }.to_string_lossy()
+    // SAFETY: as for cstr_bytes_arg.
+    String::from_utf8_lossy(unsafe { cstr_bytes_arg(p) })
 }
 
-pub(crate) unsafe fn int_arg(p: *mut c_int, fallback: &mut i32) -> &mut i32 {
+/// A C string argument as its bytes (without the NUL); NULL is empty.
+pub unsafe fn cstr_bytes_arg<'a>(p: *const c_char) -> &'a [u8] {
+    if p.is_null() {
+        return &[];
+    }
+    // SAFETY: the library passes a NUL-terminated string valid during the callback.
+    unsafe { CStr::from_ptr(p) }.to_bytes()
+}
+
+/// The callback's `int *error` argument, or a slot of the trampoline's when it is NULL.
+pub unsafe fn int_arg(p: *mut c_int, fallback: &mut i32) -> &mut i32 {
     // SAFETY: the library passes a pointer to an int valid during the callback, or null.
     match unsafe { p.as_mut() } {
         Some(r) => r,
@@ -156,7 +164,8 @@ pub(crate) unsafe fn int_arg(p: *mut c_int, fallback: &mut i32) -> &mut i32 {
     }
 }
 
-pub(crate) unsafe fn bytes_arg<'a>(p: *const c_void, len: usize) -> &'a [u8] {
+/// A buffer argument and its length.
+pub unsafe fn bytes_arg<'a>(p: *const c_void, len: usize) -> &'a [u8] {
     if p.is_null() || len == 0 {
         return &[];
     }
@@ -164,7 +173,8 @@ pub(crate) unsafe fn bytes_arg<'a>(p: *const c_void, len: usize) -> &'a [u8] {
     unsafe { std::slice::from_raw_parts(p.cast::<u8>(), len) }
 }
 
-pub(crate) unsafe fn u32s_arg<'a>(p: *mut u32, len: usize) -> &'a [u32] {
+/// A `uint32_t` array argument and its length.
+pub unsafe fn u32s_arg<'a>(p: *mut u32, len: usize) -> &'a [u32] {
     if p.is_null() || len == 0 {
         return &[];
     }
@@ -172,10 +182,8 @@ pub(crate) unsafe fn u32s_arg<'a>(p: *mut u32, len: usize) -> &'a [u32] {
     unsafe { std::slice::from_raw_parts(p, len) }
 }
 
-pub(crate) unsafe fn extents_arg<'a>(
-    p: *mut crate::NbdExtent,
-    len: usize,
-) -> &'a [crate::NbdExtent] {
+/// An `nbd_extent` array argument and its length.
+pub unsafe fn extents_arg<'a>(p: *mut crate::NbdExtent, len: usize) -> &'a [crate::NbdExtent] {
     if p.is_null() || len == 0 {
         return &[];
     }
@@ -193,7 +201,7 @@ pub(crate) fn c_string<S: AsRef<OsStr> + ?Sized>(s: &S, call: &str, arg: &str) -
 }
 
 /// A NULL-terminated `char **` (argv) that owns its strings.
-pub(crate) struct CStringList {
+pub struct CStringList {
     _strings: Vec<CString>,
     ptrs: Vec<*mut c_char>,
 }
@@ -202,12 +210,18 @@ impl CStringList {
     pub(crate) fn new<S: AsRef<OsStr>>(items: &[S], call: &str, arg: &str) -> Result<Self> {
         let strings =
             items.iter().map(|s| c_string(s, call, arg)).collect::<Result<Vec<CString>>>()?;
-        let mut ptrs: Vec<*mut c_char> = strings.iter().map(|s| s.as_ptr().cast_mut()).collect();
-        ptrs.push(std::ptr::null_mut());
-        Ok(CStringList { _strings: strings, ptrs })
+        Ok(CStringList::from_strings(strings))
     }
 
-    pub(crate) fn as_mut_ptr(&mut self) -> *mut *mut c_char {
+    /// The list of these strings.
+    pub fn from_strings(strings: Vec<CString>) -> Self {
+        let mut ptrs: Vec<*mut c_char> = strings.iter().map(|s| s.as_ptr().cast_mut()).collect();
+        ptrs.push(std::ptr::null_mut());
+        CStringList { _strings: strings, ptrs }
+    }
+
+    /// The `char **` for the C call, valid as long as `self`.
+    pub fn as_mut_ptr(&mut self) -> *mut *mut c_char {
         self.ptrs.as_mut_ptr()
     }
 }
@@ -220,11 +234,21 @@ pub(crate) unsafe fn copy_c_string(p: *const c_char) -> String {
 
 /// Copies and frees a string the library allocated for the caller (non-null).
 pub(crate) unsafe fn take_c_string(p: *mut c_char) -> String {
-    // SAFETY: as above; the caller owns p, which was allocated with malloc.
+    // SAFETY: as for take_c_bytes.
+    match String::from_utf8(unsafe { take_c_bytes(p) }) {
+        Ok(s) => s,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    }
+}
+
+/// Copies and frees a string the library allocated for the caller (non-null), as bytes.
+pub unsafe fn take_c_bytes(p: *mut c_char) -> Vec<u8> {
+    // SAFETY: the library returns a NUL-terminated string allocated with malloc, which the
+    // caller owns.
     unsafe {
-        let s = copy_c_string(p);
+        let bytes = CStr::from_ptr(p).to_bytes().to_vec();
         sys::free(p.cast());
-        s
+        bytes
     }
 }
 

@@ -76,14 +76,15 @@ impl Handle {
 /// the descriptor is the handle's if the handle was newly created before and is not any more;
 /// otherwise the call refused it, and it is closed here.  (If another thread connects the handle
 /// at the same moment, the descriptor may be left open, never closed twice.)
-pub(crate) struct FdHandOver<'a> {
+pub struct FdHandOver<'a> {
     fd: Option<OwnedFd>,
     handle: &'a Handle,
     created_before: bool,
 }
 
 impl FdHandOver<'_> {
-    pub(crate) fn raw(&self) -> RawFd {
+    /// The descriptor to pass to the C call.
+    pub fn raw(&self) -> RawFd {
         self.fd.as_ref().map_or(-1, AsRawFd::as_raw_fd)
     }
 }

@@ -66,5 +66,36 @@ pub struct NbdExtent {
     pub flags: u64,
 }
 
+/// What the `libnbd` crate (bindings/rust/libnbd: libnbd's own crate's API on this one) is built
+/// on: the closure boxing and panic relay, callback argument views and descriptor hand-over.
+/// Not part of this crate's API.
+#[doc(hidden)]
+pub mod __compat {
+    use std::os::fd::OwnedFd;
+
+    pub use crate::callback::{
+        bytes_arg, cstr_bytes_arg, extents_arg, free_box, int_arg, invoke, take_c_bytes, u32s_arg,
+        CStringList, CallScope,
+    };
+    pub use crate::handle::FdHandOver;
+    use crate::{callback::ClosureBox, Error, Handle};
+
+    /// The `user_data` of a closure whose `.free` is [`free_box::<F>`].
+    pub fn closure_into_raw<F: ?Sized>(f: Box<F>) -> *mut std::ffi::c_void {
+        ClosureBox::<F>::into_raw(Some(f), None)
+    }
+
+    /// Prepares to give `fd` to a call that connects through it (or to `poll2`, which closes
+    /// it afterwards).
+    pub fn hand_over(h: &Handle, fd: OwnedFd) -> FdHandOver<'_> {
+        h.hand_over(fd)
+    }
+
+    /// The error the last failed call on `h` recorded in this thread.
+    pub fn last_error(h: &Handle) -> Error {
+        h.last_error()
+    }
+}
+
 // Enums, flag sets, constants, callback types and the methods of Handle.
 include!(concat!(env!("NBDPP_RUST_GENERATED"), "/api.rs"));

@@ -109,6 +109,29 @@ fn flags_behave_as_sets() {
     assert_eq!(format!("{:?}", CmdFlags::from_bits_retain(0x101)), "CmdFlags(FUA | 0x100)");
     assert_eq!(nbd::Tls::from_c_value(2), Some(nbd::Tls::Require));
     assert_eq!(nbd::Tls::from_c_value(7), None);
+    // What a bitflags type also has.
+    assert_eq!(f.symmetric_difference(CmdFlags::FUA | CmdFlags::REQ_ONE).bits(), 0x0c);
+    assert_eq!(f.complement(), !f);
+    assert_eq!(CmdFlags::from_name("NO_HOLE"), Some(CmdFlags::NO_HOLE));
+    assert_eq!(CmdFlags::from_name("no_hole"), None);
+    let named: Vec<_> = f.iter_names().collect();
+    assert_eq!(named, [("FUA", CmdFlags::FUA), ("DF", CmdFlags::DF)]);
+    let all: Vec<u32> = CmdFlags::from_bits_retain(0x101).iter().map(CmdFlags::bits).collect();
+    assert_eq!(all, [0x1, 0x100]);
+    let mut g = CmdFlags::empty();
+    g.extend([CmdFlags::DF, CmdFlags::FAST_ZERO]);
+    assert_eq!(format!("{g:x} {g:#b} {g:o} {g:X}"), "14 0b10100 24 14");
+}
+
+#[test]
+fn libnbds_type_names_are_aliases() {
+    let flags: nbd::CmdFlag = nbd::CmdFlags::FUA;
+    let strict: nbd::Strict = nbd::StrictFlags::BOUNDS;
+    let size: nbd::Size = nbd::BlockSize::Preferred;
+    assert_eq!((flags.bits(), strict.bits(), size.to_c()), (1, 4, 1));
+    assert_eq!(nbd::HandshakeFlag::all(), nbd::HandshakeFlags::all());
+    assert_eq!(nbd::AllowTransport::UNIX, nbd::AllowTransportFlags::UNIX);
+    assert_eq!(nbd::Shutdown::ABANDON_PENDING.bits(), nbd::sys::LIBNBD_SHUTDOWN_ABANDON_PENDING);
 }
 
 #[test]

@@ -14,7 +14,7 @@ use nbd::Handle;
 
 fn check(h: &Handle) {
     assert!(h.aio_is_ready());
-    assert_eq!(h.get_size().unwrap(), MIB as i64);
+    assert_eq!(h.get_size().unwrap(), MIB);
 }
 
 #[test]

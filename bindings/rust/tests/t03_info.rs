@@ -10,7 +10,7 @@ fn writable_memory_export() {
         return;
     }
     let (_server, h) = connected(&["memory", "1M"]);
-    assert_eq!(h.get_size().unwrap(), MIB as i64);
+    assert_eq!(h.get_size().unwrap(), MIB);
     assert!(!h.is_read_only().unwrap());
     assert!(h.can_flush().unwrap());
     assert!(h.can_fua().unwrap());
@@ -25,11 +25,23 @@ fn writable_memory_export() {
     assert!(h.get_structured_replies_negotiated().unwrap());
     assert!(!h.get_tls_negotiated().unwrap());
     assert!(h.aio_is_ready() && !h.aio_is_dead() && !h.aio_is_closed());
-    for which in BlockSize::ALL {
-        assert!(h.get_block_size(which).unwrap() >= 0);
-    }
     let flags = h.get_handshake_flags();
     assert!(flags.contains(nbd::HandshakeFlags::FIXED_NEWSTYLE));
+}
+
+#[test]
+fn block_sizes_as_advertised() {
+    if !have_nbdkit() {
+        return;
+    }
+    let policy = ["blocksize-minimum=512", "blocksize-preferred=4096", "blocksize-maximum=65536"];
+    let (_server, h) =
+        connected(&[&["--filter=blocksize-policy", "memory", "1M"][..], &policy[..]].concat());
+    let sizes: Vec<u64> = BlockSize::ALL.iter().map(|&w| h.get_block_size(w).unwrap()).collect();
+    // Minimum, preferred and maximum as sent (the payload limit is the library's own).
+    assert_eq!(sizes[..3], [512, 4096, 65536]);
+    assert!(sizes[3] > 0);
+    assert_eq!(h.get_block_size(nbd::Size::Preferred).unwrap(), 4096);
 }
 
 #[test]

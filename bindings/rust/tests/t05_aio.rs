@@ -113,7 +113,7 @@ fn collect_with_aio_command_completed() {
         left.retain(|&c| !h.aio_command_completed(c).unwrap());
     }
     let flush = h.aio_flush(None, None).unwrap();
-    while h.aio_peek_command_completed().unwrap_or(0) != flush as i64 {
+    while h.aio_peek_command_completed().unwrap_or(0) != flush {
         h.poll(-1).unwrap();
     }
     assert!(h.aio_command_completed(flush).unwrap());

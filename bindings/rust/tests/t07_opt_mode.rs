@@ -63,7 +63,7 @@ fn list_info_and_go() {
 
     h.set_export_name("b").unwrap();
     h.opt_info().unwrap();
-    assert_eq!(h.get_size().unwrap(), MIB as i64);
+    assert_eq!(h.get_size().unwrap(), MIB);
     assert!(h.aio_is_negotiating());
     h.opt_go().unwrap();
     assert!(h.aio_is_ready());

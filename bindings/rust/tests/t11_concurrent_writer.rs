@@ -21,7 +21,7 @@ fn ready_made_writer_with_many_writes_in_flight() {
     assert_eq!(h.start_concurrent_writer().unwrap_err().errno(), EINVAL);
     let first_error = Arc::new(AtomicI32::new(0));
     const CHUNK: usize = 256 * 1024;
-    let size = h.get_size().unwrap() as u64;
+    let size = h.get_size().unwrap();
     let mut offset = 0;
     while offset < size {
         while h.aio_in_flight().unwrap() >= 32 {

@@ -163,7 +163,37 @@ impl CmdFlags {
             self.remove(other);
         }
     }
+
+    /// The bits set in exactly one of `self` and `other`.
+    pub const fn symmetric_difference(self, other: Self) -> Self {
+        Self(self.0 ^ other.0)
+    }
+
+    /// The known flags not in `self` (the same as `!self`).
+    pub const fn complement(self) -> Self {
+        Self(!self.0 & Self::all().0)
+    }
+
+    /// The flag with this name (`"FUA"`), if there is one.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::NAMED.iter().find(|(n, _)| *n == name).map(|&(_, bits)| Self(bits))
+    }
+
+    /// The known flags set in `self`, each with its name.
+    pub fn iter_names(&self) -> impl Iterator<Item = (&'static str, Self)> {
+        let bits = self.0;
+        Self::NAMED.iter().filter(move |(_, b)| bits & b != 0).map(|&(n, b)| (n, Self(b)))
+    }
+
+    /// The known flags set in `self`, then the unknown bits together if there are any.
+    pub fn iter(&self) -> impl Iterator<Item = Self> {
+        let unknown = self.0 & !Self::all().0;
+        self.iter_names().map(|(_, f)| f).chain((unknown != 0).then_some(Self(unknown)))
+    }
 }
+
+/// [`CmdFlags`] under the name libnbd's own crate gives it.
+pub type CmdFlag = CmdFlags;
 
 impl std::ops::BitOr for CmdFlags {
     type Output = Self;
@@ -231,6 +261,12 @@ impl FromIterator<CmdFlags> for CmdFlags {
     }
 }
 
+impl Extend<CmdFlags> for CmdFlags {
+    fn extend<I: IntoIterator<Item = Self>>(&mut self, iter: I) {
+        iter.into_iter().for_each(|f| self.insert(f));
+    }
+}
+
 impl From<CmdFlags> for u32 {
     fn from(flags: CmdFlags) -> u32 {
         flags.0
@@ -240,6 +276,30 @@ impl From<CmdFlags> for u32 {
 impl std::fmt::Debug for CmdFlags {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         crate::callback::fmt_flags(f, "CmdFlags", self.0, &Self::NAMED)
+    }
+}
+
+impl std::fmt::Binary for CmdFlags {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Binary::fmt(&self.0, f)
+    }
+}
+
+impl std::fmt::Octal for CmdFlags {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Octal::fmt(&self.0, f)
+    }
+}
+
+impl std::fmt::LowerHex for CmdFlags {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::LowerHex::fmt(&self.0, f)
+    }
+}
+
+impl std::fmt::UpperHex for CmdFlags {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::UpperHex::fmt(&self.0, f)
     }
 }
 
