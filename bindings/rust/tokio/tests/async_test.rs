@@ -109,7 +109,7 @@ async fn hundreds_of_reads_and_writes_in_flight() {
     let writes = bufs.iter().enumerate().map(|(i, b)| h.pwrite(b, (i * BS) as u64, None));
     let done =
         join_all(writes.collect(), || in_flight = h.handle().aio_in_flight().unwrap()).await;
-    assert_eq!(in_flight, N as i32, "every write was in flight at once");
+    assert_eq!(in_flight, N as u32, "every write was in flight at once");
     assert!(done.iter().all(Result::is_ok), "{done:?}");
 
     // Reads of the first half into buffers, reads of the second half as vectors, and writes
@@ -128,7 +128,7 @@ async fn hundreds_of_reads_and_writes_in_flight() {
         jobs.push(Box::pin(async move { h.pwrite(b, at, CmdFlags::FUA).await.map(|_| None) }));
     }
     let results = join_all(jobs, || in_flight = h.handle().aio_in_flight().unwrap()).await;
-    assert_eq!(in_flight, (N + N / 2) as i32);
+    assert_eq!(in_flight, (N + N / 2) as u32);
     for (i, r) in results.into_iter().enumerate() {
         match r.unwrap() {
             Some(v) => assert_eq!(v, pattern((i * BS) as u64, BS), "block {i}"),
@@ -437,7 +437,7 @@ async fn option_mode() {
 
     h.handle().set_export_name("bar").unwrap();
     h.opt_info().await.unwrap();
-    assert_eq!(h.handle().get_size().unwrap(), MIB as i64);
+    assert_eq!(h.handle().get_size().unwrap(), MIB as u64);
     h.opt_go().await.unwrap();
     assert!(h.handle().aio_is_ready());
     h.pwrite(&AioBuffer::from(pattern(0, 512)), 0, None).await.unwrap();
