@@ -24,8 +24,11 @@ nbd_handle::nbd_handle() : name("nbd" + std::to_string(++g_handle_count)) {
 
 nbd_handle::~nbd_handle() {
   // The sender goes first: a writer's thread may still be sending from its queue (write
-  // payloads included, which a command's free callback may release) or to the socket closed
-  // below.  The transport keeps a pointer to it but does not use it from now on.
+  // payloads included, which a command's free callback may release) or to the socket.  The
+  // socket is shut down before, so a send blocked in a writer's thread returns and the
+  // writer's free function may wait for that thread to end.
+  if (sock)
+    sender->connection_over(std::move(sock));
   sender.reset();
   // Commands still in flight are dropped: their closures are freed (never called).  Their
   // buffers are not touched: a program may already have released them, as libnbd allows.

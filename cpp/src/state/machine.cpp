@@ -106,6 +106,10 @@ int run(nbd_handle& h) {
         update_connected_state(h);
         return 0;
       case Transition::Fail:
+        // A writer's failure shuts the socket down, so the reader may see that first: the
+        // failure is what gets reported.
+        if (check_writer(h) == -1)
+          return -1;
         kill_connection(h, lost_connection_errno(h));
         return -1;
     }

@@ -32,8 +32,12 @@ int WriterSignal::enable() {
 
 void WriterSignal::fail(int err) {
   int none = 0;
-  if (error_.compare_exchange_strong(none, err, std::memory_order_acq_rel))
-    wake();
+  if (!error_.compare_exchange_strong(none, err, std::memory_order_acq_rel))
+    return;
+  const int sock = sock_fd_.load(std::memory_order_acquire);
+  if (sock != -1)
+    ::shutdown(sock, SHUT_RDWR);
+  wake();
 }
 
 void WriterSignal::wake() {
@@ -149,6 +153,7 @@ class CallbackSender final : public PassingSender {
     const int fl = fcntl(fd, F_GETFL);
     if (fl != -1)
       fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    signal_.watch(fd);
   }
 
   // Data may still be on its way through the application's thread.

@@ -33,7 +33,12 @@ class WriterSignal {
   int enable();
   // The eventfd to poll for POLLIN, or -1 before enable().
   int fd() const { return fd_.load(std::memory_order_acquire); }
-  // Keeps err (non-zero) if it is the first failure, and wakes the handle.  Takes no lock.
+  // The connection's socket, once connected: a failure shuts it down.
+  void watch(int sock_fd) { sock_fd_.store(sock_fd, std::memory_order_release); }
+  // Keeps err (non-zero) if it is the first failure, and wakes the handle: through the
+  // eventfd, and by shutting the socket down, which wakes an event loop polling it (the
+  // connection is lost anyway) and ends a send blocked in a writer's thread.  Takes no lock;
+  // the socket's descriptor stays open while a writer is set (Sender::connection_over).
   void fail(int err);
   // The first failure reported, or 0.
   int error() const { return error_.load(std::memory_order_acquire); }
@@ -44,6 +49,7 @@ class WriterSignal {
  private:
   std::atomic<int> error_{0};
   std::atomic<int> fd_{-1};
+  std::atomic<int> sock_fd_{-1};
 };
 
 class Sender {

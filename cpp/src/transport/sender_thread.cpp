@@ -157,7 +157,7 @@ class ThreadSender final : public Sender {
       wake_at_ = std::max(wake_at_, end);
   }
 
-  void connected(int) override {}
+  void connected(int fd) override { signal_.watch(fd); }
   void shut_writes(int) override {}  // the thread may still hold data
 
   void connection_over(std::unique_ptr<Transport> t) override {
