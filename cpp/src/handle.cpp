@@ -23,17 +23,17 @@ nbd_handle::nbd_handle() : name("nbd" + std::to_string(++g_handle_count)) {
 }
 
 nbd_handle::~nbd_handle() {
-  // The writers go first: a thread may still be sending from the queue (write payloads
-  // included, which a command's free callback may release) or to the socket closed below.
-  writer_thread.reset();
-  writer.reset();
+  // The sender goes first: a writer's thread may still be sending from its queue (write
+  // payloads included, which a command's free callback may release) or to the socket.  The
+  // socket is shut down before, so a send blocked in a writer's thread returns and the
+  // writer's free function may wait for that thread to end.
+  if (sock)
+    sender->connection_over(std::move(sock));
+  sender.reset();
   // Commands still in flight are dropped: their closures are freed (never called).  Their
   // buffers are not touched: a program may already have released them, as libnbd allows.
   cmds.clear();
   cmds_done.clear();
-  if (wake_fd != -1)
-    close(wake_fd);
-  parked_sock.reset();
   // Closing the socket tells a server on a socketpair (nbd_connect_command) to exit; a
   // socket-activated server keeps listening, so it is asked to stop straight away.
   sock.reset();
@@ -63,8 +63,6 @@ void nbd_handle::release_idle_memory() {
   // inbuf is not here: it goes back when the socket runs dry with no command in flight
   // (recv_into_rbuf).
   out.trim();
-  if (wire)
-    wire->trim();
   // Small ones stay (a request at a time would allocate them again and again).
   if (payload.capacity() > 1024)  // block status and error chunks can be large
     nbd::release_storage(payload);

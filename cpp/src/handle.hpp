@@ -21,10 +21,11 @@
 #include "io.hpp"
 #include "libnbd.h"
 #include "state.hpp"
+#include "transport/send_queue.hpp"
+#include "transport/sender.hpp"
 #include "transport/tls.hpp"
 #include "transport/transport.hpp"
 #include "uri.hpp"
-#include "writer_thread.hpp"
 
 // Field groups follow the life of a connection: settings chosen before connecting, then what
 // the handshake and commands produce.  Fields are guarded by `lock` unless marked atomic.
@@ -89,13 +90,13 @@ struct nbd_handle {
   uint64_t bytes_received = 0;
   uint64_t chunks_received = 0;
 
-  // The concurrent writer (nbd_set_concurrent_writer).  writer_error is written by any thread
-  // without the lock, so it is atomic; only its first non-zero value counts.  wake_fd (an
-  // eventfd, made with the writer) is signalled with it, so nbd_poll wakes up for it.
-  nbd::Closure<nbd_writer_callback> writer;
-  std::unique_ptr<nbd::WriterThread> writer_thread;  // nbd_start_concurrent_writer's instead
-  std::atomic<int> writer_error{0};
-  std::atomic<int> wake_fd{-1};
+  // Where sent bytes go (transport/sender.hpp): straight to the socket, or through a
+  // concurrent writer (nbd_set_concurrent_writer, nbd_start_concurrent_writer), whose
+  // failures and wake-ups come through writer_signal from other threads.  has_writer: one
+  // of them was set, for good.
+  nbd::WriterSignal writer_signal;
+  std::unique_ptr<nbd::Sender> sender = nbd::make_direct_sender();
+  bool has_writer = false;
 
   // Connection state.  `state` is the state machine's own; `public_state` is what it was when
   // the last public call returned, for the calls that take no lock (nbd_aio_is_*).
@@ -108,10 +109,6 @@ struct nbd_handle {
   // ---- The connection ----
   std::unique_ptr<nbd::Transport> sock;
   nbd::TlsTransport* tls_session = nullptr;  // sock itself once STARTTLS succeeded
-  std::atomic<int> sock_fd{-1};  // sock's descriptor, for the writer thread
-  // With a concurrent writer, a connection that ended keeps its descriptor (shut down) until
-  // the handle is closed, because the writer's thread may still hold it.
-  std::unique_ptr<nbd::Transport> parked_sock;
   pid_t pid = -1;            // server started by nbd_connect_command & co., reaped at close
   std::string sa_dir;        // socket activation: temporary directory holding the socket
   std::optional<nbd::ParsedUri> uri_info;  // what nbd_get_uri reports (export name added then)
@@ -138,10 +135,11 @@ struct nbd_handle {
   // when no command is left in flight or the connection ends.
   void release_idle_memory();
 
-  // Sending.  With TLS and the ready-made writer, encrypted records queue in wire for its
-  // thread (out is then encrypted by the handle's own thread).
-  nbd::OutQueue out;
-  std::unique_ptr<nbd::OutQueue> wire;  // made when needed (wire_queue)
+  // Sending: the bytes the handle has queued and not yet handed to sock.
+  nbd::SendQueue out;
+  // Commands answered while the sender still uses their write payload (Sender::released):
+  // they complete once it is done with it (complete_released).
+  std::vector<uint64_t> unreleased;
   // The last send filled the socket: new requests only queue until it is writable again (a
   // poll or notify), instead of each trying a send that would fail with EAGAIN.
   bool send_full = false;

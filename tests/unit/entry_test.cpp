@@ -44,7 +44,7 @@ TEST_F(ApiTest, FlagsOutsideTheCallsSubset) {
   // A connected handle whose "server" is the other end of a socketpair we read ourselves.
   int sv[2];
   ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-  h->sock = nbd::make_socket_transport(sv[0]);
+  h->sock = nbd::make_socket_transport(sv[0], *h->sender);
   h->have_info = true;
   h->exportsize = 1 << 20;
   h->eflags = 0xffff;
@@ -124,5 +124,5 @@ TEST_F(ApiTest, ReadBuffersAreZeroedBeforeTheCallRuns) {
 TEST_F(ApiTest, ConcurrentWriterKeepsTheFirstError) {
   EXPECT_EQ(nbd_concurrent_writer_error(h, EPIPE), 0);
   EXPECT_EQ(nbd_concurrent_writer_error(h, ENOSPC), 0);
-  EXPECT_EQ(h->writer_error.load(), EPIPE);
+  EXPECT_EQ(h->writer_signal.error(), EPIPE);
 }

@@ -49,7 +49,7 @@ class IdleMemoryTest : public ApiTest {
   void SetUp() override {
     ApiTest::SetUp();
     ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv_), 0);
-    h->sock = nbd::make_socket_transport(sv_[0]);
+    h->sock = nbd::make_socket_transport(sv_[0], *h->sender);
     h->have_info = true;
     h->exportsize = 64 << 20;
     nbd::enter_transmission(*h);

@@ -69,6 +69,9 @@ struct Command {
   // completion runs.  (A read that succeeds has had every byte written by the server, so the
   // buffer is not zeroed up front, which would cost a pass over it per read.)
   bool zero_on_failure = false;
+  // Its reply has come in full, but the sender still uses its write payload: it waits in
+  // h.unreleased, and a further reply for its cookie is one for an unknown command.
+  bool answered = false;
   Coverage covered;         // a structured read's bytes covered by data or hole chunks
   Command* next = nullptr;  // the next in the CommandList holding it
 
@@ -81,6 +84,7 @@ struct Command {
     wire_offset = wire_end = 0;
     error = 0;
     zero_on_failure = false;
+    answered = false;
     covered.reset(0);
   }
 };

@@ -286,6 +286,35 @@ void complete_command(nbd_handle& h, uint64_t cookie) {
     h.release_idle_memory();
 }
 
+void command_answered(nbd_handle& h, Command& c) {
+  if (h.sender->released(c.wire_end)) {
+    complete_command(h, c.cookie);
+    return;
+  }
+  // The ready-made writer's thread still holds the payload (the server answered between
+  // its send and its report of it): the caller must not get the buffer back yet.
+  c.answered = true;
+  if (h.rcmd == &c)
+    h.rcmd = nullptr;
+  h.unreleased.push_back(c.cookie);
+  h.sender->wake_when_released(c.wire_end);
+}
+
+void complete_released(nbd_handle& h) {
+  // Completion callbacks may issue commands but never complete others, so the list only
+  // grows meanwhile: walk it by index.
+  size_t kept = 0;
+  for (size_t i = 0; i < h.unreleased.size(); ++i) {
+    const uint64_t cookie = h.unreleased[i];
+    const Command* c = h.cmds.find(cookie);
+    if (c != nullptr && h.sender->released(c->wire_end))
+      complete_command(h, cookie);
+    else if (c != nullptr)
+      h.unreleased[kept++] = cookie;
+  }
+  h.unreleased.resize(kept);
+}
+
 int wait_for_command(nbd_handle& h, int64_t cookie) {
   const auto id = static_cast<uint64_t>(cookie);
   if (wait_until(h, [id](nbd_handle& hh) { return hh.cmds.find(id) == nullptr; }) == -1) {

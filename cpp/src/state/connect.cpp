@@ -40,12 +40,7 @@ Transition begin_connect(nbd_handle& h, const struct sockaddr* addr, socklen_t l
 
 }  // namespace
 
-void attach_socket(nbd_handle& h, int fd) {
-  h.sock = make_socket_transport(fd);
-  h.sock_fd.store(fd, std::memory_order_release);
-  if (!h.writer.empty())
-    divert_to_writer(h);
-}
+void attach_socket(nbd_handle& h, int fd) { h.sock = make_socket_transport(fd, *h.sender); }
 
 Transition connect_to(nbd_handle& h, const struct sockaddr* addr, socklen_t len) {
   h.addrs.clear();

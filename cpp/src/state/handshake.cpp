@@ -417,17 +417,11 @@ Transition start_tls(nbd_handle& h) {
   // anywhere; a Unix socket has no host, so only the chain is checked there (libnbd 1.14
   // checks nothing on Unix sockets).
   s.hostname = tls_hostname_in_effect(h);
-  const bool to_wire = h.writer_thread != nullptr;
   std::unique_ptr<TlsTransport> t = make_tls_transport(h.sock, s);
   if (!t)
     return Transition::Fail;
   h.tls_session = t.get();
-  h.sock = std::move(t);
-  if (to_wire) {
-    // The ready-made writer now sends encrypted records, which the handle queues in h.wire.
-    divert_to_wire(h);
-    h.writer_thread->switch_queue(wire_queue(h));
-  }
+  h.sock = std::move(t);  // its records go out through the socket's sender
   if (h.debug_enabled())
     debug(h, "starting the TLS handshake (%s)", s.psk_file.empty() ? "certificates" : "PSK");
   h.state = State::TlsHandshake;
@@ -475,6 +469,7 @@ Transition option_ack(nbd_handle& h) {
 }  // namespace
 
 Transition start_handshake(nbd_handle& h) {
+  h.sock->connected();  // before the first byte goes out: the sender may set the socket's mode
   expect(h, 16);
   h.state = State::RecvGreeting;
   return Transition::Next;

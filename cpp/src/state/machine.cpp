@@ -59,7 +59,7 @@ void fail_all_commands(nbd_handle& h, int err, int option_err) {
 // A failure the concurrent writer's thread reported ends the connection at the handle's next
 // step.  Returns -1 (error recorded) if it did.
 int check_writer(nbd_handle& h) {
-  const int err = h.writer_error.load(std::memory_order_acquire);
+  const int err = h.writer_signal.error();
   if (err == 0 || (state_group(h.state) & (kConnecting | kNegotiating | kConnected)) == 0)
     return 0;
   set_error(err, "concurrent writer: sending to the server failed");
@@ -67,25 +67,15 @@ int check_writer(nbd_handle& h) {
   return -1;
 }
 
-// Ends the socket's life as a transport: closed, or with a concurrent writer shut down and
-// parked until the handle is closed (the writer's thread may still hold the descriptor).
-void drop_socket(nbd_handle& h) {
-  if (h.sock && (!h.writer.empty() || h.writer_thread)) {
-    h.sock->shut_down();  // a send in the writer's thread fails now
-    if (h.writer_thread)
-      h.writer_thread->quiesce();  // and this waits for it, so queued buffers may be released
-    h.parked_sock = std::move(h.sock);
-  }
-  h.sock.reset();
-}
-
 // What a connection that ended (closed or dead) leaves behind: nothing to send or read, every
 // command in flight completed with err and the option in flight with option_err.
 void end_connection(nbd_handle& h, int err, int option_err) {
-  drop_socket(h);
+  // The sender takes the socket: closed, or shut down and kept while a writer's thread may
+  // still hold its descriptor.  Nothing is sent from the queue's memory afterwards.
+  if (h.sock)
+    h.sender->connection_over(std::move(h.sock));
   h.out.clear();
-  if (h.wire)
-    h.wire->clear();
+  h.unreleased.clear();  // their commands complete below
   h.in_pos = h.in_end = 0;  // bytes read ahead are moot now
   h.inbuf.release();
   fail_all_commands(h, err, option_err);
@@ -97,12 +87,14 @@ void end_connection(nbd_handle& h, int err, int option_err) {
 int lost_connection_errno(const nbd_handle& h) {
   // The error recorded says why the connection ended; the commands in flight simply lost it,
   // unless the concurrent writer failed, whose errno they then carry.
-  return errno_or(h.writer_error.load(std::memory_order_acquire), ENOTCONN);
+  return errno_or(h.writer_signal.error(), ENOTCONN);
 }
 
 int run(nbd_handle& h) {
   if (check_writer(h) == -1)
     return -1;
+  if (!h.unreleased.empty())
+    complete_released(h);
   for (;;) {
     const State before = h.state;
     switch (dispatch(h)) {
@@ -114,6 +106,10 @@ int run(nbd_handle& h) {
         update_connected_state(h);
         return 0;
       case Transition::Fail:
+        // A writer's failure shuts the socket down, so the reader may see that first: the
+        // failure is what gets reported.
+        if (check_writer(h) == -1)
+          return -1;
         kill_connection(h, lost_connection_errno(h));
         return -1;
     }
@@ -124,14 +120,17 @@ int poll_once(nbd_handle& h, int timeout_ms, int extra_fd) {
   const unsigned dir = direction(h);
   if (dir == 0 || !h.sock)
     return set_error(EINVAL, "nothing to poll for in state %s", state_name(h.state));
-  // Besides the socket: the concurrent writer's wake_fd, which reports its thread's failure,
+  // Besides the socket: the concurrent writer's signal, which reports its thread's failure,
   // and the caller's descriptor of nbd_poll2.
   struct pollfd pfd[3] = {};
+  const int wake = h.writer_signal.fd();
+  // Answered commands waiting for the writer thread (see direction) are reported by its
+  // wake-up here, so the socket's POLLOUT need not stand in for it.
+  const bool write = (dir & LIBNBD_AIO_DIRECTION_WRITE) != 0 &&
+                     (sends_pending(h) || h.unreleased.empty() || wake == -1);
   pfd[0].fd = h.sock->fd();
-  pfd[0].events = static_cast<short>(((dir & LIBNBD_AIO_DIRECTION_READ) ? POLLIN : 0) |
-                                     ((dir & LIBNBD_AIO_DIRECTION_WRITE) ? POLLOUT : 0));
+  pfd[0].events = static_cast<short>(((dir & LIBNBD_AIO_DIRECTION_READ) ? POLLIN : 0) | (write ? POLLOUT : 0));
   nfds_t n = 1;
-  const int wake = h.wake_fd.load(std::memory_order_acquire);
   if (wake != -1)
     pfd[n++] = {wake, POLLIN, 0};
   const nfds_t extra = n;
@@ -145,6 +144,8 @@ int poll_once(nbd_handle& h, int timeout_ms, int extra_fd) {
     return set_error(errno, "poll");
   if (r == 0)
     return 0;
+  if (wake != -1 && pfd[1].revents != 0)
+    h.writer_signal.clear();  // a failure stays recorded; a release has been seen
   // Only the caller's descriptor woke us: the handle has nothing to do (libnbd returns 1 too).
   if (extra < n && r == 1 && pfd[extra].revents != 0)
     return 1;
@@ -167,8 +168,13 @@ unsigned direction(const nbd_handle& h) {
       return h.tls_session->wants_write() ? LIBNBD_AIO_DIRECTION_WRITE : LIBNBD_AIO_DIRECTION_READ;
     case State::Ready:
     case State::Processing:
-      // Replies may arrive at any time; writing matters only while output is queued.
-      return LIBNBD_AIO_DIRECTION_READ | (sends_pending(h) ? LIBNBD_AIO_DIRECTION_WRITE : 0u);
+      // Replies may arrive at any time; writing matters only while output is queued, or
+      // while answered commands wait for the writer thread to release their payloads (a
+      // moment: the server has their data), which its wake-up reports to nbd_poll but not to
+      // an event loop of the application's, which then comes back as soon as the socket is
+      // writable.
+      return LIBNBD_AIO_DIRECTION_READ |
+             (sends_pending(h) || !h.unreleased.empty() ? LIBNBD_AIO_DIRECTION_WRITE : 0u);
     case State::Created:
     case State::Negotiating:
     case State::Closed:

@@ -34,12 +34,8 @@ int poll_once(nbd_handle& h, int timeout_ms, int extra_fd = -1);
 // Whether the reader is between replies (nothing of the next one received yet).
 bool at_reply_start(const nbd_handle& h);
 
-// Whether the ready-made writer's thread sends h.out itself (plain connections; under TLS the
-// handle encrypts h.out and the thread sends the records).
-inline bool writer_drains_out(const nbd_handle& h) { return h.writer_thread && h.tls_session == nullptr; }
-// Whether queued bytes wait for the socket to take them (never when the writer thread owns
-// that job).
-inline bool sends_pending(const nbd_handle& h) { return !writer_drains_out(h) && !h.out.empty(); }
+// Whether queued bytes wait for the socket to take them.
+inline bool sends_pending(const nbd_handle& h) { return !h.out.empty(); }
 
 // LIBNBD_AIO_DIRECTION_* the handle waits for now (0: nothing).
 unsigned direction(const nbd_handle& h);
@@ -52,15 +48,9 @@ void kill_connection(nbd_handle& h, int err);
 // Moves to Closed after a clean disconnect; commands still in flight complete with ENOTCONN.
 void close_connection(nbd_handle& h);
 
-// Makes the connected socket fd the handle's transport (diverted to the concurrent writer if
-// there is one).
+// Makes the socket fd (connected, or connecting) the handle's transport, sending through the
+// handle's sender.
 void attach_socket(nbd_handle& h, int fd);
-// Sends everything through h.writer from now on (api/writer.cpp).
-void divert_to_writer(nbd_handle& h);
-// Sends everything into h.wire, for the ready-made writer's thread under TLS.
-void divert_to_wire(nbd_handle& h);
-// h.wire, made on first use: only the ready-made writer under TLS needs it.
-OutQueue& wire_queue(nbd_handle& h);
 
 // Connecting (state/connect.cpp): one address, or the next of h.addrs.
 Transition connect_to(nbd_handle& h, const struct sockaddr* addr, socklen_t len);
@@ -91,6 +81,11 @@ Transition h_transmit(nbd_handle& h);
 
 // Commands (cmd/issue.cpp).
 void complete_command(nbd_handle& h, uint64_t cookie);
+// A reply has answered the command in full: it completes now, or once the sender no longer
+// uses its write payload (h.unreleased).
+void command_answered(nbd_handle& h, Command& c);
+// Completes the commands of h.unreleased the sender has released since.
+void complete_released(nbd_handle& h);
 void update_connected_state(nbd_handle& h);
 
 template <class Pred>

@@ -48,18 +48,13 @@ unsigned char* data_offset_field(nbd_handle& h) {
 }
 
 // Whether the whole request (and a write's payload) has left the handle: a server cannot
-// answer what it has not received, and the payload buffer must not be released mid-send.
-bool request_sent(nbd_handle& h, const nbd::Command& c) {
-  // The writer thread reports each send right after it returns; a reply can only overtake
-  // that report by a moment, so wait for it briefly (a server answering an unsent request
-  // makes this time out).
-  if (writer_drains_out(h))
-    return h.out.wait_sent(c.wire_end, std::chrono::milliseconds(1000));
-  return h.out.sent_offset() >= c.wire_end;
-}
+// answer what it has not received.
+bool request_sent(const nbd_handle& h, const nbd::Command& c) { return h.out.sent_offset() >= c.wire_end; }
 
+// The command a reply is for: in flight and not answered yet.
 nbd::Command* find_command(nbd_handle& h, uint64_t cookie) {
-  return h.cmds.find(cookie);
+  nbd::Command* c = h.cmds.find(cookie);
+  return c != nullptr && !c->answered ? c : nullptr;
 }
 
 // Records the first error of a command.
@@ -92,7 +87,7 @@ Transition finish_chunk(nbd_handle& h) {
     if (c->type == kCmdRead && c->error == 0 && h.structured_replies &&
         !c->covered.complete(c->offset + c->count))
       command_error(*c, EIO);  // the server's chunks did not cover the whole read
-    complete_command(h, c->cookie);
+    command_answered(h, *c);
   }
   return Transition::Next;
 }
@@ -360,7 +355,7 @@ Transition simple_header(nbd_handle& h) {
   if (error != 0) {
     command_error(c, errno_of_wire(error));
     expect_header(h);
-    complete_command(h, cookie);
+    command_answered(h, c);
     return Transition::Next;
   }
   if (c.type == kCmdRead) {
@@ -379,7 +374,7 @@ Transition simple_header(nbd_handle& h) {
     return Transition::Next;
   }
   expect_header(h);
-  complete_command(h, cookie);
+  command_answered(h, c);
   return Transition::Next;
 }
 
@@ -404,8 +399,8 @@ Transition reply_step(nbd_handle& h) {
   // Once NBD_CMD_DISC (and under TLS our close_notify) is on its way, a server that hangs up
   // without its own TLS close (qemu-nbd, nbd-server) or with a reset has ended the
   // connection normally.  Nothing is lost: the disconnect waited for every reply.  (Whether
-  // the bytes have left h.out does not matter: the ready-made writer's thread may report its
-  // send only after the server has already seen it and hung up.)
+  // the bytes have left h.out does not matter: a writer's thread may send them only after
+  // the handle has looked.)
   const bool disconnected = h.disconnect_queued && at_reply_start(h);
   if (io == Io::Error && !(disconnected && is_hang_up(last_errno())))
     return Transition::Fail;
@@ -479,7 +474,7 @@ Io send_step(nbd_handle& h) {
   if (h.out.empty())
     return Io::Done;
   const Io io = send_from_wbuf(h);
-  if (io == Io::Done && h.disconnect_queued && !h.writer_thread)  // the thread may still hold data
+  if (io == Io::Done && h.disconnect_queued)
     h.sock->shut_writes();
   return io;
 }

@@ -1,12 +1,13 @@
-// socket.cpp: the plain socket transport (TCP_NODELAY on TCP, MSG_MORE, MSG_NOSIGNAL).
+// socket.cpp: the plain socket transport (TCP_NODELAY on TCP), whose sends go through the
+// handle's Sender.
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
 #include <cerrno>
 
+#include "transport/sender.hpp"
 #include "transport/transport.hpp"
 #include "util.hpp"
 
@@ -15,61 +16,49 @@ namespace {
 
 class SocketTransport final : public Transport {
  public:
-  explicit SocketTransport(int fd) : fd_(fd) {}
+  SocketTransport(int fd, Sender& sender) : fd_(fd), sender_(&sender) {}
 
   int fd() const override { return fd_.get(); }
 
+  void connected() override {
+    connected_ = true;
+    sender_->connected(fd_.get());
+  }
+
   ssize_t recv(void* buf, size_t len) override {
+    // MSG_DONTWAIT: an application's writer thread may want the descriptor blocking.
     ssize_t r;
     do
-      r = ::recv(fd_.get(), buf, len, 0);
+      r = ::recv(fd_.get(), buf, len, MSG_DONTWAIT);
     while (r == -1 && errno == EINTR);
     return r;
   }
 
-  ssize_t send(const struct iovec* iov, int iovcnt, bool more) override {
-    if (sink_)
-      return divert(iov, iovcnt);
-    struct msghdr msg {};
-    msg.msg_iov = const_cast<struct iovec*>(iov);
-    msg.msg_iovlen = static_cast<size_t>(iovcnt);
-    // MSG_NOSIGNAL: a server that hangs up must give EPIPE, not kill the process.
-    const int flags = MSG_NOSIGNAL | (more ? MSG_MORE : 0);
-    ssize_t r;
-    do
-      r = ::sendmsg(fd_.get(), &msg, flags);
-    while (r == -1 && errno == EINTR);
-    return r;
+  Io send(SendQueue& q) override { return sender_->send(fd_.get(), q); }
+
+  ssize_t send_raw(const struct iovec* iov, int iovcnt) override {
+    return sender_->send_raw(fd_.get(), iov, iovcnt);
   }
 
-  void shut_writes() override {
-    if (!sink_)
-      ::shutdown(fd_.get(), SHUT_WR);
-  }
+  void shut_writes() override { sender_->shut_writes(fd_.get()); }
 
-  void divert_sends(SendSink sink) override { sink_ = std::move(sink); }
+  void use_sender(Sender& sender) override {
+    sender_ = &sender;
+    if (connected_)
+      sender.connected(fd_.get());
+  }
 
   void shut_down() override { ::shutdown(fd_.get(), SHUT_RDWR); }
 
  private:
-  // The sink takes everything at once: sends through it never block.
-  ssize_t divert(const struct iovec* iov, int iovcnt) {
-    size_t total = 0;
-    for (int i = 0; i < iovcnt; ++i) {
-      if (sink_(iov[i].iov_base, iov[i].iov_len) == -1)
-        return -1;
-      total += iov[i].iov_len;
-    }
-    return static_cast<ssize_t>(total);
-  }
-
   UniqueFd fd_;
-  SendSink sink_;
+  Sender* sender_;
+  bool connected_ = false;
 };
 
 }  // namespace
 
-std::unique_ptr<Transport> make_socket_transport(int fd) {
+std::unique_ptr<Transport> make_socket_transport(int fd, Sender& sender) {
   const int fl = fcntl(fd, F_GETFL);
   if (fl != -1)
     fcntl(fd, F_SETFL, fl | O_NONBLOCK);
@@ -77,7 +66,7 @@ std::unique_ptr<Transport> make_socket_transport(int fd) {
   // non-TCP sockets).
   const int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  return std::make_unique<SocketTransport>(fd);
+  return std::make_unique<SocketTransport>(fd, sender);
 }
 
 }  // namespace nbd

@@ -16,6 +16,7 @@
 #include <string>
 
 #include "error.hpp"
+#include "transport/send_queue.hpp"
 
 namespace nbd {
 namespace {
@@ -130,7 +131,26 @@ class GnutlsTransport final : public TlsTransport {
     return record_error(r);
   }
 
-  ssize_t send(const struct iovec* iov, int iovcnt, bool /*more*/) override {
+  void connected() override { inner_->connected(); }
+
+  // One record of the first iovec at a time: a record sent short says nothing about the
+  // socket, so this goes on until GnuTLS would block.
+  Io send(SendQueue& q) override {
+    while (!q.empty()) {
+      struct iovec iov[1];
+      const ssize_t r = send_raw(iov, q.gather(iov, 1));
+      if (r == -1) {
+        if (errno == EAGAIN)
+          return Io::Again;
+        set_error(errno, "send");
+        return Io::Error;
+      }
+      q.consume(static_cast<size_t>(r));
+    }
+    return Io::Done;
+  }
+
+  ssize_t send_raw(const struct iovec* iov, int iovcnt) override {
     if (iovcnt == 0)
       return 0;
     // After GNUTLS_E_AGAIN the same record must be offered again; NULL/0 resumes it.
@@ -147,7 +167,7 @@ class GnutlsTransport final : public TlsTransport {
     inner_->shut_writes();
   }
 
-  void divert_sends(SendSink sink) override { inner_->divert_sends(std::move(sink)); }
+  void use_sender(Sender& sender) override { inner_->use_sender(sender); }
 
   void shut_down() override { inner_->shut_down(); }
 
@@ -232,7 +252,7 @@ class GnutlsTransport final : public TlsTransport {
 
   static ssize_t push(gnutls_transport_ptr_t p, const giovec_t* iov, int iovcnt) {
     auto* self = static_cast<GnutlsTransport*>(p);
-    const ssize_t r = self->inner_->send(reinterpret_cast<const struct iovec*>(iov), iovcnt, false);
+    const ssize_t r = self->inner_->send_raw(reinterpret_cast<const struct iovec*>(iov), iovcnt);
     self->note_io(r);
     return r;
   }

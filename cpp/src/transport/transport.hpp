@@ -1,18 +1,25 @@
-// transport.hpp: where the core's bytes go and come from.  The plain socket is the base; TLS
-// (GnuTLS) decorates it and the concurrent writer replaces its sending side.
+// transport.hpp: where the core's bytes go and come from.  The plain socket is the base and
+// TLS (GnuTLS) decorates it; the socket's sending side is a Sender (sender.hpp), chosen when a
+// concurrent writer is set, which nothing above transport/ needs to know about.
 #pragma once
 
 #include <sys/types.h>
 #include <sys/uio.h>
 
-#include <functional>
 #include <memory>
 
 namespace nbd {
 
-// Takes bytes a transport would have sent (the concurrent writer): 0 once they are queued, or
-// -1 with errno set.  It never blocks.
-using SendSink = std::function<int(const void* buf, size_t len)>;
+class SendQueue;
+class Sender;
+
+// How a step of sending or receiving went.
+enum class Io {
+  Done,   // the request is complete
+  Again,  // the socket would block; wait for it
+  Eof,    // the peer closed the connection
+  Error,  // error recorded with set_error
+};
 
 class Transport {
  public:
@@ -20,23 +27,29 @@ class Transport {
 
   // The descriptor to poll.
   virtual int fd() const = 0;
-  // Non-blocking receive: bytes read, 0 at end of stream, or -1 with errno (EAGAIN: try later).
+  // The connection is established: called once, before the first byte is sent.
+  virtual void connected() = 0;
+  // Non-blocking receive (whatever mode the descriptor is in): bytes read, 0 at end of
+  // stream, or -1 with errno (EAGAIN: try later).
   virtual ssize_t recv(void* buf, size_t len) = 0;
-  // Non-blocking gathered send: bytes sent, or -1 with errno (EAGAIN: try later).  more says
-  // further data follows at once, so the kernel may hold back a partial packet.
-  virtual ssize_t send(const struct iovec* iov, int iovcnt, bool more) = 0;
-  // Stops sending (after NBD_CMD_DISC), keeping the receive side open for the last replies.
-  // Does nothing once sends are diverted: the sink may still hold unsent data.
+  // Moves q's bytes towards the server without blocking, consuming what went: Done once q
+  // is empty, Again when the socket is full (wait for POLLOUT), Error (recorded) when the
+  // connection failed.
+  virtual Io send(SendQueue& q) = 0;
+  // Sends bytes the caller owns only during the call, without blocking: how many went, or -1
+  // with errno (EAGAIN: none now).  For decorators, whose records go to the transport below.
+  virtual ssize_t send_raw(const struct iovec* iov, int iovcnt) = 0;
+  // Stops sending (after NBD_CMD_DISC), keeping the receive side open for the last replies,
+  // where the sender can (nothing of the stream may still be on its way).
   virtual void shut_writes() = 0;
-  // From now on every byte the innermost socket would send goes to sink instead (decorators
-  // such as TLS pass this on to the transport they wrap, so their records go there too).
-  virtual void divert_sends(SendSink sink) = 0;
+  // From now on every byte the socket sends goes through sender (decorators pass it down).
+  virtual void use_sender(Sender& sender) = 0;
   // Ends the connection in both directions without closing the descriptor, so a writer thread
   // still holding it fails cleanly instead of writing to a reused descriptor.
   virtual void shut_down() = 0;
 };
 
-// Owns a connected stream socket, made non-blocking.
-std::unique_ptr<Transport> make_socket_transport(int fd);
+// Owns a connected (or connecting) stream socket, made non-blocking; sender sends for it.
+std::unique_ptr<Transport> make_socket_transport(int fd, Sender& sender);
 
 }  // namespace nbd

@@ -1,16 +1,16 @@
-// outqueue_test.cpp: the outgoing queue's bookkeeping (copies, references, partial sends,
+// send_queue_test.cpp: the outgoing queue's bookkeeping (copies, references, partial sends,
 // truncation of unsent bytes).
 #include <gtest/gtest.h>
 #include <sys/uio.h>
 
 #include <string>
 
-#include "io.hpp"
+#include "transport/send_queue.hpp"
 
 namespace {
 
 // Everything still queued, in order.
-std::string queued(const nbd::OutQueue& q) {
+std::string queued(const nbd::SendQueue& q) {
   struct iovec iov[64];
   const int n = q.gather(iov, 64);
   std::string out;
@@ -18,22 +18,26 @@ std::string queued(const nbd::OutQueue& q) {
   return out;
 }
 
-TEST(OutQueue, CopiesMergeAndReferencesStayInPlace) {
-  nbd::OutQueue q;
+TEST(SendQueue, CopiesMergeAndReferencesStayInPlace) {
+  nbd::SendQueue q;
   const std::string payload = "PAYLOAD";
   q.append_copy("ab", 2);
   q.append_copy("cd", 2);
   q.append_ref(payload.data(), payload.size());
   q.append_copy("ef", 2);
   struct iovec iov[8];
-  ASSERT_EQ(q.gather(iov, 8), 3);  // "abcd" is one segment
+  bool referenced[8];
+  ASSERT_EQ(q.gather(iov, 8, referenced), 3);  // "abcd" is one segment
   EXPECT_EQ(iov[1].iov_base, payload.data());
+  EXPECT_FALSE(referenced[0]);
+  EXPECT_TRUE(referenced[1]);  // a sender may keep using it after consuming it
+  EXPECT_FALSE(referenced[2]);
   EXPECT_EQ(queued(q), "abcdPAYLOADef");
   EXPECT_EQ(q.end_offset(), 13u);
 }
 
-TEST(OutQueue, PartialSendsAdvanceTheOffsets) {
-  nbd::OutQueue q;
+TEST(SendQueue, PartialSendsAdvanceTheOffsets) {
+  nbd::SendQueue q;
   q.append_copy("0123456789", 10);
   q.consume(3);
   EXPECT_EQ(q.sent_offset(), 3u);
@@ -43,8 +47,8 @@ TEST(OutQueue, PartialSendsAdvanceTheOffsets) {
   EXPECT_EQ(q.sent_offset(), 10u);
 }
 
-TEST(OutQueue, TruncateDropsOnlyUnsentBytes) {
-  nbd::OutQueue q;
+TEST(SendQueue, TruncateDropsOnlyUnsentBytes) {
+  nbd::SendQueue q;
   const std::string payload = "PAYLOAD";
   q.append_copy("head", 4);       // [0, 4)
   q.append_ref(payload.data(), 7);  // [4, 11)
@@ -62,8 +66,8 @@ TEST(OutQueue, TruncateDropsOnlyUnsentBytes) {
   EXPECT_EQ(q.end_offset(), 5u);
 }
 
-TEST(OutQueue, SmallChunksAndTrimGivesBackWhatALoadGrew) {
-  nbd::OutQueue q;
+TEST(SendQueue, SmallChunksAndTrimGivesBackWhatALoadGrew) {
+  nbd::SendQueue q;
   EXPECT_EQ(q.chunk_capacity(), 0u);
   q.append_copy("abc", 3);
   const size_t usual = q.chunk_capacity();
