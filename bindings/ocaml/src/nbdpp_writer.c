@@ -1,7 +1,8 @@
 // nbdpp_writer.c: NBD.Writer_channel, a concurrent writer served from an OCaml thread.  The
 // writer callback is C: it queues the handle's outgoing bytes here without the OCaml runtime,
 // and the thread takes them and writes them to a duplicate of the socket with the runtime lock
-// released, waiting for room when the socket is non-blocking.
+// released, blocking until all of it is out (EAGAIN is waited out should the socket ever be
+// non-blocking).
 #include "nbdpp_ocaml.h"
 
 #include <errno.h>

@@ -1,6 +1,6 @@
 // writer.rs: WriterChannel, a concurrent writer served from a thread of the application without
 // unsafe code: the handle's outgoing bytes are queued for the thread, which writes them to its
-// own duplicate of the socket, waiting for room when the socket is non-blocking.
+// own duplicate of the socket, blocking until all of it is out.
 use std::ffi::{c_int, c_ulong, c_void};
 use std::fmt;
 use std::io;
@@ -238,8 +238,9 @@ impl WriterChannel {
         }
     }
 
-    /// Writes all of `buf` to the handle's socket, waiting for room while the socket is full
-    /// (the handle's socket is non-blocking, so a plain write would fail with `EAGAIN`).  Fails
+    /// Writes all of `buf` to the handle's socket, blocking until it is out (the library makes
+    /// the socket blocking for a writer; should it ever be non-blocking, `EAGAIN` is waited
+    /// out with `poll(2)`).  Fails
     /// with the errno of the failed `send(2)`; once the handle is closed, with `EPIPE`, as the
     /// socket is then shut down.  Report a failure to the handle with [`WriterChannel::fail`].
     pub fn send(&mut self, buf: &[u8]) -> io::Result<()> {
