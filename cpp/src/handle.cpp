@@ -70,6 +70,15 @@ void nbd_handle::release_idle_memory() {
   cmd_pool.trim();
 }
 
+void nbd_handle::forget_export_info() {
+  have_info = false;
+  exportsize = 0;
+  eflags = 0;
+  canonical_name.reset();
+  description.reset();
+  block_minimum = block_preferred = block_maximum = 0;
+}
+
 namespace nbd {
 
 std::string tls_hostname_in_effect(const nbd_handle& h) {

@@ -134,6 +134,9 @@ struct nbd_handle {
   // Gives back what only a busy connection needs (buffers, room for many commands): called
   // when no command is left in flight or the connection ends.
   void release_idle_memory();
+  // Forgets what the server said of an export (size, flags, block sizes, names): before
+  // asking again (NBD_OPT_GO, NBD_OPT_INFO), or when the export name changes.
+  void forget_export_info();
 
   // Sending: the bytes the handle has queued and not yet handed to sock.
   nbd::SendQueue out;

@@ -409,6 +409,18 @@ TEST(Nbdkit, OptModeListInfoGo) {
   ASSERT_EQ(nbd_opt_info(h), 0) << nbd_get_error();
   EXPECT_EQ(nbd_get_size(h), 1048576) << nbd_get_error();
   EXPECT_EQ(nbd_aio_is_negotiating(h), 1);
+  // Naming the same export keeps what the server said; naming another forgets it, as in
+  // libnbd (its test 230), until the next nbd_opt_info.
+  ASSERT_EQ(nbd_set_export_name(h, "a"), 0) << nbd_get_error();
+  EXPECT_EQ(nbd_get_size(h), 1048576) << nbd_get_error();
+  ASSERT_EQ(nbd_set_export_name(h, "b"), 0) << nbd_get_error();
+  EXPECT_EQ(nbd_get_size(h), -1);
+  EXPECT_TRUE(last_error_is(EINVAL, "nbd_get_size: the server has not sent export information yet"));
+  EXPECT_EQ(nbd_is_read_only(h), -1);
+  EXPECT_TRUE(last_error_is(EINVAL, "nbd_is_read_only: "));
+  ASSERT_EQ(nbd_set_export_name(h, "a"), 0) << nbd_get_error();
+  ASSERT_EQ(nbd_opt_info(h), 0) << nbd_get_error();
+  EXPECT_EQ(nbd_get_size(h), 1048576) << nbd_get_error();
 
   Names ctx;
   int n = nbd_opt_list_meta_context(h, ctx_closure(ctx));

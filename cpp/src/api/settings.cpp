@@ -40,7 +40,13 @@ uintptr_t unlocked_get_private_data(nbd_handle& h) { return h.private_data.load(
 int unlocked_set_export_name(nbd_handle& h, const char* export_name) {
   if (std::strlen(export_name) > kMaxName)
     return set_error(ENAMETOOLONG, "export name too long for NBD protocol");
-  h.export_name = export_name;
+  // Another export: what the server said of the last one (nbd_opt_info) and the contexts
+  // it selected no longer hold, as in libnbd.
+  if (h.export_name != export_name) {
+    h.export_name = export_name;
+    h.forget_export_info();
+    h.meta_valid = false;
+  }
   return 0;
 }
 

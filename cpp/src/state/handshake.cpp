@@ -154,10 +154,7 @@ void send_option(nbd_handle& h, uint32_t opt) {
         ++n;
       }
       data += be16_string(n) + infos;
-      h.have_info = false;
-      h.canonical_name.reset();
-      h.description.reset();
-      h.block_minimum = h.block_preferred = h.block_maximum = 0;
+      h.forget_export_info();
       break;
     }
     case kOptSetMetaContext:
