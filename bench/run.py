@@ -105,7 +105,12 @@ SETS = {
             ("256 KiB seq mixed r/w, depth 64", "memory", seq("mixed", 64, "2G")),
             ("4 KiB random write, depth 64", "memory", rnd("randwrite", 64, 200000)),
         ],
-        "sections": ["workloads"],
+        # Instructions per request where the writer's queue does the most work.
+        "fixed": [
+            ("4 KiB random write, depth 64", rnd("randwrite", 64, 20000)),
+            ("256 KiB seq write, depth 16", seq("write", 16, "1G")),
+        ],
+        "sections": ["workloads", "callgrind"],
     },
     "full": {
         "export": "1G",

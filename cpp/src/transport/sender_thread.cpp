@@ -131,6 +131,8 @@ class ThreadSender final : public Sender {
       for (int i = 0; i < n; ++i) {
         if (referenced[i]) {
           queue_.append_ref(iov[i].iov_base, iov[i].iov_len);
+          if (refs_.empty())
+            released_below_.store(at, std::memory_order_release);
           refs_.push_back({at, queue_.end_offset()});
         } else {
           queue_.append_copy(iov[i].iov_base, iov[i].iov_len);
@@ -144,9 +146,9 @@ class ThreadSender final : public Sender {
     return Io::Done;  // queued is as good as sent
   }
 
+  // Asked at every command's completion: no lock.
   bool released(uint64_t end) const override {
-    std::lock_guard<std::mutex> lock(mu_);
-    return released_locked(end);
+    return end <= released_below_.load(std::memory_order_acquire);
   }
 
   void wake_when_released(uint64_t end) override {
@@ -171,6 +173,7 @@ class ThreadSender final : public Sender {
     cv_.wait(lock, [this] { return !busy_; });  // brief: the socket is shut down
     queue_.clear();
     refs_.clear();
+    released_below_.store(kAllReleased, std::memory_order_release);
     wake_at_ = 0;
     failed_ = false;
     dropping_ = false;
@@ -202,14 +205,19 @@ class ThreadSender final : public Sender {
     (void)!::write(stop_fd_.get(), &one, sizeof one);
   }
 
-  bool released_locked(uint64_t end) const { return refs_.empty() || refs_.front().start >= end; }
+  bool released_locked(uint64_t end) const { return end <= released_below_.load(std::memory_order_relaxed); }
 
   // n more bytes of the queue are gone (sent, or dropped): payloads the thread is done with
   // are released, and the handle woken if it waits for that (mu_ held).
   void progress_locked(size_t n) {
     queue_.consume(n);
-    while (!refs_.empty() && refs_.front().done_at <= queue_.sent_offset())
-      refs_.pop_front();
+    if (!refs_.empty() && refs_.front().done_at <= queue_.sent_offset()) {
+      do
+        refs_.pop_front();
+      while (!refs_.empty() && refs_.front().done_at <= queue_.sent_offset());
+      // After the send that took those payloads: a handle that sees this may free them.
+      released_below_.store(refs_.empty() ? kAllReleased : refs_.front().start, std::memory_order_release);
+    }
     if (wake_at_ != 0 && released_locked(wake_at_)) {
       wake_at_ = 0;
       signal_.wake();
@@ -297,6 +305,10 @@ class ThreadSender final : public Sender {
   // Guarded by mu_.
   SendQueue queue_;
   std::deque<Ref> refs_;  // payloads not yet sent, oldest first
+  // Where the oldest of refs_ starts (kAllReleased when there is none): every payload below
+  // it is released.  Written under mu_, read without it.
+  static constexpr uint64_t kAllReleased = UINT64_MAX;
+  std::atomic<uint64_t> released_below_{kAllReleased};
   uint64_t wake_at_ = 0;  // wake the handle once released(wake_at_)
   bool waiting_ = false;  // the thread sleeps in loop()
   bool busy_ = false;     // the thread sends from iovecs into queue_
