@@ -50,7 +50,9 @@ Transition dispatch(nbd_handle& h) {
 void fail_all_commands(nbd_handle& h, int err, int option_err) {
   abandon_user_option(h, option_err);
   while (Command* c = h.cmds.any()) {
-    if (c->error == 0)
+    // An answered command waiting for the writer thread to release its payload has had its
+    // reply: it keeps the server's verdict.
+    if (c->error == 0 && !c->answered)
       c->error = err;
     complete_command(h, c->cookie);
   }
