@@ -21,6 +21,7 @@
 #include "io.hpp"
 #include "libnbd.h"
 #include "state.hpp"
+#include "state/blocking.hpp"
 #include "transport/send_queue.hpp"
 #include "transport/sender.hpp"
 #include "transport/tls.hpp"
@@ -95,6 +96,10 @@ struct nbd_handle {
   // failures and wake-ups come through writer_signal from other threads.  has_writer: one
   // of them was set, for good.
   nbd::WriterSignal writer_signal;
+  // Bounds on blocking calls (state/blocking.hpp): nbd_set_timeout's limit, 0 for none, and
+  // nbd_interrupt's target.
+  uint64_t timeout_ms = 0;
+  nbd::Interrupt interrupt;
   std::unique_ptr<nbd::Sender> sender = nbd::make_direct_sender();
   bool has_writer = false;
 

@@ -9,6 +9,12 @@ namespace nbd {
 
 int unlocked_poll(nbd_handle& h, int timeout) { return poll_once(h, timeout); }
 
+// No lock is held here (locked: false): see Interrupt::request.
+int unlocked_interrupt(nbd_handle& h) {
+  h.interrupt.request();
+  return 0;
+}
+
 int unlocked_poll2(nbd_handle& h, int fd, int timeout) { return poll_once(h, timeout, fd); }
 
 int unlocked_aio_get_fd(nbd_handle& h) {

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <iterator>
 #include <map>
 
@@ -72,6 +73,10 @@ struct Command {
   // Its reply has come in full, but the sender still uses its write payload: it waits in
   // h.unreleased, and a further reply for its cookie is one for an unknown command.
   bool answered = false;
+  // A synchronous call gave up on it (nbd_set_timeout, nbd_interrupt): its closures are gone,
+  // a read's data goes to discard instead of the caller's buffer, and it retires by itself.
+  bool abandoned = false;
+  std::unique_ptr<unsigned char[]> discard;
   Coverage covered;         // a structured read's bytes covered by data or hole chunks
   Command* next = nullptr;  // the next in the CommandList holding it
 
@@ -85,6 +90,8 @@ struct Command {
     error = 0;
     zero_on_failure = false;
     answered = false;
+    abandoned = false;
+    discard.reset();
     covered.reset(0);
   }
 };

@@ -268,6 +268,12 @@ void complete_command(nbd_handle& h, uint64_t cookie) {
   if (h.debug_enabled())
     debug(h, "command %" PRIu64 " (%s) complete: %s", cookie, command_name(cmd->type),
           cmd->error != 0 ? std::strerror(cmd->error) : "success");
+  if (cmd->abandoned) {  // nobody waits for it: it retires now
+    h.cmd_pool.put(std::move(cmd));
+    if (h.cmds.empty())
+      h.release_idle_memory();
+    return;
+  }
   if (cmd->error != 0 && cmd->zero_on_failure)
     std::memset(cmd->data, 0, cmd->count);  // no stale memory is left in a failed read's buffer
   // Every closure of the command (completion, chunk, extent) lives until the command is
@@ -315,13 +321,48 @@ void complete_released(nbd_handle& h) {
   h.unreleased.resize(kept);
 }
 
+namespace {
+
+// The synchronous call waiting for c gave up (err: ETIMEDOUT or ECANCELED) with the
+// connection still up: c stays in flight, for the protocol's sake, but nothing of the
+// caller's is used again.
+void abandon_command(nbd_handle& h, Command& c, int err) {
+  c.abandoned = true;
+  c.extent64.reset();  // freed now, the completion last, and never called
+  c.extent.reset();
+  c.chunk.reset();
+  c.completion.reset();
+  if (c.type == kCmdRead && c.count > 0) {
+    // The reply's data goes to memory of the command's own, also where it is arriving now.
+    c.discard = std::make_unique_for_overwrite<unsigned char[]>(c.count);
+    auto* old = static_cast<unsigned char*>(c.data);
+    if (h.rcmd == &c && h.rbuf >= old && h.rbuf <= old + c.count)
+      h.rbuf = c.discard.get() + (h.rbuf - old);
+    c.data = c.discard.get();
+  }
+  if (c.type == kCmdWrite && c.count > 0) {
+    // The payload still queued is copied; one a writer thread is sending cannot be taken
+    // back, so the connection ends, which waits for the thread to let go of it.
+    if (h.out.sent_offset() < c.wire_end)
+      h.out.copy_referenced(c.wire_offset, c.wire_end);
+    if (!h.sender->released(c.wire_end))
+      kill_connection(h, err);
+  }
+}
+
+}  // namespace
+
 int wait_for_command(nbd_handle& h, int64_t cookie) {
   const auto id = static_cast<uint64_t>(cookie);
-  if (wait_until(h, [id](nbd_handle& hh) { return hh.cmds.find(id) == nullptr; }) == -1) {
+  if (wait_until(h, [id](nbd_handle& hh) { return hh.cmds.find(id) == nullptr; }, true) == -1) {
+    // Still in flight: the call timed out or was interrupted.
+    if (Command* c = h.cmds.find(id)) {
+      abandon_command(h, *c, last_errno());
+      return -1;
+    }
     // The connection failed: its error (say "recv: Connection reset by peer") says more than
     // the command's ENOTCONN, so it stays the one reported.
-    if (h.cmds.find(id) == nullptr)
-      retire_command(h, id, false);
+    retire_command(h, id, false);
     return -1;
   }
   return retire_command(h, id) == -1 ? -1 : 0;

@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <cinttypes>
 #include <cstring>
 
 #include "debug.hpp"
@@ -86,6 +87,18 @@ void end_connection(nbd_handle& h, int err, int option_err) {
 
 }  // namespace
 
+int give_up(nbd_handle& h, int err, bool keep_connection) {
+  if (err == ETIMEDOUT)
+    set_error(err, "timed out after %" PRIu64 " ms (nbd_set_timeout)", h.timeout_ms);
+  else
+    set_error(err, "interrupted by nbd_interrupt");
+  if (!keep_connection || state_group(h.state) != kConnected) {
+    if ((state_group(h.state) & (kConnecting | kNegotiating | kConnected)) != 0)
+      kill_connection(h, err);
+  }
+  return -1;
+}
+
 int lost_connection_errno(const nbd_handle& h) {
   // The error recorded says why the connection ended; the commands in flight simply lost it,
   // unless the concurrent writer failed, whose errno they then carry.
@@ -124,7 +137,7 @@ int poll_once(nbd_handle& h, int timeout_ms, int extra_fd) {
     return set_error(EINVAL, "nothing to poll for in state %s", state_name(h.state));
   // Besides the socket: the concurrent writer's signal, which reports its thread's failure,
   // and the caller's descriptor of nbd_poll2.
-  struct pollfd pfd[3] = {};
+  struct pollfd pfd[4] = {};
   const int wake = h.writer_signal.fd();
   // Answered commands waiting for the writer thread (see direction) are reported by its
   // wake-up here, so the socket's POLLOUT need not stand in for it.
@@ -135,9 +148,12 @@ int poll_once(nbd_handle& h, int timeout_ms, int extra_fd) {
   nfds_t n = 1;
   if (wake != -1)
     pfd[n++] = {wake, POLLIN, 0};
-  const nfds_t extra = n;
   if (extra_fd >= 0)
     pfd[n++] = {extra_fd, POLLIN, 0};
+  // nbd_interrupt of the blocking call in progress (-1 outside one): its caller looks.
+  const int interrupt = h.interrupt.fd();
+  if (interrupt != -1)
+    pfd[n++] = {interrupt, POLLIN, 0};
   int r;
   do
     r = ::poll(pfd, n, timeout_ms);
@@ -148,8 +164,9 @@ int poll_once(nbd_handle& h, int timeout_ms, int extra_fd) {
     return 0;
   if (wake != -1 && pfd[1].revents != 0)
     h.writer_signal.clear();  // a failure stays recorded; a release has been seen
-  // Only the caller's descriptor woke us: the handle has nothing to do (libnbd returns 1 too).
-  if (extra < n && r == 1 && pfd[extra].revents != 0)
+  // Only the caller's descriptor or an interrupt woke us: the handle has nothing to do
+  // (libnbd returns 1 too).
+  if (pfd[0].revents == 0 && (wake == -1 || pfd[1].revents == 0))
     return 1;
   return run(h) == -1 ? -1 : 1;
 }

@@ -3,6 +3,7 @@
 
 #include <sys/socket.h>
 
+#include <cerrno>
 #include <cstdint>
 
 #include "handle.hpp"
@@ -25,9 +26,15 @@ int run(nbd_handle& h);
 int send_queued(nbd_handle& h);
 
 // Blocks, polling the socket, until done(h) holds.  Fails (-1, error recorded) if the
-// connection dies or closes first.
+// connection dies or closes first, or when the call runs out of time (ETIMEDOUT,
+// nbd_set_timeout) or is interrupted (ECANCELED, nbd_interrupt).  Then a connection outside
+// transmission cannot stay in step and is ended; in transmission it is too, unless
+// keep_connection (a synchronous command, which abandons its command instead).
 template <class Pred>
-int wait_until(nbd_handle& h, Pred done);
+int wait_until(nbd_handle& h, Pred done, bool keep_connection = false);
+// Records why a blocking call gives up (err: ETIMEDOUT or ECANCELED) and ends the connection
+// as wait_until says.  Returns -1.
+int give_up(nbd_handle& h, int err, bool keep_connection);
 // -1 error, 0 timeout, 1 progress or extra_fd (>= 0, polled for POLLIN) readable.
 int poll_once(nbd_handle& h, int timeout_ms, int extra_fd = -1);
 
@@ -89,14 +96,21 @@ void complete_released(nbd_handle& h);
 void update_connected_state(nbd_handle& h);
 
 template <class Pred>
-int wait_until(nbd_handle& h, Pred done) {
+int wait_until(nbd_handle& h, Pred done, bool keep_connection) {
+  InterruptScope interruptible(h.interrupt);
+  if (!interruptible)
+    return -1;
+  const Deadline deadline(h.timeout_ms);
   for (;;) {
     if (run(h) == -1)
       return -1;
     if (done(h))
       return 0;
-    const int r = poll_once(h, -1);
-    if (r == -1)
+    if (h.interrupt.requested())
+      return give_up(h, ECANCELED, keep_connection);
+    if (deadline.passed())
+      return give_up(h, ETIMEDOUT, keep_connection);
+    if (poll_once(h, deadline.poll_ms()) == -1)
       return -1;
   }
 }

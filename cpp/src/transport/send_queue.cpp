@@ -126,6 +126,24 @@ void SendQueue::truncate(uint64_t offset) {
   }
 }
 
+void SendQueue::copy_referenced(uint64_t from, uint64_t to) {
+  uint64_t at = consumed_ - head_done_;  // where the front segment starts in the stream
+  for (size_t i = 0; i < segs_.size(); ++i) {
+    Seg& s = segs_[i];
+    const uint64_t start = at;
+    at += s.len;
+    if (s.chunk != nullptr || at <= from || start >= to)
+      continue;
+    // A chunk of its own (never tail_), freed when the segment is consumed.
+    Chunk* c = Chunk::make(s.len);
+    std::memcpy(c->data(), s.p, s.len);
+    c->used = s.len;
+    c->refs = 1;
+    s.p = c->data();
+    s.chunk = c;
+  }
+}
+
 void SendQueue::drop_ref(Chunk* c) {
   if (--c->refs != 0)
     return;

@@ -48,6 +48,9 @@ class SendQueue {
   uint64_t sent_offset() const { return consumed_; }
   // Drops the queued bytes from offset (>= sent_offset()) to the end.
   void truncate(uint64_t offset);
+  // Copies the referenced payloads queued within [from, to) of the stream, so that their
+  // owner may take the memory back.
+  void copy_referenced(uint64_t from, uint64_t to);
 
  private:
   // Copies go into small chunks (or one of its own for a larger piece): while requests pile
