@@ -11,7 +11,8 @@ namespace {
 constexpr size_t kMaxKept = 64;
 
 // Lock-free slots, each empty or holding a buffer: a handle takes and gives back a buffer as
-// often as once a request, and a mutex there cost more than the rest of the bookkeeping.
+// often as once a request, and a mutex there cost more than the rest of the bookkeeping.  A
+// buffer is a PoolBytes released into its slot, and taken out into one again.
 // Trivially destructible, so it stays usable while the process exits in whatever order static
 // objects go (a handle closed from another library's destructor still gives its buffers back).
 struct Pool {
@@ -34,24 +35,24 @@ struct Drain {
   ~Drain() {
     g_pool.closed.store(true, std::memory_order_release);
     for (auto& slot : g_pool.kept)
-      delete[] slot.exchange(nullptr, std::memory_order_acquire);
+      const PoolBytes freed(slot.exchange(nullptr, std::memory_order_acquire));
   }
 } g_drain;
 
 }  // namespace
 
-unsigned char* take_pool_buffer() {
-  unsigned char* p = nullptr;
+PoolBytes take_pool_buffer() {
+  PoolBytes p;
   for (size_t i = 0; i < g_limit && p == nullptr; ++i)
     if (g_pool.kept[i].load(std::memory_order_relaxed) != nullptr)
-      p = g_pool.kept[i].exchange(nullptr, std::memory_order_acquire);
+      p.reset(g_pool.kept[i].exchange(nullptr, std::memory_order_acquire));
   if (p == nullptr)
-    p = new unsigned char[kPoolBufferSize];
+    p = std::make_unique_for_overwrite<unsigned char[]>(kPoolBufferSize);
   g_pool.in_use.fetch_add(1, std::memory_order_relaxed);
   return p;
 }
 
-void give_pool_buffer(unsigned char* p) noexcept {
+void give_pool_buffer(PoolBytes p) noexcept {
   if (p == nullptr)
     return;
   g_pool.in_use.fetch_sub(1, std::memory_order_relaxed);
@@ -59,12 +60,14 @@ void give_pool_buffer(unsigned char* p) noexcept {
     for (size_t i = 0; i < g_limit; ++i) {
       unsigned char* empty = nullptr;
       if (g_pool.kept[i].load(std::memory_order_relaxed) == nullptr &&
-          g_pool.kept[i].compare_exchange_strong(empty, p, std::memory_order_release,
-                                                 std::memory_order_relaxed))
+          g_pool.kept[i].compare_exchange_strong(empty, p.get(), std::memory_order_release,
+                                                 std::memory_order_relaxed)) {
+        (void)p.release();  // the slot holds it now
         return;
+      }
     }
   }
-  delete[] p;
+  // p frees it: the pool is full, or closed.
 }
 
 size_t pool_buffers_in_use() { return g_pool.in_use.load(std::memory_order_relaxed); }

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstddef>
+#include <memory>
 #include <utility>
 
 namespace nbd {
@@ -14,10 +15,11 @@ namespace nbd {
 constexpr size_t kPoolBufferSize = 64 * 1024;
 
 // A buffer of kPoolBufferSize bytes, contents unspecified.  Throws std::bad_alloc.
-unsigned char* take_pool_buffer();
+using PoolBytes = std::unique_ptr<unsigned char[]>;
+PoolBytes take_pool_buffer();
 // Gives back a buffer from take_pool_buffer (nullptr: nothing).  Any thread, any time, even
 // while the process exits.
-void give_pool_buffer(unsigned char* p) noexcept;
+void give_pool_buffer(PoolBytes p) noexcept;
 // How many buffers are taken and not given back, and how many the pool keeps for reuse.
 size_t pool_buffers_in_use();
 size_t pool_buffers_kept();
@@ -30,18 +32,18 @@ class PoolBuffer {
   PoolBuffer(const PoolBuffer&) = delete;
   PoolBuffer& operator=(const PoolBuffer&) = delete;
 
-  unsigned char* data() const { return p_; }
+  unsigned char* data() const { return p_.get(); }
   bool empty() const { return p_ == nullptr; }
   // Takes a buffer from the pool unless one is held already.
   unsigned char* acquire() {
     if (p_ == nullptr)
       p_ = take_pool_buffer();
-    return p_;
+    return p_.get();
   }
-  void release() noexcept { give_pool_buffer(std::exchange(p_, nullptr)); }
+  void release() noexcept { give_pool_buffer(std::move(p_)); }
 
  private:
-  unsigned char* p_ = nullptr;
+  PoolBytes p_;
 };
 
 }  // namespace nbd

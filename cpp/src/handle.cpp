@@ -1,8 +1,6 @@
 // handle.cpp: creating and closing handles, and the calls that need no handle.
 #include "handle.hpp"
 
-#include <unistd.h>
-
 #include <cstdlib>
 #include <cstring>
 
@@ -35,14 +33,9 @@ nbd_handle::~nbd_handle() {
   cmds.clear();
   cmds_done.clear();
   // Closing the socket tells a server on a socketpair (nbd_connect_command) to exit; a
-  // socket-activated server keeps listening, so it is asked to stop straight away.
+  // socket-activated server keeps listening, so it is asked to stop straight away.  Both are
+  // reaped by subprocess, destroyed first of all the fields, and then sa_dir goes.
   sock.reset();
-  if (pid > 0)
-    nbd::reap_child(pid, !sa_dir.empty());
-  if (!sa_dir.empty()) {
-    unlink((sa_dir + "/sock").c_str());
-    rmdir(sa_dir.c_str());
-  }
 }
 
 const nbd_handle::MetaContext* nbd_handle::meta_context_named(const char* wanted) const {

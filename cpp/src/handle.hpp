@@ -22,9 +22,9 @@
 #include "libnbd.h"
 #include "state.hpp"
 #include "state/blocking.hpp"
+#include "subprocess.hpp"
 #include "transport/send_queue.hpp"
 #include "transport/sender.hpp"
-#include "transport/tls.hpp"
 #include "transport/transport.hpp"
 #include "uri.hpp"
 
@@ -112,10 +112,9 @@ struct nbd_handle {
   void publish_state();
 
   // ---- The connection ----
-  std::unique_ptr<nbd::Transport> sock;
-  nbd::TlsTransport* tls_session = nullptr;  // sock itself once STARTTLS succeeded
-  pid_t pid = -1;            // server started by nbd_connect_command & co., reaped at close
-  std::string sa_dir;        // socket activation: temporary directory holding the socket
+  std::unique_ptr<nbd::Transport> sock;  // a TLS transport (sock->tls()) once STARTTLS succeeded
+  // What the connect calls start outside the process, subprocess and sa_dir, are the last
+  // fields: see there.
   std::optional<nbd::ParsedUri> uri_info;  // what nbd_get_uri reports (export name added then)
   std::vector<sockaddr_storage> addrs;  // TCP: resolved addresses still to try
   std::vector<socklen_t> addrlens;
@@ -216,6 +215,12 @@ struct nbd_handle {
   uint32_t rlength = 0;
   uint64_t roffset = 0;          // offset of the current data chunk
   bool rskip = false;            // the current chunk is read only to be dropped
+
+  // ---- Outside the process ----
+  // Declared last so they go first, right after the destructor has closed the socket, and
+  // in this order: the server is reaped before the directory holding its socket is removed.
+  nbd::TmpDir sa_dir;         // socket activation: temporary directory holding the socket
+  nbd::Subprocess subprocess;  // server started by nbd_connect_command & co., reaped at close
 };
 
 namespace nbd {

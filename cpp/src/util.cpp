@@ -1,9 +1,6 @@
 // util.cpp: small helpers shared by the core.
 #include "util.hpp"
 
-#include <signal.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -18,34 +15,6 @@ void UniqueFd::reset(int fd) {
   if (fd_ >= 0)
     ::close(fd_);
   fd_ = fd;
-}
-
-namespace {
-
-// Polls for the child's exit for up to ms milliseconds.
-bool exited_within(pid_t pid, int ms) {
-  for (int waited = 0;; waited += 10) {
-    const pid_t r = waitpid(pid, nullptr, WNOHANG);
-    if (r == pid || (r == -1 && errno != EINTR))
-      return true;
-    if (waited >= ms)
-      return false;
-    const struct timespec ten_ms {0, 10 * 1000 * 1000};
-    nanosleep(&ten_ms, nullptr);
-  }
-}
-
-}  // namespace
-
-void reap_child(pid_t pid, bool terminate) {
-  if (!terminate && exited_within(pid, 2000))
-    return;
-  kill(pid, SIGTERM);
-  if (exited_within(pid, 2000))
-    return;
-  kill(pid, SIGKILL);
-  while (waitpid(pid, nullptr, 0) == -1 && errno == EINTR) {
-  }
 }
 
 char* dup_string(const std::string& s) {

@@ -36,11 +36,6 @@ class UniqueFd {
   int fd_ = -1;
 };
 
-// Waits for a child we started to exit, asking it (SIGTERM, then SIGKILL) if it lingers, so
-// closing a handle never hangs on a server that ignores its closed socket.  With terminate,
-// SIGTERM is sent at once (for a server that would never exit by itself).
-void reap_child(pid_t pid, bool terminate);
-
 // A malloc'd copy for calls that return a string the caller frees; nullptr (ENOMEM) on failure.
 char* dup_string(const std::string& s);
 

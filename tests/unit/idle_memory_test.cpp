@@ -6,6 +6,7 @@
 
 #include <cstring>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "pair_fixture.hpp"
@@ -18,24 +19,27 @@ namespace {
 
 TEST(BufferPool, GivenBackBuffersAreKeptForReuseAndCounted) {
   const size_t used = nbd::pool_buffers_in_use();
-  unsigned char* a = nbd::take_pool_buffer();
+  nbd::PoolBytes a = nbd::take_pool_buffer();
+  unsigned char* const first = a.get();
   a[0] = 1;
   a[nbd::kPoolBufferSize - 1] = 2;  // the whole size is there
   EXPECT_EQ(nbd::pool_buffers_in_use(), used + 1);
   const size_t kept = nbd::pool_buffers_kept();
   ASSERT_EQ(kept, 0u);  // a process of its own
-  nbd::give_pool_buffer(a);
+  nbd::give_pool_buffer(std::move(a));
+  EXPECT_EQ(a, nullptr);  // the pool owns it now
   EXPECT_EQ(nbd::pool_buffers_in_use(), used);
   EXPECT_EQ(nbd::pool_buffers_kept(), kept + 1);
-  EXPECT_EQ(nbd::take_pool_buffer(), a);  // the pool held none before: this one is taken again
+  a = nbd::take_pool_buffer();
+  EXPECT_EQ(a.get(), first);  // the pool held none before: this one is taken again
   nbd::PoolBuffer b;
   EXPECT_TRUE(b.empty());
-  EXPECT_NE(b.acquire(), a);
+  EXPECT_NE(b.acquire(), first);
   unsigned char* held = b.data();
   EXPECT_EQ(b.acquire(), held);  // acquire holds one buffer, not more
   b.release();
   EXPECT_TRUE(b.empty());
-  nbd::give_pool_buffer(a);
+  nbd::give_pool_buffer(std::move(a));
   nbd::give_pool_buffer(nullptr);
   EXPECT_EQ(nbd::pool_buffers_in_use(), used);
 }

@@ -3,7 +3,6 @@
 #include <linux/vm_sockets.h>
 #include <netdb.h>
 #include <signal.h>
-#include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -19,6 +18,7 @@
 
 #include "error.hpp"
 #include "state/machine.hpp"
+#include "subprocess.hpp"
 #include "unlocked.hpp"
 #include "uri.hpp"
 #include "util.hpp"
@@ -240,7 +240,8 @@ int unlocked_aio_connect_command(nbd_handle& h, char** argv) {
     set_error(errno, "fork");
     return failed(h);
   }
-  h.pid = pid;
+  // The server exits by itself once its end of the socketpair closes.
+  h.subprocess = Subprocess(pid, false);
   attach_socket(h, ours.release());
   return started(h, start_handshake(h));
 }
@@ -248,13 +249,11 @@ int unlocked_aio_connect_command(nbd_handle& h, char** argv) {
 int unlocked_aio_connect_systemd_socket_activation(nbd_handle& h, char** argv) {
   if (check_argv(argv) == -1)
     return failed(h);
-  char tmpl[] = "/tmp/nbdppXXXXXX";
-  if (mkdtemp(tmpl) == nullptr) {
+  if (h.sa_dir.make("/tmp/nbdppXXXXXX") == -1) {
     set_error(errno, "mkdtemp");
     return failed(h);
   }
-  h.sa_dir = tmpl;
-  const std::string path = h.sa_dir + "/sock";
+  const std::string path = h.sa_dir.socket_path();
   struct sockaddr_un sun;
   socklen_t len;
   if (unix_address(path.c_str(), sun, len) == -1)
@@ -282,7 +281,8 @@ int unlocked_aio_connect_systemd_socket_activation(nbd_handle& h, char** argv) {
     set_error(errno, "fork");
     return failed(h);
   }
-  h.pid = pid;
+  // The server keeps listening after we close our connection: it is asked to stop at once.
+  h.subprocess = Subprocess(pid, true);
   ParsedUri u;
   u.transport = ParsedUri::Transport::Unix;
   u.socket = path;
@@ -411,17 +411,17 @@ char* unlocked_get_uri(nbd_handle& h) {
 }
 
 int64_t unlocked_get_subprocess_pid(nbd_handle& h) {
-  if (h.pid <= 0)
+  if (!h.subprocess)
     return set_error(ESRCH, "no subprocess exists");
-  return h.pid;
+  return h.subprocess.pid();
 }
 
 int unlocked_kill_subprocess(nbd_handle& h, int signum) {
-  if (h.pid <= 0)
+  if (!h.subprocess)
     return set_error(ESRCH, "no subprocess exists");
   if (signum < 0)
     return set_error(EINVAL, "invalid signal number: %d", signum);
-  if (kill(h.pid, signum == 0 ? SIGTERM : signum) == -1)
+  if (kill(h.subprocess.pid(), signum == 0 ? SIGTERM : signum) == -1)
     return set_error(errno, "kill");
   return 0;
 }

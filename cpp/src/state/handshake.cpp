@@ -15,6 +15,7 @@
 #include "error.hpp"
 #include "protocol.hpp"
 #include "state/machine.hpp"
+#include "transport/tls.hpp"
 
 namespace nbd {
 namespace {
@@ -417,7 +418,6 @@ Transition start_tls(nbd_handle& h) {
   std::unique_ptr<TlsTransport> t = make_tls_transport(h.sock, s);
   if (!t)
     return Transition::Fail;
-  h.tls_session = t.get();
   h.sock = std::move(t);  // its records go out through the socket's sender
   if (h.debug_enabled())
     debug(h, "starting the TLS handshake (%s)", s.psk_file.empty() ? "certificates" : "PSK");
@@ -546,7 +546,7 @@ Transition h_newstyle_recv_flags(nbd_handle& h) {
 }
 
 Transition h_tls_handshake(nbd_handle& h) {
-  switch (h.tls_session->handshake()) {
+  switch (h.sock->tls()->handshake()) {
     case TlsStep::Done:
       h.tls_negotiated = true;
       if (h.debug_enabled())

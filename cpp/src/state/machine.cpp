@@ -10,6 +10,7 @@
 
 #include "debug.hpp"
 #include "error.hpp"
+#include "transport/tls.hpp"
 
 namespace nbd {
 namespace {
@@ -184,7 +185,7 @@ unsigned direction(const nbd_handle& h) {
     case State::ExportNameReply:
       return LIBNBD_AIO_DIRECTION_READ;
     case State::TlsHandshake:
-      return h.tls_session->wants_write() ? LIBNBD_AIO_DIRECTION_WRITE : LIBNBD_AIO_DIRECTION_READ;
+      return h.sock->tls()->wants_write() ? LIBNBD_AIO_DIRECTION_WRITE : LIBNBD_AIO_DIRECTION_READ;
     case State::Ready:
     case State::Processing:
       // Replies may arrive at any time; writing matters only while output is queued, or

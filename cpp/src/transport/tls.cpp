@@ -13,6 +13,7 @@
 #include <climits>
 #include <cstring>
 #include <fstream>
+#include <memory>
 #include <string>
 
 #include "error.hpp"
@@ -39,52 +40,63 @@ std::optional<std::string> find_psk(const std::string& file, const std::string& 
   return std::nullopt;
 }
 
+// Owners of what GnuTLS allocates.  A failed allocation may still leave its result set, which
+// is then freed as any other.
+struct SessionDeleter {
+  void operator()(gnutls_session_int* p) const { gnutls_deinit(p); }
+};
+struct CertificateDeleter {
+  void operator()(gnutls_certificate_credentials_st* p) const { gnutls_certificate_free_credentials(p); }
+};
+struct PskDeleter {
+  void operator()(gnutls_psk_client_credentials_st* p) const { gnutls_psk_free_client_credentials(p); }
+};
+// Memory GnuTLS hands over, such as a verification status printed.
+struct GnutlsFree {
+  void operator()(void* p) const { gnutls_free(p); }
+};
+using Session = std::unique_ptr<gnutls_session_int, SessionDeleter>;
+using CertificateCredentials = std::unique_ptr<gnutls_certificate_credentials_st, CertificateDeleter>;
+using PskCredentials = std::unique_ptr<gnutls_psk_client_credentials_st, PskDeleter>;
+
 class GnutlsTransport final : public TlsTransport {
  public:
   GnutlsTransport() = default;
-
-  ~GnutlsTransport() override {
-    if (session_ != nullptr)
-      gnutls_deinit(session_);
-    if (cert_ != nullptr)
-      gnutls_certificate_free_credentials(cert_);
-    if (psk_ != nullptr)
-      gnutls_psk_free_client_credentials(psk_);
-  }
-
   GnutlsTransport(const GnutlsTransport&) = delete;
   GnutlsTransport& operator=(const GnutlsTransport&) = delete;
 
   bool init(const TlsSettings& s) {
     hostname_ = s.hostname;
     verify_ = s.verify_peer;
-    int r = gnutls_init(&session_, GNUTLS_CLIENT | GNUTLS_NONBLOCK);
+    gnutls_session_t session = nullptr;
+    int r = gnutls_init(&session, GNUTLS_CLIENT | GNUTLS_NONBLOCK);
+    session_.reset(session);
     if (r < 0)
       return gnutls_failed("gnutls_init", r);
     if (!s.psk_file.empty()) {
       if (!load_psk(s))
         return false;
-      r = gnutls_priority_set_direct(session_, "NORMAL:+ECDHE-PSK:+DHE-PSK:+PSK", nullptr);
+      r = gnutls_priority_set_direct(session_.get(), "NORMAL:+ECDHE-PSK:+DHE-PSK:+PSK", nullptr);
       if (r >= 0)
-        r = gnutls_credentials_set(session_, GNUTLS_CRD_PSK, psk_);
+        r = gnutls_credentials_set(session_.get(), GNUTLS_CRD_PSK, psk_.get());
     } else {
       if (!load_certificates(s))
         return false;
-      r = gnutls_set_default_priority(session_);
+      r = gnutls_set_default_priority(session_.get());
       if (r >= 0)
-        r = gnutls_credentials_set(session_, GNUTLS_CRD_CERTIFICATE, cert_);
+        r = gnutls_credentials_set(session_.get(), GNUTLS_CRD_CERTIFICATE, cert_.get());
       // SNI, and the name the certificate must carry; none on Unix sockets, where only the
       // chain is checked.
       if (r >= 0 && !hostname_.empty())
-        r = gnutls_server_name_set(session_, GNUTLS_NAME_DNS, hostname_.data(), hostname_.size());
+        r = gnutls_server_name_set(session_.get(), GNUTLS_NAME_DNS, hostname_.data(), hostname_.size());
       if (r >= 0 && verify_)
-        gnutls_session_set_verify_cert(session_, hostname_.empty() ? nullptr : hostname_.c_str(), 0);
+        gnutls_session_set_verify_cert(session_.get(), hostname_.empty() ? nullptr : hostname_.c_str(), 0);
     }
     if (r < 0)
       return gnutls_failed("setting up the TLS session", r);
-    gnutls_transport_set_ptr(session_, this);
-    gnutls_transport_set_vec_push_function(session_, &GnutlsTransport::push);
-    gnutls_transport_set_pull_function(session_, &GnutlsTransport::pull);
+    gnutls_transport_set_ptr(session_.get(), this);
+    gnutls_transport_set_vec_push_function(session_.get(), &GnutlsTransport::push);
+    gnutls_transport_set_pull_function(session_.get(), &GnutlsTransport::pull);
     return true;
   }
 
@@ -93,20 +105,20 @@ class GnutlsTransport final : public TlsTransport {
   int fd() const override { return inner_->fd(); }
 
   TlsStep handshake() override {
-    const int r = gnutls_handshake(session_);
+    const int r = gnutls_handshake(session_.get());
     if (r == GNUTLS_E_SUCCESS)
       return TlsStep::Done;
     if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED)
       return wants_write() ? TlsStep::WantWrite : TlsStep::WantRead;
     if (r == GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR) {
       gnutls_datum_t why{};
-      const unsigned status = gnutls_session_get_verify_cert_status(session_);
+      const unsigned status = gnutls_session_get_verify_cert_status(session_.get());
       gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509, &why, 0);
+      const std::unique_ptr<unsigned char, GnutlsFree> why_data(why.data);
       std::string text = why.data != nullptr ? reinterpret_cast<const char*>(why.data) : "unknown reason";
       while (!text.empty() && (text.back() == ' ' || text.back() == '.'))
         text.pop_back();  // GnuTLS ends it with ". "; ours adds ": strerror"
       set_error(EACCES, "TLS: the server's certificate was not accepted: %s", text.c_str());
-      gnutls_free(why.data);
       return TlsStep::Error;
     }
     if (last_io_errno_ != 0) {  // the socket failed under the handshake
@@ -122,10 +134,10 @@ class GnutlsTransport final : public TlsTransport {
     return TlsStep::Error;
   }
 
-  bool wants_write() const override { return gnutls_record_get_direction(session_) == 1; }
+  bool wants_write() const override { return gnutls_record_get_direction(session_.get()) == 1; }
 
   ssize_t recv(void* buf, size_t len) override {
-    const ssize_t r = gnutls_record_recv(session_, buf, len);
+    const ssize_t r = gnutls_record_recv(session_.get(), buf, len);
     if (r >= 0)
       return r;
     return record_error(r);
@@ -154,8 +166,8 @@ class GnutlsTransport final : public TlsTransport {
     if (iovcnt == 0)
       return 0;
     // After GNUTLS_E_AGAIN the same record must be offered again; NULL/0 resumes it.
-    const ssize_t r = resend_ ? gnutls_record_send(session_, nullptr, 0)
-                              : gnutls_record_send(session_, iov[0].iov_base, iov[0].iov_len);
+    const ssize_t r = resend_ ? gnutls_record_send(session_.get(), nullptr, 0)
+                              : gnutls_record_send(session_.get(), iov[0].iov_base, iov[0].iov_len);
     resend_ = r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED;
     if (r >= 0)
       return r;
@@ -163,7 +175,7 @@ class GnutlsTransport final : public TlsTransport {
   }
 
   void shut_writes() override {
-    gnutls_bye(session_, GNUTLS_SHUT_WR);  // best effort: close_notify, then the socket
+    gnutls_bye(session_.get(), GNUTLS_SHUT_WR);  // best effort: close_notify, then the socket
     inner_->shut_writes();
   }
 
@@ -184,11 +196,13 @@ class GnutlsTransport final : public TlsTransport {
                 s.psk_file.c_str());
       return false;
     }
-    int r = gnutls_psk_allocate_client_credentials(&psk_);
+    gnutls_psk_client_credentials_t psk = nullptr;
+    int r = gnutls_psk_allocate_client_credentials(&psk);
+    psk_.reset(psk);
     if (r >= 0) {
       const gnutls_datum_t k{reinterpret_cast<unsigned char*>(const_cast<char*>(key->data())),
                              static_cast<unsigned>(key->size())};
-      r = gnutls_psk_set_client_credentials(psk_, s.username.c_str(), &k, GNUTLS_PSK_KEY_HEX);
+      r = gnutls_psk_set_client_credentials(psk_.get(), s.username.c_str(), &k, GNUTLS_PSK_KEY_HEX);
     }
     if (r < 0)
       return gnutls_failed("loading the PSK", r);
@@ -196,11 +210,13 @@ class GnutlsTransport final : public TlsTransport {
   }
 
   bool load_certificates(const TlsSettings& s) {
-    int r = gnutls_certificate_allocate_credentials(&cert_);
+    gnutls_certificate_credentials_t cert = nullptr;
+    int r = gnutls_certificate_allocate_credentials(&cert);
+    cert_.reset(cert);
     if (r < 0)
       return gnutls_failed("gnutls_certificate_allocate_credentials", r);
     if (s.certificates.empty()) {
-      r = gnutls_certificate_set_x509_system_trust(cert_);
+      r = gnutls_certificate_set_x509_system_trust(cert_.get());
       if (r < 0)
         return gnutls_failed("loading the system's trusted certificates", r);
       return true;
@@ -210,17 +226,17 @@ class GnutlsTransport final : public TlsTransport {
       set_error(ENOENT, "TLS: no ca-cert.pem in the certificate directory %s", s.certificates.c_str());
       return false;
     }
-    r = gnutls_certificate_set_x509_trust_file(cert_, (dir + "ca-cert.pem").c_str(), GNUTLS_X509_FMT_PEM);
+    r = gnutls_certificate_set_x509_trust_file(cert_.get(), (dir + "ca-cert.pem").c_str(), GNUTLS_X509_FMT_PEM);
     if (r < 0)
       return gnutls_failed("loading ca-cert.pem", r);
     if (file_exists(dir + "ca-crl.pem")) {
-      r = gnutls_certificate_set_x509_crl_file(cert_, (dir + "ca-crl.pem").c_str(), GNUTLS_X509_FMT_PEM);
+      r = gnutls_certificate_set_x509_crl_file(cert_.get(), (dir + "ca-crl.pem").c_str(), GNUTLS_X509_FMT_PEM);
       if (r < 0)
         return gnutls_failed("loading ca-crl.pem", r);
     }
     // A client certificate is optional; servers that verify their clients need one.
     if (file_exists(dir + "client-cert.pem") && file_exists(dir + "client-key.pem")) {
-      r = gnutls_certificate_set_x509_key_file(cert_, (dir + "client-cert.pem").c_str(),
+      r = gnutls_certificate_set_x509_key_file(cert_.get(), (dir + "client-cert.pem").c_str(),
                                                (dir + "client-key.pem").c_str(), GNUTLS_X509_FMT_PEM);
       if (r < 0)
         return gnutls_failed("loading client-cert.pem and client-key.pem", r);
@@ -270,17 +286,18 @@ class GnutlsTransport final : public TlsTransport {
     if (r != -1)
       return;
     if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
-      gnutls_transport_set_errno(session_, EAGAIN);
+      gnutls_transport_set_errno(session_.get(), EAGAIN);
       return;
     }
     last_io_errno_ = errno;
-    gnutls_transport_set_errno(session_, errno);
+    gnutls_transport_set_errno(session_.get(), errno);
   }
 
+  // Destroyed bottom up: the session before the credentials it uses, and the socket last.
   std::unique_ptr<Transport> inner_;
-  gnutls_session_t session_ = nullptr;
-  gnutls_certificate_credentials_t cert_ = nullptr;
-  gnutls_psk_client_credentials_t psk_ = nullptr;
+  PskCredentials psk_;
+  CertificateCredentials cert_;
+  Session session_;
   std::string hostname_;
   bool verify_ = true;
   bool resend_ = false;

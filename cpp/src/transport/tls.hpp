@@ -27,6 +27,7 @@ enum class TlsStep {
 
 class TlsTransport : public Transport {
  public:
+  TlsTransport* tls() final { return this; }
   // Runs the handshake as far as the socket allows.
   virtual TlsStep handshake() = 0;
   // Which way the handshake is waiting (after WantRead / WantWrite).

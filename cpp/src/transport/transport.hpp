@@ -12,6 +12,7 @@ namespace nbd {
 
 class SendQueue;
 class Sender;
+class TlsTransport;
 
 // How a step of sending or receiving went.
 enum class Io {
@@ -47,6 +48,9 @@ class Transport {
   // Ends the connection in both directions without closing the descriptor, so a writer thread
   // still holding it fails cleanly instead of writing to a reused descriptor.
   virtual void shut_down() = 0;
+  // The TLS session this transport is (tls.hpp), or nullptr for a plain socket: what the
+  // handshake states drive, reached through the transport that owns it.
+  virtual TlsTransport* tls() { return nullptr; }
 };
 
 // Owns a connected (or connecting) stream socket, made non-blocking; sender sends for it.
