@@ -128,7 +128,7 @@ for label, f in [("pread", lambda: h.pread(512, M)), ("pwrite", lambda: h.pwrite
                  ("pread 64M+1", lambda: h.pread(64 * M + 1, 0))]:
     record("bounds/" + label, f)
 del h
-# The server failing requests and options (tests/misuse/misuse_test.cpp's failing plugin).
+# The server failing requests and options (tests/misuse/misuse_support.cpp's failing plugin).
 h = nbd.NBD(); h.add_meta_context("base:allocation"); h.set_opt_mode(True); h.connect_uri(failing_uri)
 record("failing/opt_list", lambda: h.opt_list(lambda *a: 0))
 h.set_export_name("refuse")
