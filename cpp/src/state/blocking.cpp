@@ -1,32 +1,14 @@
 // blocking.cpp: Interrupt and Deadline (blocking.hpp).
 #include "state/blocking.hpp"
 
-#include <sys/eventfd.h>
-#include <unistd.h>
-
-#include <cerrno>
 #include <climits>
-
-#include "error.hpp"
 
 namespace nbd {
 
-Interrupt::~Interrupt() {
-  const int fd = fd_.load(std::memory_order_relaxed);
-  if (fd != -1)
-    ::close(fd);
-}
-
 int Interrupt::begin() {
-  int fd = fd_.load(std::memory_order_relaxed);
-  if (fd == -1) {
-    fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (fd == -1)
-      return set_error(errno, "eventfd");
-    fd_.store(fd, std::memory_order_release);
-  }
-  uint64_t count;
-  (void)!::read(fd, &count, sizeof count);  // a request that came after the last call ended
+  if (event_.make() == -1)
+    return -1;
+  event_.drain();  // a request that came after the last call ended
   requested_.store(false, std::memory_order_release);
   active_.store(true, std::memory_order_release);
   return 0;
@@ -36,10 +18,7 @@ void Interrupt::request() {
   if (!active_.load(std::memory_order_acquire))
     return;
   requested_.store(true, std::memory_order_release);
-  const int fd = fd_.load(std::memory_order_acquire);
-  const uint64_t one = 1;
-  if (fd != -1)
-    (void)!::write(fd, &one, sizeof one);
+  event_.signal();
 }
 
 int Deadline::poll_ms() const {

@@ -6,6 +6,8 @@
 #include <chrono>
 #include <cstdint>
 
+#include "event_fd.hpp"
+
 namespace nbd {
 
 // nbd_interrupt's side of a handle.  request() takes no lock and is async-signal-safe (atomics
@@ -13,11 +15,6 @@ namespace nbd {
 // so that an interrupt nobody waited for cannot fail an unrelated later call.
 class Interrupt {
  public:
-  Interrupt() = default;
-  Interrupt(const Interrupt&) = delete;
-  Interrupt& operator=(const Interrupt&) = delete;
-  ~Interrupt();
-
   // A blocking call starts (handle locked): earlier requests are forgotten.  -1 with the error
   // recorded if the eventfd cannot be made.
   int begin();
@@ -26,10 +23,10 @@ class Interrupt {
   void request();
   bool requested() const { return requested_.load(std::memory_order_acquire); }
   // Readable once requested (-1 outside a blocking call).
-  int fd() const { return active_.load(std::memory_order_acquire) ? fd_.load(std::memory_order_acquire) : -1; }
+  int fd() const { return active_.load(std::memory_order_acquire) ? event_.fd() : -1; }
 
  private:
-  std::atomic<int> fd_{-1};
+  EventFd event_;
   std::atomic<bool> active_{false};
   std::atomic<bool> requested_{false};
 };

@@ -3,7 +3,6 @@
 #include "transport/sender.hpp"
 
 #include <fcntl.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -14,22 +13,6 @@
 
 namespace nbd {
 
-WriterSignal::~WriterSignal() {
-  const int fd = fd_.load(std::memory_order_relaxed);
-  if (fd != -1)
-    ::close(fd);
-}
-
-int WriterSignal::enable() {
-  if (fd() != -1)
-    return 0;
-  const int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (fd == -1)
-    return set_error(errno, "eventfd");
-  fd_.store(fd, std::memory_order_release);
-  return 0;
-}
-
 void WriterSignal::fail(int err) {
   int none = 0;
   if (!error_.compare_exchange_strong(none, err, std::memory_order_acq_rel))
@@ -38,20 +21,6 @@ void WriterSignal::fail(int err) {
   if (sock != -1)
     ::shutdown(sock, SHUT_RDWR);
   wake();
-}
-
-void WriterSignal::wake() {
-  const int fd = this->fd();
-  const uint64_t one = 1;
-  if (fd != -1)
-    (void)!::write(fd, &one, sizeof one);
-}
-
-void WriterSignal::clear() {
-  const int fd = this->fd();
-  uint64_t count;
-  if (fd != -1)
-    (void)!::read(fd, &count, sizeof count);
 }
 
 ssize_t send_now(int fd, const struct iovec* iov, int iovcnt) {
@@ -83,23 +52,19 @@ class PassingSender : public Sender {
  public:
   bool released(uint64_t) const override { return true; }
   void wake_when_released(uint64_t) override {}
-};
 
-class DirectSender final : public PassingSender {
- public:
-  ssize_t send_raw(int fd, const struct iovec* iov, int iovcnt) override {
-    return send_now(fd, iov, iovcnt);
-  }
-
-  Io send(int fd, SendQueue& q) override {
+ protected:
+  // Hands q's bytes to send_raw until q is empty (Done) or send_raw takes less than offered
+  // or would block (Again, if may_block); a failure is recorded as "failed: ...".
+  Io send_by_raw(int fd, SendQueue& q, const char* failed, bool may_block) {
     while (!q.empty()) {
       struct iovec iov[kMaxIov];
       const int n = q.gather(iov, kMaxIov);
-      const ssize_t r = send_now(fd, iov, n);
+      const ssize_t r = send_raw(fd, iov, n);
       if (r == -1) {
-        if (errno == EAGAIN || errno == EWOULDBLOCK)
+        if (may_block && (errno == EAGAIN || errno == EWOULDBLOCK))
           return Io::Again;
-        set_error(errno, "send");
+        set_error(errno, "%s", failed);
         return Io::Error;
       }
       q.consume(static_cast<size_t>(r));
@@ -109,6 +74,15 @@ class DirectSender final : public PassingSender {
     }
     return Io::Done;
   }
+};
+
+class DirectSender final : public PassingSender {
+ public:
+  ssize_t send_raw(int fd, const struct iovec* iov, int iovcnt) override {
+    return send_now(fd, iov, iovcnt);
+  }
+
+  Io send(int fd, SendQueue& q) override { return send_by_raw(fd, q, "send", true); }
 
   void connected(int) override {}
   void shut_writes(int fd) override { ::shutdown(fd, SHUT_WR); }
@@ -133,18 +107,9 @@ class CallbackSender final : public PassingSender {
     return static_cast<ssize_t>(iov_bytes(iov, iovcnt));
   }
 
+  // The callback takes all it is given; whatever errno it fails with ends the connection.
   Io send(int fd, SendQueue& q) override {
-    while (!q.empty()) {
-      struct iovec iov[kMaxIov];
-      const int n = q.gather(iov, kMaxIov);
-      const ssize_t r = send_raw(fd, iov, n);
-      if (r == -1) {
-        set_error(errno, "concurrent writer: the writer callback failed");
-        return Io::Error;
-      }
-      q.consume(static_cast<size_t>(r));
-    }
-    return Io::Done;
+    return send_by_raw(fd, q, "concurrent writer: the writer callback failed", false);
   }
 
   // The application's thread writes with plain blocking calls; the library's own receives

@@ -13,6 +13,7 @@
 #include <memory>
 
 #include "closure.hpp"
+#include "event_fd.hpp"
 #include "libnbd.h"
 #include "transport/send_queue.hpp"
 #include "transport/transport.hpp"
@@ -24,15 +25,10 @@ namespace nbd {
 // handle (through an eventfd, made with the writer).
 class WriterSignal {
  public:
-  WriterSignal() = default;
-  WriterSignal(const WriterSignal&) = delete;
-  WriterSignal& operator=(const WriterSignal&) = delete;
-  ~WriterSignal();
-
   // Makes the eventfd if there is none yet.  -1 with the error recorded.
-  int enable();
+  int enable() { return wake_.make(); }
   // The eventfd to poll for POLLIN, or -1 before enable().
-  int fd() const { return fd_.load(std::memory_order_acquire); }
+  int fd() const { return wake_.fd(); }
   // The connection's socket, once connected: a failure shuts it down.
   void watch(int sock_fd) { sock_fd_.store(sock_fd, std::memory_order_release); }
   // Keeps err (non-zero) if it is the first failure, and wakes the handle: through the
@@ -43,12 +39,12 @@ class WriterSignal {
   // The first failure reported, or 0.
   int error() const { return error_.load(std::memory_order_acquire); }
   // Makes fd() readable, and clear() makes it not.
-  void wake();
-  void clear();
+  void wake() { wake_.signal(); }
+  void clear() { wake_.drain(); }
 
  private:
   std::atomic<int> error_{0};
-  std::atomic<int> fd_{-1};
+  EventFd wake_;
   std::atomic<int> sock_fd_{-1};
 };
 
