@@ -80,6 +80,14 @@ struct Command {
   Coverage covered;         // a structured read's bytes covered by data or hole chunks
   Command* next = nullptr;  // the next in the CommandList holding it
 
+  // Frees the closures now, the completion last, as destroying the command would.
+  void free_closures() {
+    extent64.reset();
+    extent.reset();
+    chunk.reset();
+    completion.reset();
+  }
+
   // Back to a new command's state, for reuse; the closures must already be empty.
   void clear() {
     cookie = 0;

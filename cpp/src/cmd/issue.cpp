@@ -328,10 +328,7 @@ namespace {
 // caller's is used again.
 void abandon_command(nbd_handle& h, Command& c, int err) {
   c.abandoned = true;
-  c.extent64.reset();  // freed now, the completion last, and never called
-  c.extent.reset();
-  c.chunk.reset();
-  c.completion.reset();
+  c.free_closures();  // freed now, never called
   if (c.type == kCmdRead && c.count > 0) {
     // The reply's data goes to memory of the command's own, also where it is arriving now.
     c.discard = std::make_unique_for_overwrite<unsigned char[]>(c.count);

@@ -153,11 +153,7 @@ std::unique_ptr<Command> CommandPool::get() {
 }
 
 void CommandPool::put(std::unique_ptr<Command> c) {
-  // Frees the closures now, the completion last, as destroying the command would.
-  c->extent64.reset();
-  c->extent.reset();
-  c->chunk.reset();
-  c->completion.reset();
+  c->free_closures();
   if (spare_.size() >= kMaxSpare)
     return;
   c->clear();

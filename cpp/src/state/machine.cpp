@@ -60,11 +60,16 @@ void fail_all_commands(nbd_handle& h, int err, int option_err) {
   }
 }
 
+// Whether the handle has a connection that kill_connection would end.
+bool has_connection(const nbd_handle& h) {
+  return (state_group(h.state) & (kConnecting | kNegotiating | kConnected)) != 0;
+}
+
 // A failure the concurrent writer's thread reported ends the connection at the handle's next
 // step.  Returns -1 (error recorded) if it did.
 int check_writer(nbd_handle& h) {
   const int err = h.writer_signal.error();
-  if (err == 0 || (state_group(h.state) & (kConnecting | kNegotiating | kConnected)) == 0)
+  if (err == 0 || !has_connection(h))
     return 0;
   set_error(err, "concurrent writer: sending to the server failed");
   kill_connection(h, err);
@@ -93,10 +98,9 @@ int give_up(nbd_handle& h, int err, bool keep_connection) {
     set_error(err, "timed out after %" PRIu64 " ms (nbd_set_timeout)", h.timeout_ms);
   else
     set_error(err, "interrupted by nbd_interrupt");
-  if (!keep_connection || state_group(h.state) != kConnected) {
-    if ((state_group(h.state) & (kConnecting | kNegotiating | kConnected)) != 0)
-      kill_connection(h, err);
-  }
+  const bool kept = keep_connection && state_group(h.state) == kConnected;
+  if (!kept && has_connection(h))
+    kill_connection(h, err);
   return -1;
 }
 
