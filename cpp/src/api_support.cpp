@@ -3,10 +3,12 @@
 
 #include <cerrno>
 
+#include "state/machine.hpp"
+
 namespace nbd {
 
 bool check_state(nbd_handle& h, uint32_t permitted, const char* words) {
-  if ((state_group(h.state) & permitted) != 0)
+  if ((public_group(h) & permitted) != 0)
     return true;
   // A handle that never connected gets ENOTCONN; one that has moved on gets EINVAL.
   set_error(h.state == State::Created ? ENOTCONN : EINVAL,

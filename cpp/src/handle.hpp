@@ -22,6 +22,7 @@
 #include "libnbd.h"
 #include "state.hpp"
 #include "state/blocking.hpp"
+#include "state/reconnect.hpp"
 #include "subprocess.hpp"
 #include "transport/send_queue.hpp"
 #include "transport/sender.hpp"
@@ -102,6 +103,11 @@ struct nbd_handle {
   nbd::Interrupt interrupt;
   std::unique_ptr<nbd::Sender> sender = nbd::make_direct_sender();
   bool has_writer = false;
+  // Reconnection (state/reconnect.hpp): nbd_set_reconnect_delay's setting, the count of
+  // reconnections made, and the one in progress.
+  uint64_t reconnect_delay_ms = 0;
+  uint64_t reconnections = 0;
+  nbd::Reconnection reconnect;
 
   // Connection state.  `state` is the state machine's own; `public_state` is what it was when
   // the last public call returned, for the calls that take no lock (nbd_aio_is_*).
@@ -116,9 +122,7 @@ struct nbd_handle {
   // What the connect calls start outside the process, subprocess and sa_dir, are the last
   // fields: see there.
   std::optional<nbd::ParsedUri> uri_info;  // what nbd_get_uri reports (export name added then)
-  std::vector<sockaddr_storage> addrs;  // TCP: resolved addresses still to try
-  std::vector<socklen_t> addrlens;
-  size_t addr_next = 0;
+  nbd::ConnectTarget target;  // where the connect call connected, to do it again
   int connect_errno = 0;     // why the last address failed
 
   // Receiving: rbuf/rlen is the current target of recv_into_rbuf; inbuf holds bytes read
@@ -172,10 +176,7 @@ struct nbd_handle {
   }
   std::optional<std::string> canonical_name;
   std::optional<std::string> description;
-  struct MetaContext {
-    uint32_t id;
-    std::string name;
-  };
+  using MetaContext = nbd::MetaContext;
   std::vector<MetaContext> meta_contexts;  // negotiated by NBD_OPT_SET_META_CONTEXT
   const MetaContext* meta_context_named(const char* name) const;  // nullptr if not negotiated
   const MetaContext* meta_context_with_id(uint32_t id) const;

@@ -25,6 +25,7 @@ constexpr StateInfo kStates[] = {
     {kNegotiating, "NEGOTIATING", "NEGOTIATING: waiting for the next option (opt mode)"},
     {kConnected, "READY", "READY: connected, ready for commands (replies may be awaited)"},
     {kConnected, "PROCESSING", "PROCESSING: connected, in the middle of sending or receiving"},
+    {kConnected, "RECONNECT", "RECONNECT: the connection was lost; connecting to the server again"},
     {kClosed, "CLOSED", "CLOSED: the connection was shut down"},
     {kDead, "DEAD", "DEAD: the connection failed"},
 };

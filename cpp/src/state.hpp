@@ -35,6 +35,7 @@ enum class State : uint8_t {
   // Transmission.
   Ready,       // no command in flight
   Processing,  // commands in flight
+  Reconnect,   // the connection was lost: waiting for the next attempt to connect again
   Closed,
   Dead,
 };

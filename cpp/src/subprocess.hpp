@@ -1,10 +1,12 @@
-// subprocess.hpp: owners of what the connect calls create outside the process: the server
-// they start (nbd_connect_command, socket activation, ssh) and socket activation's directory.
+// subprocess.hpp: starting the servers the connect calls run (nbd_connect_command, socket
+// activation, ssh), and owners of what they create outside the process: the server's process
+// and socket activation's directory.
 #pragma once
 
 #include <sys/types.h>
 
 #include <string>
+#include <vector>
 
 namespace nbd {
 
@@ -54,5 +56,12 @@ class TmpDir {
  private:
   std::string path_;
 };
+
+// Starts argv[0] (searched in PATH) with argv, sock as its stdin and stdout
+// (nbd_connect_command): its pid, or -1 with errno.
+pid_t spawn_on_socket(const std::vector<std::string>& argv, int sock);
+// Starts argv[0] with argv, the listening socket listen_fd as its fd 3 and the environment of
+// sd_listen_fds(3) naming it fd_name ("" for none): its pid, or -1 with errno.
+pid_t spawn_socket_activated(const std::vector<std::string>& argv, int listen_fd, const std::string& fd_name);
 
 }  // namespace nbd

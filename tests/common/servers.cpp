@@ -348,41 +348,49 @@ std::string failure_text(const char* what, const std::string& why, const std::ve
 // Runs a server that stays in the foreground as our child and writes DIR/pid once it listens
 // (nbdkit -P, qemu-nbd --pid-file: both after listen()).  With port_file, the server chose its
 // own TCP port and wrote it there before its pidfile.
-Attempt start_foreground(const char* what, TmpDir dir, const std::vector<std::string>& argv,
-                         Address address, const std::string& port_file = "") {
-  Attempt attempt;
-  const std::string log_path = dir.path() + "/log";
-  const std::string pidfile = dir.path() + "/pid";
-  std::string why;
+// Starts argv in the foreground and waits until it has written pidfile: its pid, or -1 with why
+// set (it exited, or wrote nothing in time and was killed).
+pid_t start_and_wait(const std::vector<std::string>& argv, const std::string& log_path,
+                     const std::string& pidfile, std::string& why) {
   const pid_t pid = spawn(argv, log_path, why);
-  if (pid < 0) {
-    attempt.failure = failure_text(what, why, argv, log_path);
-    return attempt;
-  }
+  if (pid < 0)
+    return -1;
   const auto deadline = Clock::now() + kStartLimit;
   for (;;) {
     int status = 0;
     const pid_t r = ::waitpid(pid, &status, WNOHANG);
     if (r == pid) {
       why = "exited (" + describe_status(status) + ") before it was ready";
-      break;
+      return -1;
     }
-    if (read_pidfile(pidfile) > 0) {
-      if (!port_file.empty()) {
-        address.port = read_file(port_file);
-        if (!address.port.empty() && address.port.back() == '\n')
-          address.port.pop_back();
-      }
-      attempt.server = std::make_unique<Server>(std::move(dir), pid, false, std::move(address));
-      return attempt;
-    }
+    if (read_pidfile(pidfile) > 0)
+      return pid;
     if (Clock::now() >= deadline) {
       ::kill(pid, SIGKILL);
       reap_all(pid);
       why = "no pidfile within 10 s";
-      break;
+      return -1;
     }
     pause_briefly();
+  }
+}
+
+Attempt start_foreground(const char* what, TmpDir dir, const std::vector<std::string>& argv,
+                         Address address, const std::string& port_file = "") {
+  Attempt attempt;
+  const std::string log_path = dir.path() + "/log";
+  const std::string pidfile = dir.path() + "/pid";
+  std::string why;
+  const pid_t pid = start_and_wait(argv, log_path, pidfile, why);
+  if (pid > 0) {
+    if (!port_file.empty()) {
+      address.port = read_file(port_file);
+      if (!address.port.empty() && address.port.back() == '\n')
+        address.port.pop_back();
+    }
+    attempt.server = std::make_unique<Server>(std::move(dir), pid, false, std::move(address));
+    attempt.server->set_command(argv);
+    return attempt;
   }
   attempt.failure = failure_text(what, why, argv, log_path);
   attempt.port_taken = read_file(log_path).find("Address already in use") != std::string::npos;
@@ -576,6 +584,27 @@ std::string Server::export_uri(const std::string& export_name) const {
 std::string Server::log() const { return read_file(dir_.path() + "/log"); }
 
 void Server::kill_now() { stop(SIGKILL); }
+
+bool Server::restart() {
+  stop(SIGKILL);
+  if (command_.empty()) {
+    ADD_FAILURE() << "only a server started in the foreground can be restarted";
+    return false;
+  }
+  const std::string pidfile = dir_.path() + "/pid";
+  ::unlink(pidfile.c_str());
+  if (!address_.unix_socket.empty())
+    ::unlink(address_.unix_socket.c_str());  // qemu-nbd and nbdkit bind it anew
+  std::string why;
+  const pid_t pid = start_and_wait(command_, dir_.path() + "/log", pidfile, why);
+  if (pid < 0) {
+    ADD_FAILURE() << failure_text("restarted server", why, command_, dir_.path() + "/log");
+    return false;
+  }
+  pid_ = pid;
+  running_ = true;
+  return true;
+}
 
 // One signal to the server (or its whole group), then reap; SIGKILL if SIGTERM was not enough.
 // The group is safe to signal: its leader is our unreaped child, so its id cannot be reused.

@@ -66,6 +66,12 @@ class Server {
   // SIGKILL and reap now, for tests of a server dying under the client; the destructor then only
   // removes the directory.
   void kill_now();
+  // Stops the server with SIGKILL if it still runs and starts the same command again, on the
+  // same socket or port (nbdkit and qemu-nbd, which run in the foreground): for tests of a
+  // server restarted under a client.  False (after ADD_FAILURE) if it did not come back.
+  bool restart();
+  // The command restart() runs (the start_* functions set it).
+  void set_command(std::vector<std::string> argv) { command_ = std::move(argv); }
 
  private:
   void stop(int sig);
@@ -76,6 +82,7 @@ class Server {
   bool running_ = true;
   Address address_;
   std::string uri_;
+  std::vector<std::string> command_;  // how it was started, for restart()
 };
 
 // nbdkit -f --exit-with-parent -P DIR/pid {-U DIR/sock | -i 127.0.0.1 -p PORT} ARGS...

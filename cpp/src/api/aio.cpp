@@ -18,9 +18,10 @@ int unlocked_interrupt(nbd_handle& h) {
 int unlocked_poll2(nbd_handle& h, int fd, int timeout) { return poll_once(h, timeout, fd); }
 
 int unlocked_aio_get_fd(nbd_handle& h) {
-  if (!h.sock)
+  const int fd = watched_fd(h);
+  if (fd == -1)
     return set_error(EINVAL, "the handle has no socket in state %s", state_name(h.state));
-  return h.sock->fd();
+  return fd;
 }
 
 namespace {
@@ -28,7 +29,7 @@ namespace {
 // As in libnbd, an event the handle is not waiting for (nbd_aio_get_direction lacks it) is
 // refused: writable while nothing is queued, any event in the negotiating state, and so on.
 int notify(nbd_handle& h, const char* event, unsigned direction_bit) {
-  if ((direction(h) & direction_bit) == 0 || !h.sock)
+  if ((direction(h) & direction_bit) == 0 || watched_fd(h) == -1)
     return set_error(EINVAL, "%s event is invalid in state %s", event, state_name(h.state));
   return run(h);
 }

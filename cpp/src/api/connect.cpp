@@ -23,18 +23,8 @@
 #include "uri.hpp"
 #include "util.hpp"
 
-extern char** environ;
-
 namespace nbd {
 namespace {
-
-constexpr const char kListenPid[] = "LISTEN_PID=";
-constexpr size_t kPidDigits = 20;
-// The socket activation variables the child gets from us, and never from our environment.
-constexpr std::string_view kListenVars[] = {"LISTEN_PID=", "LISTEN_FDS=", "LISTEN_FDNAMES="};
-// What sd_listen_fds_with_names(3) reports for a socket without a name: libnbd passes it
-// when no name was set, so an inherited LISTEN_FDNAMES never reaches the child.
-constexpr const char kUnnamedSocket[] = "unknown";
 
 // Waits for the handshake: done once the handle leaves the connecting states.
 int wait_connected(nbd_handle& h) {
@@ -61,59 +51,17 @@ int failed(nbd_handle& h) {
   return -1;
 }
 
-int unix_address(const char* path, struct sockaddr_un& sun, socklen_t& len) {
-  const size_t n = std::strlen(path);
-  if (n >= sizeof sun.sun_path)
-    return set_error(ENAMETOOLONG, "socket path too long: %s", path);
-  std::memset(&sun, 0, sizeof sun);
-  sun.sun_family = AF_UNIX;
-  std::memcpy(sun.sun_path, path, n);
-  len = static_cast<socklen_t>(offsetof(struct sockaddr_un, sun_path) + n + 1);
-  return 0;
-}
-
-// Forks and execs argv.  child_fd becomes stdin and stdout (nbd_connect_command); listen_fd
-// becomes fd 3 with LISTEN_PID set in env (socket activation).  Between fork and exec only
-// async-signal-safe calls run, so env is prepared beforehand with room for the pid.
-pid_t spawn(char** argv, int child_fd, int listen_fd, std::vector<std::string>* env) {
-  std::vector<char*> envp;
-  if (env != nullptr) {
-    for (std::string& e : *env)
-      envp.push_back(e.data());
-    envp.push_back(nullptr);
-  }
-  const pid_t pid = fork();
-  if (pid != 0)
-    return pid;
-  if (child_fd >= 0) {
-    dup2(child_fd, 0);
-    dup2(child_fd, 1);
-  }
-  if (listen_fd >= 0) {
-    if (listen_fd != 3)
-      dup2(listen_fd, 3);
-    fcntl(3, F_SETFD, 0);
-    char* p = envp[0] + sizeof kListenPid - 1;
-    char digits[kPidDigits];
-    int n = 0;
-    for (pid_t v = getpid(); v > 0; v /= 10)
-      digits[n++] = static_cast<char>('0' + v % 10);
-    while (n > 0)
-      *p++ = digits[--n];
-    *p = '\0';
-  }
-  signal(SIGPIPE, SIG_DFL);
-  if (env != nullptr)
-    execvpe(argv[0], argv, envp.data());
-  else
-    execvp(argv[0], argv);
-  _exit(127);
-}
-
 int check_argv(char** argv) {
   if (argv[0] == nullptr)
     return set_error(EINVAL, "argv must not be empty");
   return 0;
+}
+
+size_t argv_length(char** argv) {
+  size_t n = 0;
+  while (argv[n] != nullptr)
+    ++n;
+  return n;
 }
 
 void remember_uri(nbd_handle& h, ParsedUri u) { h.uri_info = std::move(u); }
@@ -164,7 +112,9 @@ std::optional<ParsedUri> uri_of_address(const struct sockaddr* addr, socklen_t l
 
 int unlocked_aio_connect(nbd_handle& h, const struct sockaddr* addr, socklen_t addrlen) {
   h.uri_info = uri_of_address(addr, addrlen);
-  return started(h, connect_to(h, addr, addrlen));
+  h.target.set_addresses();
+  h.target.add_address(addr, addrlen);
+  return started(h, connect_target(h));
 }
 
 int unlocked_aio_connect_unix(nbd_handle& h, const char* unixsocket) {
@@ -176,7 +126,9 @@ int unlocked_aio_connect_unix(nbd_handle& h, const char* unixsocket) {
   u.transport = ParsedUri::Transport::Unix;
   u.socket = unixsocket;
   remember_uri(h, std::move(u));
-  return started(h, connect_to(h, reinterpret_cast<struct sockaddr*>(&sun), len));
+  h.target.set_addresses();
+  h.target.add_address(reinterpret_cast<struct sockaddr*>(&sun), len);
+  return started(h, connect_target(h));
 }
 
 int unlocked_aio_connect_tcp(nbd_handle& h, const char* hostname, const char* port) {
@@ -190,22 +142,17 @@ int unlocked_aio_connect_tcp(nbd_handle& h, const char* hostname, const char* po
               gai_strerror(r));
     return failed(h);
   }
-  h.addrs.clear();
-  h.addrlens.clear();
-  h.addr_next = 0;
-  for (struct addrinfo* a = res; a != nullptr; a = a->ai_next) {
-    sockaddr_storage ss{};
-    std::memcpy(&ss, a->ai_addr, a->ai_addrlen);
-    h.addrs.push_back(ss);
-    h.addrlens.push_back(a->ai_addrlen);
-  }
+  // Every address is kept: a reconnection tries them again, without resolving the name anew.
+  h.target.set_addresses();
+  for (struct addrinfo* a = res; a != nullptr; a = a->ai_next)
+    h.target.add_address(a->ai_addr, a->ai_addrlen);
   freeaddrinfo(res);
   ParsedUri u;
   u.transport = ParsedUri::Transport::Tcp;
   u.host = hostname;
   u.port = port;
   remember_uri(h, std::move(u));
-  return started(h, connect_next_address(h));
+  return started(h, connect_target(h));
 }
 
 int unlocked_aio_connect_vsock(nbd_handle& h, uint32_t cid, uint32_t port) {
@@ -218,10 +165,16 @@ int unlocked_aio_connect_vsock(nbd_handle& h, uint32_t cid, uint32_t port) {
   u.vsock_cid = cid;
   u.vsock_port = port;
   remember_uri(h, std::move(u));
-  return started(h, connect_to(h, reinterpret_cast<struct sockaddr*>(&svm), sizeof svm));
+  h.target.set_addresses();
+  h.target.add_address(reinterpret_cast<struct sockaddr*>(&svm), sizeof svm);
+  return started(h, connect_target(h));
 }
 
 int unlocked_aio_connect_socket(nbd_handle& h, int sock) {
+  if (h.reconnect_delay_ms != 0)
+    return set_error(ENOTSUP, "a connection made with nbd_connect_socket cannot be made again: "
+                              "set the reconnect delay to 0 first (nbd_set_reconnect_delay)");
+  h.target.kind = ConnectTarget::Kind::Socket;
   attach_socket(h, sock);
   return started(h, start_handshake(h));
 }
@@ -229,66 +182,25 @@ int unlocked_aio_connect_socket(nbd_handle& h, int sock) {
 int unlocked_aio_connect_command(nbd_handle& h, char** argv) {
   if (check_argv(argv) == -1)
     return failed(h);
-  int sv[2];
-  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1) {
-    set_error(errno, "socketpair");
-    return failed(h);
-  }
-  UniqueFd ours{sv[0]}, theirs{sv[1]};
-  const pid_t pid = spawn(argv, theirs.get(), -1, nullptr);
-  if (pid == -1) {
-    set_error(errno, "fork");
-    return failed(h);
-  }
-  // The server exits by itself once its end of the socketpair closes.
-  h.subprocess = Subprocess(pid, false);
-  attach_socket(h, ours.release());
-  return started(h, start_handshake(h));
+  h.target.kind = ConnectTarget::Kind::Command;
+  h.target.argv.assign(argv, argv + argv_length(argv));
+  return started(h, connect_target(h));
 }
 
 int unlocked_aio_connect_systemd_socket_activation(nbd_handle& h, char** argv) {
   if (check_argv(argv) == -1)
     return failed(h);
-  if (h.sa_dir.make("/tmp/nbdppXXXXXX") == -1) {
-    set_error(errno, "mkdtemp");
-    return failed(h);
+  h.target.kind = ConnectTarget::Kind::SocketActivation;
+  h.target.argv.assign(argv, argv + argv_length(argv));
+  // nbd_get_uri names the socket (made by connect_target, which also starts the server).
+  const Transition t = connect_target(h);
+  if (!h.sa_dir.empty()) {
+    ParsedUri u;
+    u.transport = ParsedUri::Transport::Unix;
+    u.socket = h.sa_dir.socket_path();
+    remember_uri(h, std::move(u));
   }
-  const std::string path = h.sa_dir.socket_path();
-  struct sockaddr_un sun;
-  socklen_t len;
-  if (unix_address(path.c_str(), sun, len) == -1)
-    return failed(h);
-  UniqueFd lfd{::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)};
-  if (!lfd || bind(lfd.get(), reinterpret_cast<struct sockaddr*>(&sun), len) == -1 ||
-      listen(lfd.get(), SOMAXCONN) == -1) {
-    set_error(errno, "socket activation");
-    return failed(h);
-  }
-  // The environment of sd_listen_fds(3), as libnbd builds it: LISTEN_PID first (filled in by
-  // the child), LISTEN_FDS, LISTEN_FDNAMES, then ours without those three.
-  std::vector<std::string> env{
-      std::string(kListenPid) + std::string(kPidDigits, '0'), "LISTEN_FDS=1",
-      "LISTEN_FDNAMES=" + (h.socket_activation_name.empty() ? std::string(kUnnamedSocket)
-                                                            : h.socket_activation_name)};
-  for (char** e = environ; *e != nullptr; ++e) {
-    const std::string_view var(*e);
-    if (std::none_of(std::begin(kListenVars), std::end(kListenVars),
-                     [&](std::string_view p) { return var.starts_with(p); }))
-      env.emplace_back(var);
-  }
-  const pid_t pid = spawn(argv, -1, lfd.get(), &env);
-  if (pid == -1) {
-    set_error(errno, "fork");
-    return failed(h);
-  }
-  // The server keeps listening after we close our connection: it is asked to stop at once.
-  h.subprocess = Subprocess(pid, true);
-  ParsedUri u;
-  u.transport = ParsedUri::Transport::Unix;
-  u.socket = path;
-  remember_uri(h, std::move(u));
-  // The socket already listens (we made it), so connecting cannot race the server's start.
-  return started(h, connect_to(h, reinterpret_cast<struct sockaddr*>(&sun), len));
+  return started(h, t);
 }
 
 int unlocked_aio_connect_uri(nbd_handle& h, const char* uri) {

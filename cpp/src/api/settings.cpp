@@ -111,4 +111,14 @@ int unlocked_clear_meta_contexts(nbd_handle& h) {
   return 0;
 }
 
+int unlocked_set_reconnect_delay(nbd_handle& h, uint64_t delay_ms) {
+  if (delay_ms != 0 && h.target.kind == ConnectTarget::Kind::Socket)
+    return set_error(ENOTSUP, "a connection made with nbd_connect_socket cannot be made again");
+  if (delay_ms != 0 && h.has_writer)
+    return set_error(ENOTSUP, "a handle with a concurrent writer cannot connect again: its "
+                              "writer is bound to one socket");
+  h.reconnect_delay_ms = delay_ms;
+  return 0;
+}
+
 }  // namespace nbd

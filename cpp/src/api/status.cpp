@@ -15,7 +15,11 @@ int unlocked_aio_is_created(nbd_handle& h) { return published(h) == State::Creat
 int unlocked_aio_is_connecting(nbd_handle& h) { return state_group(published(h)) == kConnecting; }
 int unlocked_aio_is_negotiating(nbd_handle& h) { return published(h) == State::Negotiating; }
 int unlocked_aio_is_ready(nbd_handle& h) { return published(h) == State::Ready; }
-int unlocked_aio_is_processing(nbd_handle& h) { return published(h) == State::Processing; }
+// A reconnecting handle is busy with the commands in flight: "processing".
+int unlocked_aio_is_processing(nbd_handle& h) {
+  const State s = published(h);
+  return s == State::Processing || s == State::Reconnect;
+}
 int unlocked_aio_is_dead(nbd_handle& h) { return published(h) == State::Dead; }
 int unlocked_aio_is_closed(nbd_handle& h) { return published(h) == State::Closed; }
 
@@ -23,7 +27,9 @@ unsigned unlocked_aio_get_direction(nbd_handle& h) {
   return h.public_direction.load(std::memory_order_acquire);
 }
 
-const char* unlocked_connection_state(nbd_handle& h) { return state_summary(h.state); }
+const char* unlocked_connection_state(nbd_handle& h) {
+  return state_summary(h.reconnect.active ? State::Reconnect : h.state);
+}
 
 const char* unlocked_get_package_name(nbd_handle&) { return NBDPP_PACKAGE_NAME; }
 

@@ -29,6 +29,11 @@ int use_writer(nbd_handle& h, std::unique_ptr<Sender> sender) {
 int check_no_writer(nbd_handle& h) {
   if (h.has_writer)
     return set_error(EINVAL, "concurrent writer was already set for this handle");
+  // The writer's side is bound to one socket (the application writes to it): a handle that
+  // would connect again cannot have one.
+  if (h.reconnect_delay_ms != 0)
+    return set_error(ENOTSUP, "a handle with a reconnect delay cannot have a concurrent writer: "
+                              "set the delay to 0 first (nbd_set_reconnect_delay)");
   // A writer's failure must wake a thread sleeping in nbd_poll, which watches this too.
   return h.writer_signal.enable();
 }

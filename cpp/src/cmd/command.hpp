@@ -5,6 +5,7 @@
 #include <memory>
 #include <iterator>
 #include <map>
+#include <vector>
 
 #include "closure.hpp"
 #include "libnbd.h"
@@ -63,6 +64,10 @@ struct Command {
   Closure<nbd_chunk_callback> chunk;
   Closure<nbd_extent_callback> extent;      // block status with 32-bit extents
   Closure<nbd_extent64_callback> extent64;  // or with 64-bit ones
+  // A filtered block status (nbd_block_status_filter): the ids of its contexts, sent as its
+  // payload (kept to send it again after a reconnection).
+  bool filtered = false;
+  std::vector<uint32_t> filter_ids;
   uint64_t wire_offset = 0;  // where its request starts in the handle's outgoing stream
   uint64_t wire_end = 0;     // and where it (with a write's payload) ends
   int error = 0;            // the first error seen; 0 while the command succeeds
@@ -94,6 +99,8 @@ struct Command {
     type = flags = 0;
     offset = count = 0;
     data = nullptr;
+    filtered = false;
+    filter_ids.clear();
     wire_offset = wire_end = 0;
     error = 0;
     zero_on_failure = false;

@@ -196,12 +196,38 @@ void append_filter(nbd_handle& h, uint64_t count, const std::vector<uint32_t>& i
   }
 }
 
+// check_request, against the export as the lost connection had it while the handle
+// reconnects.
+int checked_request(nbd_handle& h, CommandSpec& s, std::vector<uint32_t>& ids) {
+  if (!h.reconnect.active)
+    return check_request(h, s, ids);
+  swap_export_facts(h, h.reconnect.before);
+  const int r = check_request(h, s, ids);
+  swap_export_facts(h, h.reconnect.before);
+  return r;
+}
+
 }  // namespace
+
+void queue_request(nbd_handle& h, Command& c) {
+  c.wire_offset = h.out.end_offset();
+  // With PAYLOAD_LEN (extended headers only) the length is the payload's.
+  const bool payload_len = (c.flags & kCmdFlagPayloadLen) != 0 && h.extended_headers;
+  uint64_t length = c.count;
+  if (payload_len && c.filtered)
+    length = filter_payload_size(c.filter_ids.size());
+  append_request(h, c.flags, c.type, c.cookie, c.offset, length);
+  if (c.type == kCmdWrite)
+    h.out.append_ref(c.data, c.count);
+  else if (c.filtered)
+    append_filter(h, c.count, c.filter_ids);
+  c.wire_end = h.out.end_offset();
+}
 
 void update_connected_state(nbd_handle& h) {
   // As in libnbd, "processing" means in the middle of sending requests or receiving a reply;
   // commands merely waiting for their replies leave the handle ready.
-  if (state_group(h.state) != kConnected)
+  if (state_group(h.state) != kConnected || h.reconnect.active)
     return;
   const bool mid_reply = !at_reply_start(h);
   h.state = sends_pending(h) || mid_reply ? State::Processing : State::Ready;
@@ -209,7 +235,7 @@ void update_connected_state(nbd_handle& h) {
 
 int64_t issue_command(nbd_handle& h, CommandSpec spec, const CommandClosures& closures) {
   std::vector<uint32_t> ids;
-  if (check_request(h, spec, ids) == -1)
+  if (checked_request(h, spec, ids) == -1)
     return -1;
   std::unique_ptr<Command> cmd = h.cmd_pool.get();
   Command& c = *cmd;
@@ -230,18 +256,11 @@ int64_t issue_command(nbd_handle& h, CommandSpec spec, const CommandClosures& cl
   if (closures.extent64 != nullptr)
     c.extent64 = std::move(*closures.extent64);
 
-  c.wire_offset = h.out.end_offset();
-  // With PAYLOAD_LEN (extended headers only) the length is the payload's.
-  const bool payload_len = (c.flags & kCmdFlagPayloadLen) != 0 && h.extended_headers;
-  uint64_t length = c.count;
-  if (payload_len && spec.contexts != nullptr)
-    length = filter_payload_size(ids.size());
-  append_request(h, c.flags, c.type, c.cookie, c.offset, length);
-  if (c.type == kCmdWrite)
-    h.out.append_ref(spec.data, spec.count);
-  else if (spec.contexts != nullptr)
-    append_filter(h, c.count, ids);
-  c.wire_end = h.out.end_offset();
+  c.filtered = spec.contexts != nullptr;
+  c.filter_ids = std::move(ids);
+  // While the handle reconnects the request waits: the reconnection sends every command.
+  if (!h.reconnect.active)
+    queue_request(h, c);
   const auto cookie = static_cast<int64_t>(c.cookie);
   h.cmds.insert(std::move(cmd));  // c may be retired (and recycled) from here on
   // Send now, as far as the socket takes it; replies wait for the caller's next poll or
@@ -329,6 +348,11 @@ namespace {
 void abandon_command(nbd_handle& h, Command& c, int err) {
   c.abandoned = true;
   c.free_closures();  // freed now, never called
+  if (h.reconnect.active) {
+    // Not sent on any connection now, so it need not be: it retires at once.
+    complete_command(h, c.cookie);
+    return;
+  }
   if (c.type == kCmdRead && c.count > 0) {
     // The reply's data goes to memory of the command's own, also where it is arriving now.
     c.discard = std::make_unique_for_overwrite<unsigned char[]>(c.count);

@@ -35,6 +35,8 @@ Transition dispatch(nbd_handle& h) {
       return h_newstyle_export_name_reply(h);
     case State::TlsHandshake:
       return h_tls_handshake(h);
+    case State::Reconnect:
+      return h_reconnect(h);
     case State::Ready:
     case State::Processing:
       return h_transmit(h);
@@ -81,6 +83,7 @@ int check_writer(nbd_handle& h) {
 void end_connection(nbd_handle& h, int err, int option_err) {
   // The sender takes the socket: closed, or shut down and kept while a writer's thread may
   // still hold its descriptor.  Nothing is sent from the queue's memory afterwards.
+  end_reconnect(h);
   if (h.sock)
     h.sender->connection_over(std::move(h.sock));
   h.out.clear();
@@ -98,7 +101,7 @@ int give_up(nbd_handle& h, int err, bool keep_connection) {
     set_error(err, "timed out after %" PRIu64 " ms (nbd_set_timeout)", h.timeout_ms);
   else
     set_error(err, "interrupted by nbd_interrupt");
-  const bool kept = keep_connection && state_group(h.state) == kConnected;
+  const bool kept = keep_connection && public_group(h) == kConnected;
   if (!kept && has_connection(h))
     kill_connection(h, err);
   return -1;
@@ -110,14 +113,32 @@ int lost_connection_errno(const nbd_handle& h) {
   return errno_or(h.writer_signal.error(), ENOTCONN);
 }
 
+int connection_failed(nbd_handle& h) {
+  // A writer's failure shuts the socket down, so the reader may see that first: the
+  // failure is what gets reported.
+  if (check_writer(h) == -1)
+    return -1;
+  if (h.reconnect.active ? retry_reconnect(h)
+                         : state_group(h.state) == kConnected && begin_reconnect(h, last_errno()))
+    return 0;
+  kill_connection(h, h.reconnect.refused ? ESTALE : lost_connection_errno(h));
+  return -1;
+}
+
 int run(nbd_handle& h) {
   if (check_writer(h) == -1)
     return -1;
   if (!h.unreleased.empty())
     complete_released(h);
+  if (h.reconnect.active && reconnect_overdue(h) && connection_failed(h) == -1)
+    return -1;
   for (;;) {
     const State before = h.state;
-    switch (dispatch(h)) {
+    Transition t = dispatch(h);
+    // The handshake of a reconnection has brought the handle back to transmission.
+    if (h.reconnect.active && t != Transition::Fail && h.state == State::Ready)
+      t = finish_reconnect(h);
+    switch (t) {
       case Transition::Next:
         continue;
       case Transition::Block:
@@ -126,20 +147,20 @@ int run(nbd_handle& h) {
         update_connected_state(h);
         return 0;
       case Transition::Fail:
-        // A writer's failure shuts the socket down, so the reader may see that first: the
-        // failure is what gets reported.
-        if (check_writer(h) == -1)
+        if (connection_failed(h) == -1)
           return -1;
-        kill_connection(h, lost_connection_errno(h));
-        return -1;
+        continue;
     }
   }
 }
 
 int poll_once(nbd_handle& h, int timeout_ms, int extra_fd) {
   const unsigned dir = direction(h);
-  if (dir == 0 || !h.sock)
+  const int fd = watched_fd(h);
+  if (dir == 0 || fd == -1)
     return set_error(EINVAL, "nothing to poll for in state %s", state_name(h.state));
+  if (h.reconnect.active)
+    timeout_ms = reconnect_poll_ms(h, timeout_ms);
   // Besides the socket: the concurrent writer's signal, which reports its thread's failure,
   // and the caller's descriptor of nbd_poll2.
   struct pollfd pfd[4] = {};
@@ -148,7 +169,7 @@ int poll_once(nbd_handle& h, int timeout_ms, int extra_fd) {
   // wake-up here, so the socket's POLLOUT need not stand in for it.
   const bool write = (dir & LIBNBD_AIO_DIRECTION_WRITE) != 0 &&
                      (sends_pending(h) || h.unreleased.empty() || wake == -1);
-  pfd[0].fd = h.sock->fd();
+  pfd[0].fd = fd;
   pfd[0].events = static_cast<short>(((dir & LIBNBD_AIO_DIRECTION_READ) ? POLLIN : 0) | (write ? POLLOUT : 0));
   nfds_t n = 1;
   if (wake != -1)
@@ -188,6 +209,8 @@ unsigned direction(const nbd_handle& h) {
     case State::OptRecvPayload:
     case State::ExportNameReply:
       return LIBNBD_AIO_DIRECTION_READ;
+    case State::Reconnect:
+      return LIBNBD_AIO_DIRECTION_READ;  // the timer of the next attempt
     case State::TlsHandshake:
       return h.sock->tls()->wants_write() ? LIBNBD_AIO_DIRECTION_WRITE : LIBNBD_AIO_DIRECTION_READ;
     case State::Ready:
@@ -208,6 +231,16 @@ unsigned direction(const nbd_handle& h) {
   return 0;
 }
 
+int watched_fd(const nbd_handle& h) {
+  if (h.sock)
+    return h.sock->fd();
+  return h.state == State::Reconnect ? h.reconnect.timer.get() : -1;
+}
+
+uint32_t public_group(const nbd_handle& h) {
+  return h.reconnect.active ? kConnected : state_group(h.state);
+}
+
 void kill_connection(nbd_handle& h, int err) {
   if (h.debug_enabled())
     debug(h, "connection dead: %s", std::strerror(err));
@@ -225,6 +258,6 @@ void close_connection(nbd_handle& h) {
 }  // namespace nbd
 
 void nbd_handle::publish_state() {
-  public_state.store(state, std::memory_order_release);
+  public_state.store(reconnect.active ? nbd::State::Reconnect : state, std::memory_order_release);
   public_direction.store(nbd::direction(*this), std::memory_order_release);
 }

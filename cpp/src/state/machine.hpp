@@ -2,6 +2,7 @@
 #pragma once
 
 #include <sys/socket.h>
+#include <sys/un.h>
 
 #include <cerrno>
 #include <cstdint>
@@ -50,6 +51,9 @@ unsigned direction(const nbd_handle& h);
 // The errno for commands in flight when the connection fails: ENOTCONN, or the concurrent
 // writer's error if that is what failed.
 int lost_connection_errno(const nbd_handle& h);
+// The connection failed (the error is recorded): a reconnection takes it from here, or the
+// connection ends (kill_connection).  Returns -1 if it ended.
+int connection_failed(nbd_handle& h);
 // Moves to Dead: the socket is closed and every command in flight completes with err.
 void kill_connection(nbd_handle& h, int err);
 // Moves to Closed after a clean disconnect; commands still in flight complete with ENOTCONN.
@@ -59,9 +63,12 @@ void close_connection(nbd_handle& h);
 // handle's sender.
 void attach_socket(nbd_handle& h, int fd);
 
-// Connecting (state/connect.cpp): one address, or the next of h.addrs.
-Transition connect_to(nbd_handle& h, const struct sockaddr* addr, socklen_t len);
+// Connecting (state/connect.cpp): to h.target, as the connect calls set it, from the start
+// (a reconnection does the same), or to its next address.
+Transition connect_target(nbd_handle& h);
 Transition connect_next_address(nbd_handle& h);
+// The address of the Unix socket at path, or -1 (error recorded: the path is too long).
+int unix_address(const char* path, struct sockaddr_un& sun, socklen_t& len);
 
 // Handshake entry points (state/handshake.cpp) and transmission (state/reply.cpp).
 Transition start_handshake(nbd_handle& h);
@@ -86,7 +93,36 @@ Transition h_newstyle_export_name_reply(nbd_handle& h);
 Transition h_tls_handshake(nbd_handle& h);
 Transition h_transmit(nbd_handle& h);
 
+// Reconnection (state/reconnect.cpp), after a connection in transmission failed with err
+// (nbd_set_reconnect_delay).  begin_reconnect starts one if it can: the commands stay, the
+// connection goes, and the handle waits in State::Reconnect for its first attempt.
+bool begin_reconnect(nbd_handle& h, int err);
+// An attempt failed (the error is recorded): true if another is scheduled, false when the
+// delay has passed (the error recorded then says so) or the export changed.
+bool retry_reconnect(nbd_handle& h);
+// The handshake of an attempt reached transmission: checks the export and sends the commands
+// again (Next), or refuses it (Fail, ESTALE recorded).
+Transition finish_reconnect(nbd_handle& h);
+// The reconnection is over, whichever way: the handshake settings are the caller's again.
+void end_reconnect(nbd_handle& h);
+Transition h_reconnect(nbd_handle& h);
+// Exchanges what h knows of the export with f: commands issued during a reconnection are
+// checked against the export as the lost connection had it (h.reconnect.before).
+void swap_export_facts(nbd_handle& h, ExportFacts& f);
+// What poll may wait during a reconnection (at most timeout_ms, -1: no limit), and whether its
+// delay has passed in the middle of an attempt.
+int reconnect_poll_ms(const nbd_handle& h, int timeout_ms);
+bool reconnect_overdue(const nbd_handle& h);
+// The state group the API sees: a reconnecting handle stays connected, whichever handshake
+// state its attempt is in.
+uint32_t public_group(const nbd_handle& h);
+// The descriptor the handle waits on (nbd_aio_get_fd): the socket, the timer of the next
+// attempt of a reconnection, or -1.
+int watched_fd(const nbd_handle& h);
+
 // Commands (cmd/issue.cpp).
+// Queues c's request (and its payload) on h.out: when issued, and again after a reconnection.
+void queue_request(nbd_handle& h, Command& c);
 void complete_command(nbd_handle& h, uint64_t cookie);
 // A reply has answered the command in full: it completes now, or once the sender no longer
 // uses its write payload (h.unreleased).

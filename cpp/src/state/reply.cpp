@@ -482,14 +482,13 @@ Io send_step(nbd_handle& h) {
 }  // namespace
 
 int send_queued(nbd_handle& h) {
-  if (state_group(h.state) != kConnected)
+  if (state_group(h.state) != kConnected || h.reconnect.active)
     return 0;
   if (h.send_full || send_step(h) != Io::Error) {
     update_connected_state(h);  // processing only while bytes still wait for the socket
     return 0;
   }
-  kill_connection(h, lost_connection_errno(h));
-  return -1;
+  return connection_failed(h);
 }
 
 Transition h_transmit(nbd_handle& h) {
