@@ -11,7 +11,8 @@ import re
 import textwrap
 
 from . import lang_c
-from .model import LINK_RE, POINTER_KINDS, doc_blocks
+from .markdown import LINK_RE, doc_blocks
+from .model import POINTER_KINDS
 
 EXPORTS = ["roff_escape", "man_th", "man_name", "man_prototype", "man_typedefs", "man_description",
            "man_return", "man_errors", "man_state", "man_version", "man_example", "man_see_also",
@@ -448,7 +449,7 @@ def man_see_also(call, api):
 
 
 # ---- the overview page ----------------------------------------------------------------------
-# Its source is the markup model.markup_blocks() parses (see docs/README.md); here it becomes the
+# Its source is the markup markdown.markup_blocks() parses (see docs/README.md); here it becomes the
 # same kinds of blocks as a call's page, plus "steps" (numbered items) and "terms" (tagged items
 # whose term carries inline markup), so man3.j2's macro renders both.
 

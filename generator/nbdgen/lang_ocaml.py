@@ -23,7 +23,7 @@ import textwrap
 from types import SimpleNamespace
 
 from .lang_c import closure_params, err_value as _c_err_value, ret_type
-from .model import LINK_RE, doc_blocks
+from .markdown import LINK_RE, doc_blocks
 
 EXPORTS = []
 

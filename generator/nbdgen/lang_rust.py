@@ -30,7 +30,8 @@ import re
 import textwrap
 from types import SimpleNamespace
 
-from .model import CLOSURE_ARRAY_KINDS, LINK_RE, doc_blocks
+from .markdown import LINK_RE, doc_blocks
+from .model import CLOSURE_ARRAY_KINDS
 
 EXPORTS = []
 
