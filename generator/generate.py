@@ -15,10 +15,13 @@ import jinja2  # noqa: E402
 from nbdgen import (lang_c, lang_cpp, lang_man, lang_ocaml, lang_rust,  # noqa: E402
                     lang_rust_async, lang_rust_compat)
 from nbdgen.load import SpecError, load  # noqa: E402
+from nbdgen.model import KindCoverageError, check_kind_tables  # noqa: E402
 from nbdgen.validate import validate  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BANNER = "GENERATED from api.yaml by generator/generate.py: DO NOT EDIT."
+# The language modules; each has KIND_TABLES, its per-kind tables checked before rendering.
+LANGUAGES = (lang_c, lang_cpp, lang_man)
 
 
 def environment():
@@ -99,8 +102,9 @@ def main(argv=None):
     ap.add_argument("--stamp", help="touch this file after a successful run")
     args = ap.parse_args(argv)
     try:
+        check_kind_tables(LANGUAGES)
         api = validate(load(args.spec), args.spec)
-    except SpecError as e:
+    except (KindCoverageError, SpecError) as e:
         print(e, file=sys.stderr)
         return 1
     if args.check:

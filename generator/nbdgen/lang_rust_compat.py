@@ -82,7 +82,7 @@ def _check_kinds():
                ("closure argument", CLOSURE_ARG_KINDS, set(_CALLBACKS.types)),
                ("result", RET_KINDS, set(_RET) | {"enum", "flags", "handle"})]
     for what, kinds, have in covered:
-        missing = sorted(kinds - have)
+        missing = sorted(set(kinds) - have)
         if missing:
             raise ValueError(f"lang_rust_compat: no libnbd crate form for {what} kind "
                              f"{', '.join(missing)}")

@@ -2,20 +2,115 @@
 import re
 from dataclasses import dataclass, field
 
-ARG_KINDS = {"bool", "int", "uint32", "uint64", "size", "uintptr", "string", "path", "string_list",
-             "fd", "enum", "flags", "closure", "bytes_in", "bytes_out", "sockaddr"}
-CLOSURE_ARG_KINDS = {"string", "uint64", "uint", "mutable_int", "bytes_in", "uint32_array",
-                     "extent64_array"}
+
+# ---- Kinds: the one typed list of each sort of kind --------------------------------------------
+# Every language module declares its per-kind tables against these lists (KindTable), and
+# generation stops, naming the language and the kind, when a table lacks a kind or has one the
+# list does not: adding a kind here makes every language that has no form for it fail by name.
+
+@dataclass(frozen=True)
+class Kind:
+    name: str
+    pointer: bool = False      # an argument passed as a C pointer the caller must not make NULL
+    sized: bool = False        # a pointer with a count, the count named by the spec's `len`
+    infallible: bool = False   # a result with no value left over to signal an error
+
+
+class KindList:
+    """The kinds of one sort (what: "argument", "closure argument", "result"), in spec order.
+    `name in kinds` and iteration work on the kinds' names."""
+
+    def __init__(self, what, kinds):
+        self.what = what
+        self.kinds = tuple(kinds)
+        self.names = tuple(k.name for k in self.kinds)
+
+    def __contains__(self, name):
+        return name in self.names
+
+    def __iter__(self):
+        return iter(self.names)
+
+    def where(self, flag):
+        """The names of the kinds with that flag set."""
+        return frozenset(k.name for k in self.kinds if getattr(k, flag))
+
+
+ARG_KINDS = KindList("argument", [
+    Kind("bool"), Kind("int"), Kind("uint32"), Kind("uint64"), Kind("size"), Kind("uintptr"),
+    Kind("string", pointer=True), Kind("path", pointer=True), Kind("string_list", pointer=True),
+    Kind("fd"), Kind("enum"), Kind("flags"), Kind("closure"),
+    Kind("bytes_in", pointer=True, sized=True), Kind("bytes_out", pointer=True, sized=True),
+    Kind("sockaddr", pointer=True, sized=True),
+])
+CLOSURE_ARG_KINDS = KindList("closure argument", [
+    Kind("string"), Kind("uint64"), Kind("uint"), Kind("mutable_int"),
+    Kind("bytes_in", sized=True), Kind("uint32_array", sized=True),
+    Kind("extent64_array", sized=True),
+])
+RET_KINDS = KindList("result", [
+    Kind("err"), Kind("bool"), Kind("int"), Kind("int64"), Kind("cookie"), Kind("size"),
+    Kind("fd"), Kind("uint", infallible=True), Kind("uint64", infallible=True),
+    Kind("uintptr", infallible=True), Kind("enum"), Kind("flags", infallible=True),
+    Kind("string"), Kind("static_string"), Kind("void", infallible=True), Kind("handle"),
+])
+# Argument kinds that are C pointers the caller must not pass as NULL.
+POINTER_KINDS = ARG_KINDS.where("pointer")
+# Argument kinds that are a pointer and a count (the count is named by len).
+SIZED_KINDS = ARG_KINDS.where("sized")
 # Closure argument kinds that are a pointer and a count (the count is named by len).
-CLOSURE_ARRAY_KINDS = {"bytes_in", "uint32_array", "extent64_array"}
-RET_KINDS = {"err", "bool", "int", "int64", "cookie", "size", "fd", "uint", "uint64", "uintptr", "enum",
-             "flags", "string", "static_string", "void", "handle"}
+CLOSURE_ARRAY_KINDS = CLOSURE_ARG_KINDS.where("sized")
 # Return kinds with no value left over to signal an error: such calls cannot fail.
-RET_WITHOUT_ERROR = {"uint", "uint64", "uintptr", "flags", "void"}
+RET_WITHOUT_ERROR = RET_KINDS.where("infallible")
+
+
+class KindCoverageError(ValueError):
+    """A language's table does not cover its kind list exactly."""
+
+
+class KindTable(dict):
+    """A language's entries for every kind of one list: {kind name: entry}.  check() (run by
+    generate.py before anything is rendered) refuses a missing or unknown kind, naming the
+    language, the table and the kinds; there is no default entry."""
+
+    def __init__(self, language, table, kinds, entries):
+        super().__init__(entries)
+        self.language, self.table, self.kinds = language, table, kinds
+
+    def check(self):
+        missing = [k for k in self.kinds if k not in self]
+        unknown = sorted(k for k in self if k not in self.kinds)
+        where = f"{self.language}: {self.table}"
+        if missing:
+            raise KindCoverageError(f"{where}: no entry for {self.kinds.what} kind(s) "
+                                    f"{', '.join(missing)}")
+        if unknown:
+            raise KindCoverageError(f"{where}: entries for unknown {self.kinds.what} kind(s) "
+                                    f"{', '.join(unknown)}")
+
+    def without(self, kind):
+        """A copy lacking one entry (for tests of check())."""
+        return KindTable(self.language, self.table, self.kinds,
+                         {k: v for k, v in self.items() if k != kind})
+
+
+def expand_kind(formats, arg, **fields):
+    """A table entry's format strings filled in for one argument: {n} is its name and {len} its
+    count unless fields say otherwise."""
+    fields.setdefault("n", arg.name)
+    fields.setdefault("len", arg.len)
+    return [f.format(**fields) for f in formats]
+
+
+def check_kind_tables(modules):
+    """Checks the KIND_TABLES of every language module; raises KindCoverageError."""
+    for module in modules:
+        for table in module.KIND_TABLES:
+            table.check()
+
+
 LIFETIMES = {"call", "command", "persistent"}
 STATE_BITS = {"created": 1, "connecting": 2, "negotiating": 4, "connected": 8, "closed": 16, "dead": 32}
-# Argument kinds that are C pointers the caller must not pass as NULL.
-POINTER_KINDS = {"string", "path", "string_list", "bytes_in", "bytes_out", "sockaddr"}
 
 
 @dataclass
