@@ -215,3 +215,9 @@ def attributes(call):
     if nn and call.handle != "nullable":
         out.append(f"LIBNBD_ATTRIBUTE_NONNULL({','.join(map(str, nn))})")
     return out
+
+
+# What the C templates (libnbd.h, api.cpp, unlocked.hpp, settings.cpp, libnbd.syms) call.
+HELPERS = {f.__name__: f for f in (
+    closure_c_type, params, ret_type, err_value, core_args, owned, trace_enter, trace_leave,
+    checks, state_words, bytes_out, macro_value, closure_params, wrap_decl, prototype, attributes)}

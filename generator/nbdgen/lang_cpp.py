@@ -1,7 +1,7 @@
 # Type maps and code fragments for the header-only C++ wrapper nbd/nbd.hpp.
 #
-# Every name is prefixed cpp_ because generate.py puts the exports of all lang_* modules into one
-# Jinja namespace.  Generated method bodies use the locals `r` (the C result) and `scope` (the
+# The helpers nbd.hpp.j2 calls are HELPERS (prefixed cpp_, the names the template reads best
+# with).  Generated method bodies use the locals `r` (the C result) and `scope` (the
 # callback exception relay) and `<arg>_c` (converted strings); cpp_check() refuses a spec whose
 # argument names would collide with them or with the Handle's own members.
 import textwrap
@@ -9,7 +9,7 @@ import textwrap
 from .lang_c import closure_params, err_value
 from .model import ARG_KINDS, CLOSURE_ARG_KINDS, RET_KINDS, KindTable, expand_kind
 
-EXPORTS = [
+_HELPER_NAMES = [
     "cpp_check", "cpp_pascal", "cpp_value_type", "cpp_flags_type", "cpp_underlying", "cpp_literal",
     "cpp_macro", "cpp_constant", "cpp_meta_constants", "cpp_callback_type", "cpp_callback_args",
     "cpp_callback_signature", "cpp_trampoline_params", "cpp_trampoline_args", "cpp_error_slot",
@@ -283,3 +283,7 @@ def cpp_notes(call):
         if a.persist:
             out.append(f"{a.name} must stay valid until the command completes.")
     return out
+
+
+# What nbd.hpp.j2 calls.
+HELPERS = {name: globals()[name] for name in _HELPER_NAMES}

@@ -14,7 +14,7 @@ from . import lang_c
 from .markdown import LINK_RE, doc_blocks
 from .model import ARG_KINDS, CLOSURE_ARG_KINDS, POINTER_KINDS, RET_KINDS, KindTable
 
-EXPORTS = ["roff_escape", "man_th", "man_name", "man_prototype", "man_typedefs", "man_description",
+_HELPER_NAMES = ["roff_escape", "man_th", "man_name", "man_prototype", "man_typedefs", "man_description",
            "man_return", "man_errors", "man_state", "man_version", "man_example", "man_see_also",
            "overview_page", "overview_th", "overview_sections"]
 
@@ -554,3 +554,8 @@ def overview_sections(api):
             blocks.append(("code", _code(value)))
     # .BR lines: a comma after every entry but the last.
     return [(t, k, [f"{r}," for r in c[:-1]] + c[-1:] if k == "refs" else c) for t, k, c in out]
+
+
+# What man3.j2, man_blocks.j2 and overview.j2 call.
+HELPERS = {name: globals()[name] for name in _HELPER_NAMES}
+FILTERS = {"roff": roff_escape}

@@ -25,7 +25,7 @@ from types import SimpleNamespace
 from .lang_c import closure_params, err_value as _c_err_value, ret_type
 from .markdown import LINK_RE, doc_blocks
 
-EXPORTS = []
+HELPERS = {}
 
 WIDTH = 95          # OCaml comment fill width
 STUB_PREFIX = "nbdpp_ocaml_"

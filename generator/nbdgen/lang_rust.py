@@ -33,7 +33,7 @@ from types import SimpleNamespace
 from .markdown import LINK_RE, doc_blocks
 from .model import CLOSURE_ARRAY_KINDS
 
-EXPORTS = []
+HELPERS = {}
 
 WIDTH = 99          # line width of the generated code and doc comments
 
