@@ -22,7 +22,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 BANNER = "GENERATED from api.yaml by generator/generate.py: DO NOT EDIT."
 # The language modules; each has KIND_TABLES, its per-kind tables checked before rendering.
 # (lang_rust_async has none: nbd-tokio's methods take the nbd crate's parameters, lang_rust's.)
-LANGUAGES = (lang_c, lang_cpp, lang_man, lang_rust, lang_rust_compat)
+LANGUAGES = (lang_c, lang_cpp, lang_man, lang_rust, lang_rust_compat, lang_ocaml)
 # The language whose helpers render each target's templates (lang_rust's serve the nbd crate,
 # the libnbd compatibility crate and nbd-tokio alike).
 TARGETS = {"c": lang_c, "cpp": lang_cpp, "man": lang_man, "rust": lang_rust, "ocaml": lang_ocaml}

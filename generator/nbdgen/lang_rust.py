@@ -114,8 +114,8 @@ class RustArg:
     before the C call, those that must come last (closures: from then on the C library owns
     them), and the C arguments it becomes.  Fields: {n} the identifier, {name} the spec name,
     {len} the count's identifier, {fn} the C function, {type} the generated enum, flag set or
-    callback type, and the crate's own (Crate.fields).  A dict of these picks by variant: ""
-    for the plain form, "optional" for an optional argument, "persist" for a persistent buffer."""
+    callback type, and the crate's own (Crate.fields).  An entry may be a dict of variants
+    (KindTable.form)."""
     param: str
     prelude: tuple = ()
     c_args: tuple = ("{n}",)
@@ -500,20 +500,12 @@ class Crate:
     handle: str                 # the C handle in a method body
 
 
-def _form(table, arg, call):
-    """The table's RustArg for this argument, picking the variant of a dict entry."""
-    form = table[arg.kind]
-    if isinstance(form, dict):
-        form = form["persist" if arg.persist else "optional" if arg in call.optargs else ""]
-    return form
-
-
 def method(call, api, links, crate):
     """The view of one call's method (or free function) in crate; the templates lay it out."""
     fn = call.c_name
     params, prelude, late, c_args = [], [], [], [crate.handle] if _is_method(call) else []
     for a in call.all_args:
-        form = _form(crate.args, a, call)
+        form = crate.args.form(a, call)
         f = dict(n=_ident(a.name), name=a.name, len=_ident(a.len) if a.len else "", fn=fn,
                  type=crate.type_name(api.value_sets[a.type]) if a.type else "")
         f.update(crate.fields(a, call, api))
@@ -552,7 +544,7 @@ def param(arg, call, api):
     """The nbd crate's parameter for an argument (nbd-tokio's methods take the same)."""
     f = dict(n=_ident(arg.name), type=_type_name(api.value_sets[arg.type]) if arg.type else "")
     f.update(_nbd_fields(arg, call, api))
-    return _form(_ARG, arg, call).param.format(**f)
+    return _ARG.form(arg, call).param.format(**f)
 
 
 def _closure_sig(cl):

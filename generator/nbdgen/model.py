@@ -88,6 +88,14 @@ class KindTable(dict):
             raise KindCoverageError(f"{where}: entries for unknown {self.kinds.what} kind(s) "
                                     f"{', '.join(unknown)}")
 
+    def form(self, arg, call):
+        """The entry for an argument.  An entry that is a dict holds variants: "persist" for a
+        persistent buffer, "optional" for an optional argument, "" for the plain form."""
+        entry = self[arg.kind]
+        if isinstance(entry, dict):
+            entry = entry["persist" if arg.persist else "optional" if arg in call.optargs else ""]
+        return entry
+
     def without(self, kind):
         """A copy lacking one entry (for tests of check())."""
         return KindTable(self.language, self.table, self.kinds,
