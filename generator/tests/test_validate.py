@@ -43,8 +43,8 @@ CASES = [
      "call get_mode: a pending call fails with ENOTSUP", "status: pending"),
     ("persistent buffer needs completion",
      "    optargs: [{name: completion_callback, kind: closure, closure: completion, lifetime: command},\n"
-     "              {name: flags, kind: flags, type: cmd}]\n",
-     "    optargs: [{name: flags, kind: flags, type: cmd}]\n",
+     "              {name: flags, kind: flags, type: cmd, allowed: []}]\n",
+     "    optargs: [{name: flags, kind: flags, type: cmd, allowed: []}]\n",
      "call aio_pread: a persistent buffer needs a completion closure", "  aio_pread:"),
     ("one persistent buffer", "{name: offset, kind: uint64},\n           {name: chunk_callback",
      "{name: b2, kind: bytes_out, len: c2, persist: true},\n           {name: chunk_callback",
@@ -59,12 +59,14 @@ CASES = [
      "flags cmd: DF = 0x6 must be a single bit of a uint32", "values: {FUA: 0x01, DF: 0x06}"),
     ("enum values fit an int", "values: {IDLE: 0, BUSY: 1}", "values: {IDLE: 0, BUSY: 2147483648}",
      "enum mode: BUSY = 2147483648 does not fit in an int", "values: {IDLE: 0, BUSY"),
-    ("known argument kinds", "{name: offset, kind: uint64}]\n    optargs: [{name: flags",
-     "{name: offset, kind: uint128}]\n    optargs: [{name: flags",
+    ("known argument kinds",
+     "{name: offset, kind: uint64}]\n    optargs: [{name: flags, kind: flags, type: cmd, allowed: [DF",
+     "{name: offset, kind: uint128}]\n    optargs: [{name: flags, kind: flags, type: cmd, allowed: [DF",
      "call pread: argument 'offset' has unknown kind 'uint128'", "kind: uint128"),
     ("allowed flags exist", "allowed: [DF]", "allowed: [NO_HOLE]",
      "call pread: argument 'flags': 'NO_HOLE' is not a cmd flag", "allowed: [NO_HOLE]"),
-    ("known states", "    states: [created]\n", "    states: [sleeping]\n",
+    ("known states", "    states: [created]\n    short: choose",
+     "    states: [sleeping]\n    short: choose",
      "call set_mode: unknown state 'sleeping'", "states: [sleeping]"),
     ("known closures", "closure: debug, lifetime: persistent", "closure: trace, lifetime: persistent",
      "call set_debug_callback: argument 'debug_callback': unknown closure 'trace'", "closure: trace"),
@@ -75,8 +77,9 @@ CASES = [
     ("setting needs a plain setter or getter", "    ret: string\n    locked: false\n",
      "    ret: string\n    locked: false\n    setting: name\n    args: [{name: x, kind: int}]\n",
      "call get_name: 'setting' needs a setter", "setting: name"),
-    ("argument names unique", "{name: offset, kind: uint64}]\n    optargs: [{name: flags",
-     "{name: buf, kind: uint64}]\n    optargs: [{name: flags",
+    ("argument names unique",
+     "{name: offset, kind: uint64}]\n    optargs: [{name: flags, kind: flags, type: cmd, allowed: [DF",
+     "{name: buf, kind: uint64}]\n    optargs: [{name: flags, kind: flags, type: cmd, allowed: [DF",
      "call pread: argument name 'buf' is used twice", "  pread:"),
     ("example uses its call", "        return nbd_pread (h, buf, sizeof buf, 0, 0) == -1;\n",
      "        return 0;\n", "call pread: 'example' does not use nbd_pread", "    example: |"),
@@ -142,7 +145,7 @@ def line_of(text, marker):
 class ValidatorRules(unittest.TestCase):
     def test_mini_is_valid(self):
         api = validate(load(MINI), MINI)
-        self.assertEqual([c.name for c in api.calls][:3], ["close", "set_mode", "get_mode"])
+        self.assertEqual([c.name for c in api.calls][:3], ["close", "create", "set_mode"])
 
     def test_each_rule_rejects_its_fixture(self):
         with open(MINI, encoding="utf-8") as f:
