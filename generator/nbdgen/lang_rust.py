@@ -133,11 +133,16 @@ class RustRet:
     failed: str = "r == -1"
 
 
+def scalar_args(int_type):
+    """The entries of the kinds passed to C as they are; only int's type differs by crate."""
+    return {"bool": RustArg("{n}: bool"), "int": RustArg("{n}: " + int_type),
+            "uint32": RustArg("{n}: u32"), "uint64": RustArg("{n}: u64"),
+            "size": RustArg("{n}: usize"), "uintptr": RustArg("{n}: usize")}
+
+
 # The nbd crate's methods ({keep}: what a closure keeps alive, {sig}: a closure's FnMut).
 _ARG = KindTable("lang_rust", "method arguments", ARG_KINDS, {
-    "bool": RustArg("{n}: bool"), "int": RustArg("{n}: i32"), "uint32": RustArg("{n}: u32"),
-    "uint64": RustArg("{n}: u64"), "size": RustArg("{n}: usize"),
-    "uintptr": RustArg("{n}: usize"),
+    **scalar_args("i32"),
     "string": RustArg("{n}: &str", ('let {n} = c_string({n}, "{fn}", "{name}")?;',),
                       ("{n}.as_ptr()",)),
     "path": RustArg("{n}: impl AsRef<std::path::Path>",

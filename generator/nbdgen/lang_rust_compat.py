@@ -47,9 +47,7 @@ _CLOSURE_BOUNDS = "Send + Sync + 'static"
 # How a method takes each argument kind (lang_rust.RustArg; {closure_param} is the closure's
 # whole parameter, {closure} its kind and {some} the argument as an Option).
 _ARG = KindTable("lang_rust_compat", "method arguments", ARG_KINDS, {
-    "bool": RustArg("{n}: bool"), "int": RustArg("{n}: c_int"), "uint32": RustArg("{n}: u32"),
-    "uint64": RustArg("{n}: u64"), "size": RustArg("{n}: usize"),
-    "uintptr": RustArg("{n}: usize"),
+    **rs.scalar_args("c_int"),
     "string": RustArg("{n}: impl Into<Vec<u8>>", ("let {n} = CString::new({n})?;",),
                       ("{n}.as_ptr()",)),
     "path": RustArg("{n}: impl Into<PathBuf>", ("let {n} = path_c_string({n}.into())?;",),

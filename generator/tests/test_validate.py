@@ -147,38 +147,30 @@ class ValidatorRules(unittest.TestCase):
         api = validate(load(MINI), MINI)
         self.assertEqual([c.name for c in api.calls][:3], ["close", "create", "set_mode"])
 
-    def test_each_rule_rejects_its_fixture(self):
-        with open(MINI, encoding="utf-8") as f:
+    def check_cases(self, fixture, cases, default_line=None):
+        """Each (rule, old, new, message, marker) of cases: the fixture file with old replaced by
+        new fails validation with message on the line of marker (None: default_line)."""
+        with open(os.path.join(HERE, "fixtures", fixture), encoding="utf-8") as f:
             original = f.read()
-        for rule, old, new, message, marker in CASES:
+        for rule, old, new, message, marker in cases:
             with self.subTest(rule=rule):
-                self.assertEqual(original.count(old), 1, f"fixture text for {rule!r} not unique")
+                self.assertEqual(original.count(old), 1, f"{fixture} text for {rule!r} not unique")
                 text = original.replace(old, new)
                 with tempfile.TemporaryDirectory() as tmp:
-                    copy_fixtures(tmp, {"mini.yaml": (old, new)})
+                    copy_fixtures(tmp, {fixture: (old, new)})
                     path = os.path.join(tmp, "mini.yaml")
                     with self.assertRaises(SpecError) as ctx:
                         validate(load(path), path)
-                expected = f"mini.yaml:{line_of(text, marker)}: {message}"
+                line = line_of(text, marker) if marker else default_line
+                expected = f"{fixture}:{line}: {message}"
                 self.assertTrue(any(l.startswith(expected) for l in str(ctx.exception).split("\n")),
                                 f"{rule}: wanted {expected!r} in:\n{ctx.exception}")
 
+    def test_each_rule_rejects_its_fixture(self):
+        self.check_cases("mini.yaml", CASES)
+
     def test_each_overview_rule_rejects_its_fixture(self):
-        with open(os.path.join(HERE, "fixtures", "mini-overview.md"), encoding="utf-8") as f:
-            original = f.read()
-        for rule, old, new, message, marker in OVERVIEW_CASES:
-            with self.subTest(rule=rule):
-                self.assertEqual(original.count(old), 1, f"overview text for {rule!r} not unique")
-                text = original.replace(old, new)
-                with tempfile.TemporaryDirectory() as tmp:
-                    copy_fixtures(tmp, {"mini-overview.md": (old, new)})
-                    path = os.path.join(tmp, "mini.yaml")
-                    with self.assertRaises(SpecError) as ctx:
-                        validate(load(path), path)
-                line = line_of(text, marker) if marker else 1
-                expected = f"mini-overview.md:{line}: {message}"
-                self.assertTrue(any(l.startswith(expected) for l in str(ctx.exception).split("\n")),
-                                f"{rule}: wanted {expected!r} in:\n{ctx.exception}")
+        self.check_cases("mini-overview.md", OVERVIEW_CASES, default_line=1)
 
     def test_every_rule_has_a_case(self):
         rules = [c[0] for c in CASES + OVERVIEW_CASES]
