@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
 # generate.py: api.yaml -> every generated surface of nbdpp.  Usage:
-#   generate.py SPEC OUTDIR [--only TARGET ...]     render (TARGETS: see OUTPUTS below)
+#   generate.py SPEC OUTDIR [--only TARGET ...]     render (TARGETS: see outputs() below)
 #   generate.py SPEC --check                         validate only
-# Writes a file only when its content changes, and makes generated files read-only.
+# Load (nbdgen/load.py) -> check that every language's per-kind tables cover the model's kind
+# lists (nbdgen/model.py) -> validate into the model (nbdgen/validate.py) -> render each target's
+# templates with that language's own helpers (nbdgen/lang_*.py HELPERS).  Writes a file only when
+# its content changes, and makes generated files read-only.
 import argparse
 import os
 import stat

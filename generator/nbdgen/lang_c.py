@@ -1,5 +1,6 @@
 # Type maps and code fragments for the C header, the C entry points and the core prototypes.
-# The per-kind tables are KindTables: each covers its kind list of the model exactly.
+# The per-kind tables are KindTables: each covers its kind list of the model exactly.  The C
+# templates (libnbd.h, api.cpp, unlocked.hpp, settings.cpp, libnbd.syms) call HELPERS.
 from .model import (ARG_KINDS, CLOSURE_ARG_KINDS, POINTER_KINDS, RET_KINDS, KindTable,
                     expand_kind)
 

@@ -1,5 +1,7 @@
 # Roff rendering for the section 3 man pages: escaping, wrapping, link markup, and the wording
-# tables (return values, errors, states, versions) derived from the model.
+# tables (return values, errors, states, versions) derived from the model; the per-kind ones
+# (argument paragraphs, return values, closure typedefs) are KindTables.  man3.j2, man_blocks.j2
+# and overview.j2 call the functions in HELPERS.
 #
 # Every piece of prose reaches the template as ready roff lines, grouped into blocks:
 #   ("para", [line, ...])                 a filled paragraph
@@ -14,7 +16,8 @@ from . import lang_c
 from .markdown import LINK_RE, doc_blocks
 from .model import ARG_KINDS, CLOSURE_ARG_KINDS, POINTER_KINDS, RET_KINDS, KindTable
 
-_HELPER_NAMES = ["roff_escape", "man_th", "man_name", "man_prototype", "man_typedefs", "man_description",
+_HELPER_NAMES = ["roff_escape", "man_th", "man_name", "man_prototype", "man_typedefs",
+                 "man_description",
            "man_return", "man_errors", "man_state", "man_version", "man_example", "man_see_also",
            "overview_page", "overview_th", "overview_sections"]
 
@@ -460,7 +463,7 @@ def man_see_also(call, api):
 
 
 # ---- the overview page ----------------------------------------------------------------------
-# Its source is the markup markdown.markup_blocks() parses (see docs/README.md); here it becomes the
+# Its source is the markup markdown.markup_blocks() parses (docs/README.md); here it becomes the
 # same kinds of blocks as a call's page, plus "steps" (numbered items) and "terms" (tagged items
 # whose term carries inline markup), so man3.j2's macro renders both.
 

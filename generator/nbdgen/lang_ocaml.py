@@ -2,8 +2,10 @@
 
 The binding is module NBD (NBD.mli, NBD.ml) over C stubs (nbd_stubs.c) that call the C ABI; the
 shared C helpers the stubs use (handle custom block, closure boxes, runtime lock, errors) are
-hand-written in bindings/ocaml/src/nbdpp_runtime.c.  Everything per call, per enum and per closure
-is computed here as a view model, so the templates under templates/ocaml/ only loop over it.
+hand-written in bindings/ocaml/src/nbdpp_runtime.c.  What each kind of argument, result and
+callback argument becomes is declared once per kind in KindTables (an argument's OcamlArg gives
+its C lines stage by stage); the views here are made by looking the kinds up, and the templates
+under templates/ocaml/ lay them out (nbd_stubs.c.j2's stub_body) with the helpers in HELPERS.
 
 Type map, OCaml side (C side in lang_c):
   bool -> bool; int, size, uintptr, uint -> int; uint32, uint64, int64 -> int64; cookie -> cookie
@@ -49,7 +51,7 @@ _RESERVED_MODULES = {"Buffer"}
 # C locals of every stub; argument names must not collide with them.
 _C_LOCALS = {"h", "r", "rv", "failure", "oom", "unitv"}
 
-# ---- Per-kind tables (KindTables: each covers its kind list of the model exactly) ----------------
+# ---- Per-kind tables (KindTables: each covers its kind list of the model exactly) -------------
 
 @dataclass(frozen=True)
 class OcamlArg:
@@ -100,8 +102,10 @@ _ARG = KindTable("lang_ocaml", "stub arguments", ARG_KINDS, {
     "fd": _scalar("Unix.file_descr", "int", "Int_val({v})"),
     "enum": _scalar("{type}", "int", "{conv}({v})"),
     "flags": {"": _scalar("{type}", "uint32_t", "{conv}({v})"),
-              "optional": _scalar("{type}", "uint32_t", "Is_none({v}) ? 0 : {conv}(Some_val({v}))")},
-    "closure": OcamlArg("{type}", allocate=("{box}",), on_oom=("{p}closure_free({n}.user_data);",)),
+              "optional": _scalar("{type}", "uint32_t",
+                                  "Is_none({v}) ? 0 : {conv}(Some_val({v}))")},
+    "closure": OcamlArg("{type}", allocate=("{box}",),
+                        on_oom=("{p}closure_free({n}.user_data);",)),
     "bytes_in": {"": OcamlArg("bytes", ("size_t {len} = caml_string_length({v});",),
                               ("void *{n} = {p}copy_in({v}, &oom);",), cleanup=("free({n});",),
                               c_args=("{n}", "{len}")),

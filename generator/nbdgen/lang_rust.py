@@ -6,8 +6,12 @@ The crate `nbd` (bindings/rust) includes two generated files:
   rust/api.rs   the safe layer: enums, flag sets, constants, one boxed callback type per closure
                 kind with its trampoline, and one method of `Handle` per call.
 The hand-written runtime they rely on (Handle, Error, AioBuffer, SockAddr, closure boxing, the
-panic relay, argument conversions) is in bindings/rust/src.  Everything per call, per closure and
-per value set is computed here as a view model, so the templates under templates/rust/ only loop.
+panic relay, argument conversions) is in bindings/rust/src.  What each kind of argument, closure
+argument and result becomes is declared once per kind in KindTables (RustArg, RustRet,
+CallbackArg entries of format strings); method() turns a call into a view by looking its kinds
+up, for this crate and for lang_rust_compat's (a Crate names the tables), and the templates
+under templates/rust/ lay the views out with the helpers in HELPERS (wrap, let_lines,
+unsafe_call) -- the same for the nbd, libnbd and nbd-tokio crates.
 
 Type map, Rust side (the C side is in lang_c):
   bool -> bool; int -> i32; uint32 -> u32; uint64 -> u64; size, uintptr -> usize;
@@ -56,7 +60,7 @@ await dyn abstract become box do final macro override priv typeof unsized virtua
 union""".split())
 _NOT_RAW = {"self", "Self", "super", "crate", "_"}
 
-# ---- Per-kind tables (KindTables: each covers its kind list of the model exactly) ----------------
+# ---- Per-kind tables (KindTables: each covers its kind list of the model exactly) -------------
 
 # The raw layer's parameters of each argument kind, as libnbd.h declares them (lang_c): {n} the
 # identifier, {len} its count's, {cl} the closure kind.
@@ -83,7 +87,8 @@ class CallbackArg:
     """A closure argument kind in a trampoline: its C parameter types (a sized kind's pointer and
     count), the statements turning them into what the callable takes, and the argument passed.
     Fields: {n} the identifier, {name} the spec name, {len} the count's identifier, {rt} the
-    runtime's path, {string_arg} and {string_ref} the crate's string conversion (CRATE.callbacks)."""
+    runtime's path, {string_arg} and {string_ref} the crate's string conversion (the spelling
+    _closure is given: NBD_CALLBACKS, or lang_rust_compat's)."""
     c_types: tuple
     conv: tuple = ()
     arg: str = "{n}"
@@ -94,9 +99,10 @@ _CALLBACK_ARG = KindTable("lang_rust", "trampoline arguments", CLOSURE_ARG_KINDS
                           "{string_ref}{n}"),
     "uint64": CallbackArg(("u64",)),
     "uint": CallbackArg(("c_uint",)),
-    "mutable_int": CallbackArg(("*mut c_int",), ("let mut {name}_slot = 0;",
-                                                 "let {n} = {rt}::int_arg({n}, &mut {name}_slot);")),
-    "bytes_in": CallbackArg(("*const c_void", "usize"), ("let {n} = {rt}::bytes_arg({n}, {len});",)),
+    "mutable_int": CallbackArg(("*mut c_int",), (
+        "let mut {name}_slot = 0;", "let {n} = {rt}::int_arg({n}, &mut {name}_slot);")),
+    "bytes_in": CallbackArg(("*const c_void", "usize"),
+                            ("let {n} = {rt}::bytes_arg({n}, {len});",)),
     "uint32_array": CallbackArg(("*mut u32", "usize"), ("let {n} = {rt}::u32s_arg({n}, {len});",)),
     "extent64_array": CallbackArg(("*mut crate::NbdExtent", "usize"),
                                   ("let {n} = {rt}::extents_arg({n}, {len});",)),
@@ -151,15 +157,17 @@ _ARG = KindTable("lang_rust", "method arguments", ARG_KINDS, {
                            ('let mut {n} = CStringList::new({n}, "{fn}", "{name}")?;',),
                            ("{n}.as_mut_ptr()",)),
     # Settled when the method returns or unwinds (FdHandOver's Drop, handle.rs).
-    "fd": RustArg("{n}: std::os::fd::OwnedFd", ("let {n} = self.hand_over({n});",), ("{n}.raw()",)),
+    "fd": RustArg("{n}: std::os::fd::OwnedFd", ("let {n} = self.hand_over({n});",),
+                  ("{n}.raw()",)),
     "enum": RustArg("{n}: {type}", c_args=("{n} as c_int",)),
     "flags": {"": RustArg("{n}: {type}", c_args=("{n}.bits()",)),
               "optional": RustArg("{n}: impl Into<Option<{type}>>",
                                   c_args=("{n}.into().unwrap_or_default().bits()",))},
     "closure": {"": RustArg("{n}: impl {sig} + Send + 'static",
                             late=("let {n} = {type}::new({n}).into_c({keep});",)),
-                "optional": RustArg("{n}: impl Into<Option<{type}>>",
-                                    late=("let {n} = {type}::into_c_option({n}.into(), {keep});",))},
+                "optional": RustArg(
+                    "{n}: impl Into<Option<{type}>>",
+                    late=("let {n} = {type}::into_c_option({n}.into(), {keep});",))},
     "bytes_in": {"": RustArg("{n}: &[u8]", c_args=("{n}.as_ptr() as *const c_void", "{n}.len()")),
                  "persist": RustArg("{n}: &AioBuffer", (
                      'let {name}_lease = {n}.lease(false, "{fn}", "{name}")?;',

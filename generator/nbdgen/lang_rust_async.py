@@ -13,8 +13,9 @@ of api.yaml, named without the `aio_` prefix (as libnbd's own crate names them):
       no async form.
 An asynchronous call that fits none of these fails generation by name.  A call with a
 persistent read buffer also gets a `<name>_vec` form that allocates the buffer and returns its
-bytes.  Arguments have the types of the nbd crate's methods (lang_rust's type map), and the
-method passes them to the nbd method of the same call unchanged.
+bytes.  Arguments have the types of the nbd crate's methods (lang_rust.param, from lang_rust's
+per-kind tables: this module has none of its own), and the method passes them to the nbd method
+of the same call unchanged.
 """
 from types import SimpleNamespace
 

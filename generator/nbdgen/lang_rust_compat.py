@@ -6,7 +6,8 @@ from nbd, which has them as aliases), the constants, one private trampoline per 
 and one method of `libnbd::Handle` per call of libnbd's (not our NBDPP_* calls).  It makes the C
 calls through `nbd::sys` with the nbd crate's closure boxing and panic relay
 (`nbd::__compat`); the hand-written rest (Handle, Error, Cookie, ...) is in
-bindings/rust/libnbd/src.
+bindings/rust/libnbd/src.  Its per-kind tables (_ARG, _RET, the callback argument types) are
+KindTables of lang_rust's entry types; lang_rust.method() makes the methods from them (CRATE).
 
 Type map, libnbd's crate's (the facts to match; `names` below are shared with lang_rust):
   bool -> bool; int -> c_int; uint32 -> u32; uint64 -> u64; size, uintptr -> usize;

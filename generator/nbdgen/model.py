@@ -1,4 +1,6 @@
-# The validated view of api.yaml that every renderer reads: plain dataclasses, no YAML left.
+# The validated view of api.yaml that every renderer reads: plain dataclasses, no YAML left; and
+# the typed kind lists (ARG_KINDS, CLOSURE_ARG_KINDS, RET_KINDS) with the KindTable every
+# language module declares its per-kind entries in.  Doc and overview markup: markdown.py.
 import re
 from dataclasses import dataclass, field
 
@@ -255,7 +257,7 @@ class Api:
     value_sets: dict = field(default_factory=dict)   # key -> ValueSet for enums and flags
     closure_map: dict = field(default_factory=dict)
     call_map: dict = field(default_factory=dict)
-    overview: list = field(default_factory=list)     # markdown.markup_blocks() of the overview source
+    overview: list = field(default_factory=list)     # markdown.markup_blocks() of the overview
 
     def calls_in(self, version):
         return [c for c in self.calls if c.since == version]
