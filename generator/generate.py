@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
 # generate.py: api.yaml -> every generated surface of nbdpp.  Usage:
-#   generate.py SPEC OUTDIR [--only TARGET ...]     render (TARGETS: see OUTPUTS below)
+#   generate.py SPEC OUTDIR [--only TARGET ...]     render (TARGETS: see outputs() below)
 #   generate.py SPEC --check                         validate only
-# Writes a file only when its content changes, and makes generated files read-only.
+# Load (nbdgen/load.py) -> check that every language's per-kind tables cover the model's kind
+# lists (nbdgen/model.py) -> validate into the model (nbdgen/validate.py) -> render each target's
+# templates with that language's own helpers (nbdgen/lang_*.py HELPERS).  Writes a file only when
+# its content changes, and makes generated files read-only.
 import argparse
 import os
 import stat
@@ -15,27 +18,27 @@ import jinja2  # noqa: E402
 from nbdgen import (lang_c, lang_cpp, lang_man, lang_ocaml, lang_rust,  # noqa: E402
                     lang_rust_async, lang_rust_compat)
 from nbdgen.load import SpecError, load  # noqa: E402
+from nbdgen.model import KindCoverageError, check_kind_tables  # noqa: E402
 from nbdgen.validate import validate  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BANNER = "GENERATED from api.yaml by generator/generate.py: DO NOT EDIT."
+# The language modules; each has KIND_TABLES, its per-kind tables checked before rendering.
+# (lang_rust_async has none: nbd-tokio's methods take the nbd crate's parameters, lang_rust's.)
+LANGUAGES = (lang_c, lang_cpp, lang_man, lang_rust, lang_rust_compat, lang_ocaml)
+# The language whose helpers render each target's templates (lang_rust's serve the nbd crate,
+# the libnbd compatibility crate and nbd-tokio alike).
+TARGETS = {"c": lang_c, "cpp": lang_cpp, "man": lang_man, "rust": lang_rust, "ocaml": lang_ocaml}
 
 
-def environment():
+def environment(language):
+    """The Jinja environment of one language: its module's HELPERS (the functions its templates
+    call) and FILTERS are the only names there, so no template sees another language's."""
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(os.path.join(HERE, "templates")),
                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
                              trim_blocks=True, lstrip_blocks=True)
-    for module in (lang_c, lang_cpp, lang_man, lang_rust, lang_rust_compat, lang_ocaml):
-        # EXPORTS lists a module's template helpers; an empty list exports none (a module without
-        # it exports every public name).
-        names = getattr(module, "EXPORTS", None)
-        if names is None:
-            names = [n for n in dir(module) if not n.startswith("_")]
-        for name in names:
-            obj = getattr(module, name)
-            if callable(obj):
-                env.globals[name] = obj
-    env.filters["roff"] = lang_man.roff_escape
+    env.globals.update(language.HELPERS)
+    env.filters.update(getattr(language, "FILTERS", {}))
     return env
 
 
@@ -99,20 +102,21 @@ def main(argv=None):
     ap.add_argument("--stamp", help="touch this file after a successful run")
     args = ap.parse_args(argv)
     try:
+        check_kind_tables(LANGUAGES)
         api = validate(load(args.spec), args.spec)
-    except SpecError as e:
+    except (KindCoverageError, SpecError) as e:
         print(e, file=sys.stderr)
         return 1
     if args.check:
         return 0
     if not args.outdir:
         ap.error("OUTDIR is required unless --check is given")
-    env = environment()
+    envs = {target: environment(language) for target, language in TARGETS.items()}
     written, rendered = 0, set()
     for target, rel, template, extra in outputs(api):
         if args.only and target not in args.only:
             continue
-        text = env.get_template(template).render(api=api, banner=BANNER, **extra)
+        text = envs[target].get_template(template).render(api=api, banner=BANNER, **extra)
         written += write_if_changed(os.path.join(args.outdir, rel), text)
         rendered.add(rel)
     if not args.only or "man" in args.only:

@@ -1,21 +1,22 @@
 # Type maps and code fragments for the C header, the C entry points and the core prototypes.
-from .model import POINTER_KINDS
+# The per-kind tables are KindTables: each covers its kind list of the model exactly.  The C
+# templates (libnbd.h, api.cpp, unlocked.hpp, settings.cpp, libnbd.syms) call HELPERS.
+from .model import (ARG_KINDS, CLOSURE_ARG_KINDS, POINTER_KINDS, RET_KINDS, KindTable,
+                    expand_kind)
 
-_SCALAR = {
-    "bool": "bool", "int": "int", "uint32": "uint32_t", "uint64": "uint64_t", "size": "size_t",
-    "uintptr": "uintptr_t", "string": "const char *", "path": "const char *",
-    "string_list": "char **", "fd": "int", "enum": "int", "flags": "uint32_t",
-}
-_RET = {
-    "err": "int", "bool": "int", "int": "int", "int64": "int64_t", "cookie": "int64_t",
-    "size": "ssize_t", "fd": "int", "uint": "unsigned", "uint64": "uint64_t", "uintptr": "uintptr_t",
-    "enum": "int", "flags": "uint32_t", "string": "char *", "static_string": "const char *",
-    "void": "void",
-    "handle": "struct nbd_handle *",
-}
-_ERR_VALUE = {"string": "nullptr", "static_string": "nullptr", "handle": "nullptr"}
-# printf conversions for the debug trace of arguments and results.
-_ARG_FMT = {
+# The C parameters of each argument kind: {n} its name, {len} its count, {cl} its closure type.
+_PARAMS = KindTable("lang_c", "parameters", ARG_KINDS, {
+    "bool": ["bool {n}"], "int": ["int {n}"], "uint32": ["uint32_t {n}"],
+    "uint64": ["uint64_t {n}"], "size": ["size_t {n}"], "uintptr": ["uintptr_t {n}"],
+    "string": ["const char *{n}"], "path": ["const char *{n}"], "string_list": ["char **{n}"],
+    "fd": ["int {n}"], "enum": ["int {n}"], "flags": ["uint32_t {n}"], "closure": ["{cl} {n}"],
+    "bytes_in": ["const void *{n}", "size_t {len}"], "bytes_out": ["void *{n}", "size_t {len}"],
+    "sockaddr": ["const struct sockaddr *{n}", "socklen_t {len}"],
+})
+# The core body takes a closure as the RAII owner the entry point wraps it in.
+_CORE_CLOSURE = "nbd::Closure<{cl}>& {n}"
+# printf conversion and value of the debug trace of each argument kind (None: no value).
+_ARG_FMT = KindTable("lang_c", "argument traces", ARG_KINDS, {
     "bool": ("%s", "{n} ? \"true\" : \"false\""), "int": ("%d", "{n}"), "fd": ("%d", "{n}"),
     "enum": ("%d", "{n}"), "uint32": ("%\" PRIu32 \"", "{n}"), "uint64": ("%\" PRIu64 \"", "{n}"),
     "size": ("%zu", "{n}"), "uintptr": ("%\" PRIuPTR \"", "{n}"),
@@ -24,13 +25,28 @@ _ARG_FMT = {
     "string_list": ("<list>", None), "closure": ("<fun>", None),
     "bytes_in": ("<buf> {len}=%zu", "{len}"), "bytes_out": ("<buf> {len}=%zu", "{len}"),
     "sockaddr": ("<sockaddr> {len}=%u", "static_cast<unsigned>({len})"),
-}
-_RET_FMT = {
-    "err": "%d", "bool": "%d", "int": "%d", "enum": "%d", "fd": "%d",
-    "int64": "%\" PRIi64 \"", "cookie": "%\" PRIi64 \"", "size": "%zd", "uint": "%u",
-    "uint64": "%\" PRIu64 \"", "uintptr": "%\" PRIuPTR \"", "flags": "0x%\" PRIx32 \"",
-    "string": "\\\"%s\\\"", "static_string": "\\\"%s\\\"",
-}
+})
+# Each result kind: its C type, the value that means failure (None: it has none, the call
+# cannot fail) and the printf conversion of its debug trace (None: not traced).
+_RET = KindTable("lang_c", "results", RET_KINDS, {
+    "err": ("int", "-1", "%d"), "bool": ("int", "-1", "%d"), "int": ("int", "-1", "%d"),
+    "int64": ("int64_t", "-1", "%\" PRIi64 \""), "cookie": ("int64_t", "-1", "%\" PRIi64 \""),
+    "size": ("ssize_t", "-1", "%zd"), "fd": ("int", "-1", "%d"),
+    "uint": ("unsigned", None, "%u"), "uint64": ("uint64_t", None, "%\" PRIu64 \""),
+    "uintptr": ("uintptr_t", None, "%\" PRIuPTR \""), "enum": ("int", "-1", "%d"),
+    "flags": ("uint32_t", None, "0x%\" PRIx32 \""), "string": ("char *", "nullptr", "\\\"%s\\\""),
+    "static_string": ("const char *", "nullptr", "\\\"%s\\\""), "void": ("void", None, None),
+    # nbd_create: it takes no handle, so nothing traces it.
+    "handle": ("struct nbd_handle *", "nullptr", None),
+})
+# The C parameters of each closure argument kind ({n}, {len} as above).
+_CLOSURE_PARAMS = KindTable("lang_c", "closure parameters", CLOSURE_ARG_KINDS, {
+    "string": ["const char *{n}"], "uint64": ["uint64_t {n}"], "uint": ["unsigned {n}"],
+    "mutable_int": ["int *{n}"], "bytes_in": ["const void *{n}", "size_t {len}"],
+    "uint32_array": ["uint32_t *{n}", "size_t {len}"],
+    "extent64_array": ["nbd_extent *{n}", "size_t {len}"],
+})
+KIND_TABLES = [_PARAMS, _ARG_FMT, _RET, _CLOSURE_PARAMS]
 
 
 def closure_c_type(closure_name):
@@ -39,18 +55,8 @@ def closure_c_type(closure_name):
 
 def c_params(arg, core=False):
     """The C (or, with core=True, C++ core) parameters one argument expands to."""
-    n, k = arg.name, arg.kind
-    if k == "closure":
-        t = closure_c_type(arg.closure)
-        return [f"nbd::Closure<{t}>& {n}" if core else f"{t} {n}"]
-    if k == "bytes_in":
-        return [f"const void *{n}", f"size_t {arg.len}"]
-    if k == "bytes_out":
-        return [f"void *{n}", f"size_t {arg.len}"]
-    if k == "sockaddr":
-        return [f"const struct sockaddr *{n}", f"socklen_t {arg.len}"]
-    t = _SCALAR[k]
-    return [f"{t}{n}" if t.endswith("*") else f"{t} {n}"]
+    formats = [_CORE_CLOSURE] if core and arg.kind == "closure" else _PARAMS[arg.kind]
+    return expand_kind(formats, arg, cl=closure_c_type(arg.closure))
 
 
 def c_names(arg):
@@ -59,11 +65,12 @@ def c_names(arg):
 
 
 def ret_type(call):
-    return _RET[call.ret]
+    return _RET[call.ret][0]
 
 
 def err_value(call):
-    return _ERR_VALUE.get(call.ret, "-1")
+    """The C result that means failure; None for a result kind that has none."""
+    return _RET[call.ret][1]
 
 
 def params(call, core=False):
@@ -117,10 +124,11 @@ def trace_enter(call):
 
 def trace_leave(call):
     """(format, value expression) of the debug line printed on success."""
-    if call.ret == "void":
+    fmt = _RET[call.ret][2]
+    if fmt is None:
         return None
     val = "ret" if call.ret not in ("string", "static_string") else "nbd::printable(ret)"
-    return _RET_FMT.get(call.ret, "%d"), val
+    return fmt, val
 
 
 def checks(call, api):
@@ -171,22 +179,7 @@ def macro_value(vs, value):
 def closure_params(closure):
     out = ["void *user_data"]
     for a in closure.args:
-        if a.kind == "string":
-            out.append(f"const char *{a.name}")
-        elif a.kind == "uint64":
-            out.append(f"uint64_t {a.name}")
-        elif a.kind == "uint":
-            out.append(f"unsigned {a.name}")
-        elif a.kind == "mutable_int":
-            out.append(f"int *{a.name}")
-        elif a.kind == "bytes_in":
-            out += [f"const void *{a.name}", f"size_t {a.len}"]
-        elif a.kind == "uint32_array":
-            out += [f"uint32_t *{a.name}", f"size_t {a.len}"]
-        elif a.kind == "extent64_array":
-            out += [f"nbd_extent *{a.name}", f"size_t {a.len}"]
-        else:
-            raise ValueError(f"closure {closure.name}: argument kind {a.kind} has no C form")
+        out += expand_kind(_CLOSURE_PARAMS[a.kind], a)
     return out
 
 
@@ -223,3 +216,9 @@ def attributes(call):
     if nn and call.handle != "nullable":
         out.append(f"LIBNBD_ATTRIBUTE_NONNULL({','.join(map(str, nn))})")
     return out
+
+
+# What the C templates (libnbd.h, api.cpp, unlocked.hpp, settings.cpp, libnbd.syms) call.
+HELPERS = {f.__name__: f for f in (
+    closure_c_type, params, ret_type, err_value, core_args, owned, trace_enter, trace_leave,
+    checks, state_words, bytes_out, macro_value, closure_params, wrap_decl, prototype, attributes)}

@@ -1,14 +1,15 @@
 # Type maps and code fragments for the header-only C++ wrapper nbd/nbd.hpp.
 #
-# Every name is prefixed cpp_ because generate.py puts the exports of all lang_* modules into one
-# Jinja namespace.  Generated method bodies use the locals `r` (the C result) and `scope` (the
+# The helpers nbd.hpp.j2 calls are HELPERS (prefixed cpp_, the names the template reads best
+# with).  Generated method bodies use the locals `r` (the C result) and `scope` (the
 # callback exception relay) and `<arg>_c` (converted strings); cpp_check() refuses a spec whose
 # argument names would collide with them or with the Handle's own members.
 import textwrap
 
 from .lang_c import closure_params, err_value
+from .model import ARG_KINDS, CLOSURE_ARG_KINDS, RET_KINDS, KindTable, expand_kind
 
-EXPORTS = [
+_HELPER_NAMES = [
     "cpp_check", "cpp_pascal", "cpp_value_type", "cpp_flags_type", "cpp_underlying", "cpp_literal",
     "cpp_macro", "cpp_constant", "cpp_meta_constants", "cpp_callback_type", "cpp_callback_args",
     "cpp_callback_signature", "cpp_trampoline_params", "cpp_trampoline_args", "cpp_error_slot",
@@ -24,29 +25,51 @@ _LOCALS = {"r", "scope"}
 # own nbd_create/nbd_close, and nbd::Error carries what nbd_get_error/nbd_get_errno report.
 _NOT_FREE_FUNCTIONS = {"create", "close", "get_error", "get_errno"}
 
-_SCALAR = {
-    "bool": "bool", "int": "int", "uint32": "uint32_t", "uint64": "uint64_t", "size": "size_t",
-    "uintptr": "uintptr_t", "fd": "int", "string": "std::string_view", "path": "std::string_view",
-    "string_list": "const std::vector<std::string>&", "bytes_in": "std::span<const std::byte>",
-    "bytes_out": "std::span<std::byte>",
-}
-_RET = {
-    "err": "void", "bool": "bool", "int": "int", "int64": "int64_t", "cookie": "int64_t",
-    "size": "size_t", "fd": "int", "uint": "unsigned", "uint64": "uint64_t", "uintptr": "uintptr_t",
-    "string": "std::string",
-    "static_string": "std::string_view", "void": "void",
-}
-_RET_EXPR = {
-    "bool": "r != 0", "int": "r", "int64": "r", "cookie": "r", "fd": "r", "uint": "r",
-    "uint64": "r", "uintptr": "r", "size": "static_cast<size_t>(r)", "string": "std::string{r.get()}",
-    "static_string": "detail::view(r)",
-}
-# Callable parameter types for each closure argument kind (the C form is in lang_c).
-_CALLBACK_ARG = {
-    "string": "std::string_view", "uint64": "uint64_t", "uint": "unsigned", "mutable_int": "int*",
-    "bytes_in": "std::span<const std::byte>", "uint32_array": "std::span<uint32_t>",
-    "extent64_array": "std::span<const nbd_extent>",
-}
+# Each argument kind: the C++ parameters ({n} its name, {len} its count, {type} the generated
+# type of an enum, flag set or closure), the C arguments they become, and the statement that
+# converts it before the C call ({init}: `n_c{n, "nbd_call", "n"};`), or None.
+_ARG = KindTable("lang_cpp", "arguments", ARG_KINDS, {
+    "bool": (["bool {n}"], ["{n}"], None), "int": (["int {n}"], ["{n}"], None),
+    "uint32": (["uint32_t {n}"], ["{n}"], None), "uint64": (["uint64_t {n}"], ["{n}"], None),
+    "size": (["size_t {n}"], ["{n}"], None), "uintptr": (["uintptr_t {n}"], ["{n}"], None),
+    "fd": (["int {n}"], ["{n}"], None),
+    "string": (["std::string_view {n}"], ["{n}_c.get()"], "const detail::CString {init}"),
+    "path": (["std::string_view {n}"], ["{n}_c.get()"], "const detail::CString {init}"),
+    "string_list": (["const std::vector<std::string>& {n}"], ["{n}_c.get()"],
+                    "detail::CStringList {init}"),
+    "enum": (["{type} {n}"], ["static_cast<int>({n})"], None),
+    "flags": (["{type} {n}"], ["{n}.value()"], None),
+    # Evaluated last among noexcept argument expressions: from here the C library owns the box
+    # and frees it on every path.
+    "closure": (["{type} {n}"], ["std::move({n}).release()"], None),
+    "bytes_in": (["std::span<const std::byte> {n}"], ["{n}.data()", "{n}.size()"], None),
+    "bytes_out": (["std::span<std::byte> {n}"], ["{n}.data()", "{n}.size()"], None),
+    "sockaddr": (["const struct sockaddr* {n}", "socklen_t {len}"], ["{n}", "{len}"], None),
+})
+# Each result kind: the C++ return type ({type}: the enum or flag set) and the returned expression
+# of the C result r (None: nothing is returned).  A second constructor call has no C++ form
+# (cpp_check), so a handle result is never rendered.
+_RET = KindTable("lang_cpp", "results", RET_KINDS, {
+    "err": ("void", None), "bool": ("bool", "r != 0"), "int": ("int", "r"),
+    "int64": ("int64_t", "r"), "cookie": ("int64_t", "r"),
+    "size": ("size_t", "static_cast<size_t>(r)"),
+    "fd": ("int", "r"), "uint": ("unsigned", "r"), "uint64": ("uint64_t", "r"),
+    "uintptr": ("uintptr_t", "r"), "enum": ("{type}", "static_cast<{type}>(r)"),
+    "flags": ("{type}", "{type}{{r}}"), "string": ("std::string", "std::string{{r.get()}}"),
+    "static_string": ("std::string_view", "detail::view(r)"), "void": ("void", None),
+    "handle": (None, None),
+})
+# Each closure argument kind: the callable's parameter type (the C form is in lang_c), and the
+# expression turning the trampoline's C parameters into it.
+_CALLBACK_ARG = KindTable("lang_cpp", "closure arguments", CLOSURE_ARG_KINDS, {
+    "string": ("std::string_view", "detail::view({n})"), "uint64": ("uint64_t", "{n}"),
+    "uint": ("unsigned", "{n}"), "mutable_int": ("int*", "{n}"),
+    "bytes_in": ("std::span<const std::byte>",
+                 "std::span<const std::byte>{{static_cast<const std::byte*>({n}), {len}}}"),
+    "uint32_array": ("std::span<uint32_t>", "std::span<uint32_t>{{{n}, {len}}}"),
+    "extent64_array": ("std::span<const nbd_extent>", "std::span<const nbd_extent>{{{n}, {len}}}"),
+})
+KIND_TABLES = [_ARG, _RET, _CALLBACK_ARG]
 
 
 def cpp_pascal(snake):
@@ -146,12 +169,12 @@ def cpp_callback_type(closure_name):
 
 
 def cpp_callback_args(closure):
-    return [_CALLBACK_ARG[a.kind] for a in closure.args]
+    return [_CALLBACK_ARG[a.kind][0] for a in closure.args]
 
 
 def cpp_callback_signature(closure):
     """For comments: int(std::string_view context, std::string_view msg)."""
-    return "int(" + ", ".join(f"{_CALLBACK_ARG[a.kind]} {a.name}" for a in closure.args) + ")"
+    return "int(" + ", ".join(f"{_CALLBACK_ARG[a.kind][0]} {a.name}" for a in closure.args) + ")"
 
 
 def cpp_trampoline_params(closure):
@@ -160,21 +183,7 @@ def cpp_trampoline_params(closure):
 
 def cpp_trampoline_args(closure):
     """Expressions turning the trampoline's C parameters into the callable's arguments."""
-    out = []
-    for a in closure.args:
-        n = a.name
-        if a.kind == "string":
-            out.append(f"detail::view({n})")
-        elif a.kind == "bytes_in":
-            out.append("std::span<const std::byte>"
-                       f"{{static_cast<const std::byte*>({n}), {a.len}}}")
-        elif a.kind == "uint32_array":
-            out.append(f"std::span<uint32_t>{{{n}, {a.len}}}")
-        elif a.kind == "extent64_array":
-            out.append(f"std::span<const nbd_extent>{{{n}, {a.len}}}")
-        else:
-            out.append(n)
-    return out
+    return [expand_kind([_CALLBACK_ARG[a.kind][1]], a)[0] for a in closure.args]
 
 
 def cpp_error_slot(closure):
@@ -188,13 +197,11 @@ def cpp_wrapped(call):
 
 
 def _arg_type(arg, api):
-    if arg.kind == "enum":
-        return cpp_value_type(api.value_sets[arg.type])
-    if arg.kind == "flags":
-        return cpp_flags_type(api.value_sets[arg.type])
-    if arg.kind == "closure":
-        return cpp_callback_type(arg.closure)
-    return _SCALAR[arg.kind]
+    """The generated type of an enum, flag set or closure argument ("" for other kinds)."""
+    if arg.kind in ("enum", "flags"):
+        vs = api.value_sets[arg.type]
+        return cpp_value_type(vs) if arg.kind == "enum" else cpp_flags_type(vs)
+    return cpp_callback_type(arg.closure) if arg.kind == "closure" else ""
 
 
 def _has_default(arg):
@@ -211,10 +218,10 @@ def cpp_params(call, api):
         defaulted.add(a.name)
     out = []
     for a in call.all_args:
-        if a.kind == "sockaddr":
-            out += [f"const struct sockaddr* {a.name}", f"socklen_t {a.len}"]
-            continue
-        out.append(f"{_arg_type(a, api)} {a.name}" + (" = {}" if a.name in defaulted else ""))
+        params = expand_kind(_ARG[a.kind][0], a, type=_arg_type(a, api))
+        if a.name in defaulted:
+            params[-1] += " = {}"
+        out += params
     return out
 
 
@@ -223,34 +230,17 @@ def cpp_prelude(call):
     by the C library at that point)."""
     out = []
     for a in call.all_args:
-        init = f'{a.name}_c{{{a.name}, "{call.c_name}", "{a.name}"}};'
-        if a.kind in ("string", "path"):
-            out.append(f"const detail::CString {init}")
-        elif a.kind == "string_list":
-            out.append(f"detail::CStringList {init}")
+        statement = _ARG[a.kind][2]
+        if statement:
+            init = f'{a.name}_c{{{a.name}, "{call.c_name}", "{a.name}"}};'
+            out.append(statement.format(init=init))
     return out
 
 
 def _c_args(call, handle_expr):
     out = [handle_expr] if call.handle != "none" else []
     for a in call.all_args:
-        n, k = a.name, a.kind
-        if k in ("string", "path", "string_list"):
-            out.append(f"{n}_c.get()")
-        elif k == "enum":
-            out.append(f"static_cast<int>({n})")
-        elif k == "flags":
-            out.append(f"{n}.value()")
-        elif k == "closure":
-            # Evaluated last among noexcept argument expressions: from here the C library owns
-            # the box and frees it on every path.
-            out.append(f"std::move({n}).release()")
-        elif k in ("bytes_in", "bytes_out"):
-            out += [f"{n}.data()", f"{n}.size()"]
-        elif k == "sockaddr":
-            out += [n, a.len]
-        else:
-            out.append(n)
+        out += expand_kind(_ARG[a.kind][1], a)
     return out
 
 
@@ -269,21 +259,21 @@ def cpp_error_test(call):
     return f"r == {err_value(call)}"
 
 
+def _ret_type_name(call, api):
+    if call.ret not in ("enum", "flags"):
+        return ""
+    vs = api.value_sets[call.ret_type]
+    return cpp_value_type(vs) if call.ret == "enum" else cpp_flags_type(vs)
+
+
 def cpp_ret_type(call, api):
-    if call.ret == "enum":
-        return cpp_value_type(api.value_sets[call.ret_type])
-    if call.ret == "flags":
-        return cpp_flags_type(api.value_sets[call.ret_type])
-    return _RET[call.ret]
+    return _RET[call.ret][0].format(type=_ret_type_name(call, api))
 
 
 def cpp_return(call, api):
     """The returned expression, or None for calls that return nothing."""
-    if call.ret == "enum":
-        return f"static_cast<{cpp_ret_type(call, api)}>(r)"
-    if call.ret == "flags":
-        return f"{cpp_ret_type(call, api)}{{r}}"
-    return _RET_EXPR.get(call.ret)
+    expr = _RET[call.ret][1]
+    return expr.format(type=_ret_type_name(call, api)) if expr else None
 
 
 def cpp_notes(call):
@@ -293,3 +283,7 @@ def cpp_notes(call):
         if a.persist:
             out.append(f"{a.name} must stay valid until the command completes.")
     return out
+
+
+# What nbd.hpp.j2 calls.
+HELPERS = {name: globals()[name] for name in _HELPER_NAMES}

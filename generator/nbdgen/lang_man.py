@@ -1,5 +1,7 @@
 # Roff rendering for the section 3 man pages: escaping, wrapping, link markup, and the wording
-# tables (return values, errors, states, versions) derived from the model.
+# tables (return values, errors, states, versions) derived from the model; the per-kind ones
+# (argument paragraphs, return values, closure typedefs) are KindTables.  man3.j2, man_blocks.j2
+# and overview.j2 call the functions in HELPERS.
 #
 # Every piece of prose reaches the template as ready roff lines, grouped into blocks:
 #   ("para", [line, ...])                 a filled paragraph
@@ -11,9 +13,11 @@ import re
 import textwrap
 
 from . import lang_c
-from .model import LINK_RE, POINTER_KINDS, doc_blocks
+from .markdown import LINK_RE, doc_blocks
+from .model import ARG_KINDS, CLOSURE_ARG_KINDS, POINTER_KINDS, RET_KINDS, KindTable
 
-EXPORTS = ["roff_escape", "man_th", "man_name", "man_prototype", "man_typedefs", "man_description",
+_HELPER_NAMES = ["roff_escape", "man_th", "man_name", "man_prototype", "man_typedefs",
+                 "man_description",
            "man_return", "man_errors", "man_state", "man_version", "man_example", "man_see_also",
            "overview_page", "overview_th", "overview_sections"]
 
@@ -186,8 +190,14 @@ def man_prototype(call):
     return lines
 
 
-# The struct an extent64_array closure argument points to, as libnbd.h declares it.
-_EXTENT_TYPEDEF = ["typedef struct {", "  uint64_t length;", "  uint64_t flags;", "} nbd_extent;"]
+# Each closure argument kind: the typedef (name, lines) of the struct it points to, as libnbd.h
+# declares it, shown before the closure's own; None for kinds of plain C types.
+_CLOSURE_ARG_TYPEDEF = KindTable("lang_man", "closure argument typedefs", CLOSURE_ARG_KINDS, {
+    "string": None, "uint64": None, "uint": None, "mutable_int": None, "bytes_in": None,
+    "uint32_array": None,
+    "extent64_array": ("nbd_extent", ["typedef struct {", "  uint64_t length;",
+                                      "  uint64_t flags;", "} nbd_extent;"]),
+})
 
 
 def man_typedefs(call, api):
@@ -199,9 +209,11 @@ def man_typedefs(call, api):
             continue
         seen.add(a.closure)
         cl = api.closure_map[a.closure]
-        if any(ca.kind == "extent64_array" for ca in cl.args) and "nbd_extent" not in seen:
-            seen.add("nbd_extent")
-            out.append([roff_escape(l) for l in _EXTENT_TYPEDEF])
+        for ca in cl.args:
+            typedef = _CLOSURE_ARG_TYPEDEF[ca.kind]
+            if typedef and typedef[0] not in seen:
+                seen.add(typedef[0])
+                out.append([roff_escape(l) for l in typedef[1]])
         decl = lang_c.wrap_decl("  int (*callback)", lang_c.closure_params(cl), width=WIDTH - 1)
         lines = ["typedef struct {", *f"{decl};".split("\n"), "  void *user_data;",
                  "  void (*free) (void *user_data);", f"}} {cl.c_type};"]
@@ -259,17 +271,23 @@ def _enum_blocks(call, a, api):
             _tags(vs, vs.values, api, call.c_name)]
 
 
+# Each argument kind: the function giving the paragraphs DESCRIPTION adds about an argument of
+# that kind, or None when its C type says all.
+_ARG_BLOCKS = KindTable("lang_man", "argument paragraphs", ARG_KINDS, {
+    "bool": None, "int": None, "uint32": None, "uint64": None, "size": None, "uintptr": None,
+    "string": None, "path": None, "string_list": None, "fd": None, "enum": _enum_blocks,
+    "flags": _flags_blocks, "closure": _closure_blocks, "bytes_in": None, "bytes_out": None,
+    "sockaddr": None,
+})
+
+
 def man_description(call, api):
     """[(subsection heading or None, blocks)]: the call's doc with a paragraph per closure, flags
     and enum argument, then the doc of each closure type the call takes."""
     blocks = _doc(call.doc, api, call.c_name)
     for a in call.all_args:
-        if a.kind == "closure":
-            blocks += _closure_blocks(call, a, api)
-        elif a.kind == "flags":
-            blocks += _flags_blocks(call, a, api)
-        elif a.kind == "enum":
-            blocks += _enum_blocks(call, a, api)
+        if _ARG_BLOCKS[a.kind]:
+            blocks += _ARG_BLOCKS[a.kind](call, a, api)
     if not blocks:
         short = " ".join(call.short.split())
         blocks = [("para", _fill(f"{call.c_name}: {short}.", api, call.c_name))]
@@ -284,48 +302,45 @@ def man_description(call, api):
 
 # ---- return value, errors, state, version, see also -----------------------------------------
 
-# Wording per return kind: what a successful call returns, and what a failed one returns (used
-# only when the call may fail).
-_RETURN = {
-    "err": ("returns 0 on success", "-1 on error"),
-    "bool": ("returns 1 for true or 0 for false", "-1 on error"),
-    "int": ("returns a non-negative integer on success", "-1 on error"),
-    "int64": ("returns a non-negative 64-bit integer on success", "-1 on error"),
+# Wording per return kind: what a successful call returns, what a failed one returns (used only
+# when the call may fail), and what a call that cannot fail (may_fail: false) returns where that
+# differs from the first (None: the first; for kinds with no error value only the last is used).
+_RETURN = KindTable("lang_man", "return values", RET_KINDS, {
+    "err": ("returns 0 on success", "-1 on error", "always returns 0"),
+    "bool": ("returns 1 for true or 0 for false", "-1 on error", None),
+    "int": ("returns a non-negative integer on success", "-1 on error", "returns an integer"),
+    "int64": ("returns a non-negative 64-bit integer on success", "-1 on error",
+              "returns a 64-bit integer"),
     "cookie": ("returns a positive cookie that identifies the command, for use with "
-               "nbd_aio_command_completed", "-1 on error"),
-    "size": ("returns a non-negative count on success", "-1 on error"),
-    "fd": ("returns a file descriptor on success", "-1 on error"),
-    "enum": ("returns one of the values below", "-1 on error"),
+               "nbd_aio_command_completed", "-1 on error", None),
+    "size": ("returns a non-negative count on success", "-1 on error", None),
+    "fd": ("returns a file descriptor on success", "-1 on error", None),
+    "uint": (None, None, "returns an unsigned integer"),
+    "uint64": (None, None, "returns an unsigned 64-bit integer"),
+    "uintptr": (None, None, "returns a uintptr_t value"),
+    "enum": ("returns one of the values below", "-1 on error", None),
+    "flags": (None, None, "returns a bitwise OR of the flags below"),
     "string": ("returns a newly allocated, NUL-terminated string, which the caller must free with "
-               "free(3)", "NULL on error"),
+               "free(3)", "NULL on error", None),
     "static_string": ("returns a pointer to a NUL-terminated string owned by the library, which "
-                      "the caller must neither free nor modify", "NULL on error"),
-    "handle": ("returns a new handle, which the caller must close with nbd_close", "NULL on error"),
-}
-# Wording for calls that cannot fail (may_fail: false), where it differs from the above.
-_RETURN_INFALLIBLE = {
-    "err": "always returns 0",
-    "int": "returns an integer",
-    "int64": "returns a 64-bit integer",
-    "uint": "returns an unsigned integer",
-    "uint64": "returns an unsigned 64-bit integer",
-    "uintptr": "returns a uintptr_t value",
-    "flags": "returns a bitwise OR of the flags below",
-    "static_string": "returns a pointer to a string owned by the library, which the caller must "
-                     "neither free nor modify",
-    "void": "returns no value",
-}
+                      "the caller must neither free nor modify", "NULL on error",
+                      "returns a pointer to a string owned by the library, which the caller must "
+                      "neither free nor modify"),
+    "void": (None, None, "returns no value"),
+    "handle": ("returns a new handle, which the caller must close with nbd_close", "NULL on error",
+               None),
+})
+KIND_TABLES = [_CLOSURE_ARG_TYPEDEF, _ARG_BLOCKS, _RETURN]
 
 
 def man_return(call, api):
+    ok, err, infallible = _RETURN[call.ret]
     if call.may_fail:
-        ok, err = _RETURN[call.ret]
         text = f"This call {ok}, or {err}."
     elif call.ret == "void":
-        text = f"This call {_RETURN_INFALLIBLE['void']}."
+        text = f"This call {infallible}."
     else:
-        ok = _RETURN_INFALLIBLE.get(call.ret) or _RETURN[call.ret][0]
-        text = f"This call {ok}.  It cannot fail."
+        text = f"This call {infallible or ok}.  It cannot fail."
     # free(3) is a link too, but LINK_RE only knows our own names.
     lines = [l.replace("free(3)", "\\fBfree\\fR(3)") for l in _fill(text, api, call.c_name)]
     blocks = [("para", lines)]
@@ -448,7 +463,7 @@ def man_see_also(call, api):
 
 
 # ---- the overview page ----------------------------------------------------------------------
-# Its source is the markup model.markup_blocks() parses (see docs/README.md); here it becomes the
+# Its source is the markup markdown.markup_blocks() parses (docs/README.md); here it becomes the
 # same kinds of blocks as a call's page, plus "steps" (numbered items) and "terms" (tagged items
 # whose term carries inline markup), so man3.j2's macro renders both.
 
@@ -542,3 +557,8 @@ def overview_sections(api):
             blocks.append(("code", _code(value)))
     # .BR lines: a comma after every entry but the last.
     return [(t, k, [f"{r}," for r in c[:-1]] + c[-1:] if k == "refs" else c) for t, k, c in out]
+
+
+# What man3.j2, man_blocks.j2 and overview.j2 call.
+HELPERS = {name: globals()[name] for name in _HELPER_NAMES}
+FILTERS = {"roff": roff_escape}

@@ -2,8 +2,10 @@
 
 The binding is module NBD (NBD.mli, NBD.ml) over C stubs (nbd_stubs.c) that call the C ABI; the
 shared C helpers the stubs use (handle custom block, closure boxes, runtime lock, errors) are
-hand-written in bindings/ocaml/src/nbdpp_runtime.c.  Everything per call, per enum and per closure
-is computed here as a view model, so the templates under templates/ocaml/ only loop over it.
+hand-written in bindings/ocaml/src/nbdpp_runtime.c.  What each kind of argument, result and
+callback argument becomes is declared once per kind in KindTables (an argument's OcamlArg gives
+its C lines stage by stage); the views here are made by looking the kinds up, and the templates
+under templates/ocaml/ lay them out (nbd_stubs.c.j2's stub_body) with the helpers in HELPERS.
 
 Type map, OCaml side (C side in lang_c):
   bool -> bool; int, size, uintptr, uint -> int; uint32, uint64, int64 -> int64; cookie -> cookie
@@ -20,12 +22,12 @@ positional arguments in C order.  A call without any argument takes unit.
 """
 import re
 import textwrap
+from dataclasses import dataclass
 from types import SimpleNamespace
 
 from .lang_c import closure_params, err_value as _c_err_value, ret_type
-from .model import LINK_RE, doc_blocks
-
-EXPORTS = []
+from .markdown import LINK_RE, doc_blocks
+from .model import ARG_KINDS, CLOSURE_ARG_KINDS, RET_KINDS, KindTable
 
 WIDTH = 95          # OCaml comment fill width
 STUB_PREFIX = "nbdpp_ocaml_"
@@ -49,38 +51,104 @@ _RESERVED_MODULES = {"Buffer"}
 # C locals of every stub; argument names must not collide with them.
 _C_LOCALS = {"h", "r", "rv", "failure", "oom", "unitv"}
 
-_ARG_ML = {
-    "bool": "bool", "int": "int", "uint32": "int64", "uint64": "int64", "size": "int",
-    "uintptr": "int", "string": "string", "path": "string", "string_list": "string list",
-    "fd": "Unix.file_descr", "sockaddr": "Unix.sockaddr", "bytes_in": "bytes", "bytes_out": "bytes",
-}
-_RET_ML = {
-    "err": "unit", "bool": "bool", "int": "int", "int64": "int64", "cookie": "cookie",
-    "size": "int", "fd": "Unix.file_descr", "uint": "int", "uint64": "int64", "uintptr": "int",
-    "string": "string",
-    "static_string": "string", "void": "unit", "handle": "t",
-}
-_CB_ML = {
-    "string": "string", "uint64": "int64", "uint": "int", "mutable_int": "int ref",
-    "bytes_in": "bytes", "uint32_array": "int64 array", "extent64_array": "extent array",
-}
-# C expression turning an OCaml argument NAMEv into the C value of scalar kinds.
-_ARG_C = {
-    "bool": ("bool", "Bool_val({v})"),
-    "int": ("int", "Int_val({v})"),
-    "fd": ("int", "Int_val({v})"),
-    "uint64": ("uint64_t", "(uint64_t)Int64_val({v})"),
-    "size": ("size_t", "(size_t)Long_val({v})"),
-    "uintptr": ("uintptr_t", "(uintptr_t)Long_val({v})"),
-}
-# C expression turning the C result r into an OCaml value (string is handled apart: freed).
-_RET_C = {
-    "err": "Val_unit", "void": "Val_unit", "bool": "Val_bool(r)", "int": "Val_int(r)",
-    "fd": "Val_int(r)", "uint": "Val_long(r)", "uintptr": "Val_long((intnat)r)",
-    "size": "Val_long(r)", "int64": "caml_copy_int64(r)", "cookie": "caml_copy_int64(r)",
-    "uint64": "caml_copy_int64((int64_t)r)",
-    "static_string": "caml_copy_string(r)", "handle": STUB_PREFIX + "alloc_handle(r)",
-}
+# ---- Per-kind tables (KindTables: each covers its kind list of the model exactly) -------------
+
+@dataclass(frozen=True)
+class OcamlArg:
+    """How a stub takes an argument of one kind: its OCaml type, then C lines in the stub's order:
+    conversions (they may raise, so they come before anything is allocated), allocations (they
+    set oom instead of raising), what an out-of-memory exit frees besides the cleanups, what runs
+    after a successful call, and the cleanups; last the C arguments it becomes.  Fields: {n} the
+    name, {v} the OCaml value, {len} the count, {fn} the C function, {p} the stub prefix, {type}
+    the OCaml type of an enum, flag set or closure, {conv} a value set's converter, {ok} the test
+    of a successful call, {box} the lines boxing a closure.  An entry may be a dict of variants
+    (KindTable.form)."""
+    ml: str
+    convert: tuple = ()
+    allocate: tuple = ()
+    on_oom: tuple = ()
+    after: tuple = ()
+    cleanup: tuple = ()
+    c_args: tuple = ("{n}",)
+
+
+def _scalar(ml, c_type, expr):
+    return OcamlArg(ml, (f"{c_type} {{n}} = {expr};",))
+
+
+# bytes live in the OCaml heap, which may move while the runtime lock is released: the call works
+# on a copy.  A Buffer.t's data is outside the OCaml heap and never moves; the completion closure
+# keeps the Buffer.t alive until the command has retired.
+_BUFFER = OcamlArg("Buffer.t", ("size_t {len} = {p}buffer_size({v});",
+                                "void *{n} = {p}buffer_data({v});"), c_args=("{n}", "{len}"))
+_ARG = KindTable("lang_ocaml", "stub arguments", ARG_KINDS, {
+    "bool": _scalar("bool", "bool", "Bool_val({v})"),
+    "int": _scalar("int", "int", "Int_val({v})"),
+    # An int64 on the OCaml side, as in libnbd's binding, which also refuses values outside
+    # uint32_t this way.
+    "uint32": OcamlArg("int64", ("int64_t {n}64 = Int64_val({v});",
+                                 "if ({n}64 < 0 || {n}64 > (int64_t)UINT32_MAX)",
+                                 "  caml_invalid_argument(\"{fn}: {n} out of range\");",
+                                 "uint32_t {n} = (uint32_t){n}64;")),
+    "uint64": _scalar("int64", "uint64_t", "(uint64_t)Int64_val({v})"),
+    "size": _scalar("int", "size_t", "(size_t)Long_val({v})"),
+    "uintptr": _scalar("int", "uintptr_t", "(uintptr_t)Long_val({v})"),
+    "string": OcamlArg("string", allocate=("char *{n} = {p}strdup({v}, &oom);",),
+                       cleanup=("free({n});",)),
+    "path": OcamlArg("string", allocate=("char *{n} = {p}strdup({v}, &oom);",),
+                     cleanup=("free({n});",)),
+    "string_list": OcamlArg("string list", allocate=("char **{n} = {p}string_list({v}, &oom);",),
+                            cleanup=("{p}free_string_list({n});",)),
+    "fd": _scalar("Unix.file_descr", "int", "Int_val({v})"),
+    "enum": _scalar("{type}", "int", "{conv}({v})"),
+    "flags": {"": _scalar("{type}", "uint32_t", "{conv}({v})"),
+              "optional": _scalar("{type}", "uint32_t",
+                                  "Is_none({v}) ? 0 : {conv}(Some_val({v}))")},
+    "closure": OcamlArg("{type}", allocate=("{box}",),
+                        on_oom=("{p}closure_free({n}.user_data);",)),
+    "bytes_in": {"": OcamlArg("bytes", ("size_t {len} = caml_string_length({v});",),
+                              ("void *{n} = {p}copy_in({v}, &oom);",), cleanup=("free({n});",),
+                              c_args=("{n}", "{len}")),
+                 "persist": _BUFFER},
+    "bytes_out": {"": OcamlArg("bytes", ("size_t {len} = caml_string_length({v});",),
+                               ("void *{n} = {p}malloc({v}, &oom);",),
+                               after=("if ({ok})", "  memcpy(Bytes_val({v}), {n}, {len});"),
+                               cleanup=("free({n});",), c_args=("{n}", "{len}")),
+                  "persist": _BUFFER},
+    "sockaddr": OcamlArg("Unix.sockaddr", ("union sock_addr_union {n}_u;",
+                                           "socklen_param_type {len};",
+                                           "get_sockaddr({v}, &{n}_u, &{len});"),
+                         c_args=("&{n}_u.s_gen", "(socklen_t){len}")),
+})
+# Each result kind: its OCaml type, the OCaml value of the C result r (None: none to make here),
+# and the lines that take a result the caller owns ({type}: an enum or flag set's OCaml type,
+# {alloc}: its converter, {p}: the stub prefix).
+_RET = KindTable("lang_ocaml", "stub results", RET_KINDS, {
+    "err": ("unit", "Val_unit", ()), "bool": ("bool", "Val_bool(r)", ()),
+    "int": ("int", "Val_int(r)", ()), "int64": ("int64", "caml_copy_int64(r)", ()),
+    "cookie": ("cookie", "caml_copy_int64(r)", ()), "size": ("int", "Val_long(r)", ()),
+    "fd": ("Unix.file_descr", "Val_int(r)", ()), "uint": ("int", "Val_long(r)", ()),
+    "uint64": ("int64", "caml_copy_int64((int64_t)r)", ()),
+    "uintptr": ("int", "Val_long((intnat)r)", ()), "enum": ("{type}", "{alloc}(r)", ()),
+    "flags": ("{type} list", "{alloc}(r)", ()),
+    "string": ("string", None, ("if (r != NULL) {", "  rv = caml_copy_string(r);", "  free(r);",
+                                "}")),
+    "static_string": ("string", "caml_copy_string(r)", ()), "void": ("unit", "Val_unit", ()),
+    "handle": ("t", "{p}alloc_handle(r)", ()),
+})
+# Each closure argument kind: its OCaml type, the C statement filling the callback's args[{i}],
+# and the one writing it back after a normal return (None: nothing to write back).
+_CLOSURE_ARG = KindTable("lang_ocaml", "callback arguments", CLOSURE_ARG_KINDS, {
+    "string": ("string", "args[{i}] = {p}copy_string({n});", None),
+    "uint64": ("int64", "args[{i}] = caml_copy_int64((int64_t){n});", None),
+    "uint": ("int", "args[{i}] = Val_long({n});", None),
+    "mutable_int": ("int ref", "args[{i}] = {p}alloc_ref(*{n});",
+                    "*{n} = Int_val(Field(args[{i}], 0));"),
+    "bytes_in": ("bytes", "args[{i}] = {p}copy_bytes({n}, {len});", None),
+    "uint32_array": ("int64 array", "args[{i}] = {p}copy_uint32_array({n}, {len});", None),
+    "extent64_array": ("extent array", "args[{i}] = {p}copy_extent64_array({n}, {len});", None),
+})
+KIND_TABLES = [_ARG, _RET, _CLOSURE_ARG]
 
 
 def err_value(call):
@@ -325,44 +393,26 @@ def _closure(cl, links):
     for a in cl.args:
         if a.name in _CLOSURE_LOCALS or a.len in _CLOSURE_LOCALS:
             raise ValueError(f"{what}: argument {a.name} clashes with a local of nbd_stubs.c")
-    ml_args = [_CB_ML[a.kind] for a in cl.args] or ["unit"]
-    conv = []          # C statements filling args[i]
-    writeback = []     # C statements after a normal return
+    conv, writeback = [], []
     for i, a in enumerate(cl.args):
-        n = a.name
-        if a.kind == "string":
-            conv.append(f"args[{i}] = {STUB_PREFIX}copy_string({n});")
-        elif a.kind == "uint64":
-            conv.append(f"args[{i}] = caml_copy_int64((int64_t){n});")
-        elif a.kind == "uint":
-            conv.append(f"args[{i}] = Val_long({n});")
-        elif a.kind == "mutable_int":
-            conv.append(f"args[{i}] = {STUB_PREFIX}alloc_ref(*{n});")
-            writeback.append(f"*{n} = Int_val(Field(args[{i}], 0));")
-        elif a.kind == "bytes_in":
-            conv.append(f"args[{i}] = {STUB_PREFIX}copy_bytes({n}, {a.len});")
-        elif a.kind == "uint32_array":
-            conv.append(f"args[{i}] = {STUB_PREFIX}copy_uint32_array({n}, {a.len});")
-        elif a.kind == "extent64_array":
-            conv.append(f"args[{i}] = {STUB_PREFIX}copy_extent64_array({n}, {a.len});")
-        else:
-            raise ValueError(f"{what}: argument kind {a.kind} has no OCaml form")
+        _, fill, back = _CLOSURE_ARG[a.kind]
+        conv.append(fill.format(i=i, n=a.name, len=a.len, p=STUB_PREFIX))
+        if back:
+            writeback.append(back.format(i=i, n=a.name))
+    ml_args = [_CLOSURE_ARG[a.kind][0] for a in cl.args] or ["unit"]
     error_slot = next((a.name for a in cl.args if a.kind == "mutable_int"), "NULL")
     params = closure_params(cl)
-    # The trampoline hands its C parameters on to the invoker, which gets the box for user_data.
-    forwarded = ["user_data"] + [p.split()[-1].lstrip("*") for p in params[1:]]
-    invoke = f"{STUB_PREFIX}{cl.name}_invoke"
-    trampoline = f"{STUB_PREFIX}{cl.name}_trampoline"
     return SimpleNamespace(
         name=cl.name, c_type=cl.c_type, type_name=_callback_type(cl.name),
         ml_type=" -> ".join(ml_args + ["int"]),
         doc=_comment(_doc_paragraphs(cl.doc, links, what)) if cl.doc else [],
         nargs=len(cl.args), conv=conv, writeback=writeback, error_slot=error_slot,
-        invoke_sig=_wrap(f"static int {invoke}", [f"struct {STUB_PREFIX}closure *cl"] + params[1:],
-                         0, " {"),
-        trampoline_sig=_wrap(f"static int {trampoline}", params, 0, " {"),
-        invoke_call=_wrap(f"const int r = {invoke}", forwarded, 2, ";"),
-        trampoline=trampoline, make=_closure_maker(cl.name))
+        params=params,
+        # The trampoline hands its C parameters on to the invoker, which gets the box for
+        # user_data.
+        forwarded=["user_data"] + [p.split()[-1].lstrip("*") for p in params[1:]],
+        invoke=f"{STUB_PREFIX}{cl.name}_invoke", trampoline=f"{STUB_PREFIX}{cl.name}_trampoline",
+        make=_closure_maker(cl.name))
 
 
 # ---- Calls -------------------------------------------------------------------------------------
@@ -384,23 +434,29 @@ def _check_names(call):
             raise ValueError(f"{what}: argument {a.name} clashes with a local of nbd_stubs.c")
 
 
-def _arg_ml(arg, api):
-    if arg.kind == "enum":
-        return f"{_module(api.value_sets[arg.type])}.t"
-    if arg.kind == "flags":
-        return f"{_module(api.value_sets[arg.type])}.t list"
+def _fields(arg, call, api):
+    """The format fields of an argument's _ARG entry."""
+    f = dict(n=arg.name, v=arg.name + "v", len=arg.len, fn=call.c_name, p=STUB_PREFIX, type="",
+             conv="", ok=f"r != {err_value(call)}" if call.may_fail else "true", box="")
+    if arg.type:
+        vs = api.value_sets[arg.type]
+        f.update(type=f"{_module(vs)}.t" + (" list" if arg.kind == "flags" else ""),
+                 conv=_c_conv(vs, "val"))
     if arg.kind == "closure":
-        return _callback_type(arg.closure)
-    if arg.kind in ("bytes_in", "bytes_out") and arg.persist:
-        return "Buffer.t"
-    return _ARG_ML[arg.kind]
+        cl = api.closure_map[arg.closure]
+        fn = f"{STUB_PREFIX}option_fn({arg.name}v)" if arg.optional else arg.name + "v"
+        persist = next((a for a in call.all_args if a.persist), None)
+        keep = persist.name + "v" if persist and arg.closure == "completion" else "Val_unit"
+        f.update(type=_callback_type(arg.closure), box="\n".join(
+            _assign(f"{cl.c_type} {arg.name}", _closure_maker(cl.name), [fn, keep, "&oom"])))
+    return f
 
 
 def _ml_params(call, api):
     """[(OCaml type with label, C parameter name, arg or None)] in OCaml order."""
     out = []
     for a in call.optargs:
-        t = _arg_ml(a, api)
+        t = _ARG.form(a, call).ml.format(**_fields(a, call, api))
         if a.kind == "flags" or (a.kind == "closure" and a.optional):
             out.append((f"?{_label(a)}:{t}", a.name + "v", a))
         else:
@@ -408,17 +464,18 @@ def _ml_params(call, api):
     if call.handle != "none":
         out.append(("t", "hv", None))
     for a in call.args:
-        out.append((_arg_ml(a, api), a.name + "v", a))
+        out.append((_ARG.form(a, call).ml.format(**_fields(a, call, api)), a.name + "v", a))
     if not out:
         out.append(("unit", "unitv", None))
     return out
 
 
-def _ml_ret(call, api):
-    if call.ret in ("enum", "flags"):
-        t = f"{_module(api.value_sets[call.ret_type])}.t"
-        return t + (" list" if call.ret == "flags" else "")
-    return _RET_ML[call.ret]
+def _ret_fields(call, api):
+    f = dict(p=STUB_PREFIX, type="", alloc="")
+    if call.ret_type:
+        vs = api.value_sets[call.ret_type]
+        f.update(type=f"{_module(vs)}.t", alloc=_c_conv(vs, "alloc"))
+    return f
 
 
 def _usage(call, params):
@@ -445,125 +502,31 @@ def _camlparams(names):
     return out
 
 
-def _stub(call, api, params):
-    """The C lines of one stub (without the signature), and the list of C parameter names."""
-    names = [cname for _, cname, _ in params]
-    body = _camlparams(names) + ["CAMLlocal1(rv);"]
-    c_args = []
-    if call.handle != "none":
-        if call.name == _CLOSE:
-            body.append(f"struct nbd_handle *h = {STUB_PREFIX}take_handle(hv);")
-        else:
-            body.append(f"struct nbd_handle *h = {STUB_PREFIX}handle(hv, \"{call.c_name}\");")
-        c_args.append("h")
-    convert, allocate, cleanup, after = [], [], [], []
-    closures = []
-    persist = next((a for a in call.all_args if a.persist), None)
+def _stub(call, api):
+    """The parts of a call's stub the template lays out: the argument lines of each stage (see
+    OcamlArg), the C arguments, and the result's handling."""
+    stages = {stage: [] for stage in ("convert", "allocate", "on_oom", "after", "cleanup")}
+    c_args = ["h"] if call.handle != "none" else []
     for a in call.all_args:
-        n, k, v = a.name, a.kind, a.name + "v"
-        if k == "uint32":
-            # An int64 on the OCaml side, as in libnbd's binding, which also refuses values
-            # outside uint32_t this way.
-            convert += [f"int64_t {n}64 = Int64_val({v});",
-                        f"if ({n}64 < 0 || {n}64 > (int64_t)UINT32_MAX)",
-                        f"  caml_invalid_argument(\"{call.c_name}: {n} out of range\");",
-                        f"uint32_t {n} = (uint32_t){n}64;"]
-            c_args.append(n)
-        elif k in _ARG_C:
-            t, expr = _ARG_C[k]
-            convert.append(f"{t} {n} = {expr.format(v=v)};")
-            c_args.append(n)
-        elif k == "enum":
-            vs = api.value_sets[a.type]
-            convert.append(f"int {n} = {_c_conv(vs, 'val')}({v});")
-            c_args.append(n)
-        elif k == "flags":
-            vs = api.value_sets[a.type]
-            conv = _c_conv(vs, "val")
-            if a in call.optargs:
-                convert.append(f"uint32_t {n} = Is_none({v}) ? 0 : {conv}(Some_val({v}));")
-            else:
-                convert.append(f"uint32_t {n} = {conv}({v});")
-            c_args.append(n)
-        elif k == "sockaddr":
-            convert += [f"union sock_addr_union {n}_u;", f"socklen_param_type {a.len};",
-                        f"get_sockaddr({v}, &{n}_u, &{a.len});"]
-            c_args += [f"&{n}_u.s_gen", f"(socklen_t){a.len}"]
-        elif k in ("string", "path"):
-            allocate.append(f"char *{n} = {STUB_PREFIX}strdup({v}, &oom);")
-            cleanup.append(f"free({n});")
-            c_args.append(n)
-        elif k == "string_list":
-            allocate.append(f"char **{n} = {STUB_PREFIX}string_list({v}, &oom);")
-            cleanup.append(f"{STUB_PREFIX}free_string_list({n});")
-            c_args.append(n)
-        elif k in ("bytes_in", "bytes_out") and a.persist:
-            # A Buffer.t's data is outside the OCaml heap and never moves; the completion
-            # closure keeps the Buffer.t alive until the command has retired.
-            convert += [f"size_t {a.len} = {STUB_PREFIX}buffer_size({v});",
-                        f"void *{n} = {STUB_PREFIX}buffer_data({v});"]
-            c_args += [n, a.len]
-        elif k in ("bytes_in", "bytes_out"):
-            # bytes live in the OCaml heap, which may move while the runtime lock is released:
-            # the call works on a copy.
-            convert.append(f"size_t {a.len} = caml_string_length({v});")
-            helper = "copy_in" if k == "bytes_in" else "malloc"
-            allocate.append(f"void *{n} = {STUB_PREFIX}{helper}({v}, &oom);")
-            if k == "bytes_out":
-                ok = f"r != {err_value(call)}" if call.may_fail else "true"
-                after.append(f"if ({ok})")
-                after.append(f"  memcpy(Bytes_val({v}), {n}, {a.len});")
-            cleanup.append(f"free({n});")
-            c_args += [n, a.len]
-        elif k == "closure":
-            cl = api.closure_map[a.closure]
-            fn = f"{STUB_PREFIX}option_fn({v})" if a.optional else v
-            keep = "Val_unit"
-            if persist is not None and a.closure == "completion":
-                keep = persist.name + "v"
-            allocate += _assign(f"{cl.c_type} {n}", _closure_maker(cl.name),
-                                [fn, keep, "&oom"])
-            closures.append(n)
-            c_args.append(n)
-    body += convert
-    if allocate:
-        body.append("bool oom = false;")
-        body += allocate
-        body.append("if (oom) {")
-        body += [f"  {STUB_PREFIX}closure_free({n}.user_data);" for n in closures]
-        body += ["  " + l for l in cleanup]
-        body += ["  caml_raise_out_of_memory();", "}"]
-    release = call.locked or call.name == _CLOSE
-    if call.may_fail:
-        body.append(f"struct {STUB_PREFIX}error failure = {{NULL, 0}};")
-    if release:
-        body.append(f"{STUB_PREFIX}release();")
+        form, f = _ARG.form(a, call), _fields(a, call, api)
+        for stage, lines in stages.items():
+            lines += [l for st in getattr(form, stage) for l in st.format(**f).split("\n")]
+        c_args += [x.format(**f) for x in form.c_args]
+    if call.handle == "none":
+        handle = None
+    elif call.name == _CLOSE:
+        handle = f"struct nbd_handle *h = {STUB_PREFIX}take_handle(hv);"
+    else:
+        handle = f"struct nbd_handle *h = {STUB_PREFIX}handle(hv, \"{call.c_name}\");"
     rt = ret_type(call)
-    if call.ret == "void":
-        body += _wrap(call.c_name, c_args, 2, ";")
-    else:
-        body += _assign(f"{rt}{'' if rt.endswith('*') else ' '}r", call.c_name, c_args)
-    if call.may_fail:
-        body += [f"if (r == {err_value(call)})", f"  {STUB_PREFIX}save_error(&failure);"]
-    if release:
-        body.append(f"{STUB_PREFIX}acquire();")
-    body += after + cleanup
-    if call.ret == "string":
-        body += ["if (r != NULL) {", "  rv = caml_copy_string(r);", "  free(r);", "}"]
-    if call.name == _CLOSE:
-        # A cleanup must not fail: what a callback raised while closing is dropped.
-        body.append(f"{STUB_PREFIX}drop_pending();")
-    else:
-        body.append(f"{STUB_PREFIX}raise_pending({'&failure' if call.may_fail else 'NULL'});")
-    if call.may_fail:
-        body += [f"if (r == {err_value(call)})",
-                 f"  {STUB_PREFIX}raise_error(&failure, \"{call.c_name}\");"]
-    if call.ret == "enum" or call.ret == "flags":
-        body.append(f"rv = {_c_conv(api.value_sets[call.ret_type], 'alloc')}(r);")
-    elif call.ret != "string":
-        body.append(f"rv = {_RET_C[call.ret]};")
-    body.append("CAMLreturn(rv);")
-    return body
+    _, value, take = _RET[call.ret]
+    return SimpleNamespace(
+        handle=handle, c_args=c_args, **stages,
+        # The runtime lock is released around calls that take the handle lock, and nbd_close.
+        release=call.locked or call.name == _CLOSE, closes=call.name == _CLOSE,
+        result=None if call.ret == "void" else f"{rt}{'' if rt.endswith('*') else ' '}r",
+        err=err_value(call) if call.may_fail else None,
+        value=value.format(**_ret_fields(call, api)) if value else None, take=list(take))
 
 
 def _call(call, api, links):
@@ -588,18 +551,15 @@ def _call(call, api, links):
             (links.get(f"nbd_{s}", f"[nbd_{s}]")) for s in call.see_also) + ".")
     notes.append(f"C function: [{call.c_name}]; since {call.since}.")
     doc += [("text", n) for n in notes]
-    types = [ml for ml, _, _ in params] + [_ml_ret(call, api)]
+    types = [ml for ml, _, _ in params] + [_RET[call.ret][0].format(**_ret_fields(call, api))]
     stub = _stub_name(call)
     byte = stub + "_byte" if len(params) > 5 else None
-    c_params = [f"value {cname}" for _, cname, _ in params]
     return SimpleNamespace(
-        name=call.name, c_name=call.c_name, short=call.short, doc=_comment(doc),
-        val=_signature("val", call.name, types), external=_signature("external", call.name, types),
-        stub=stub, byte_stub=byte,
-        prototype=_wrap(f"value {stub}", c_params, 0, ";"),
-        definition=_wrap(f"value {stub}", c_params, 0, " {"),
-        byte_forward=_wrap(f"return {stub}", [f"argv[{i}]" for i in range(len(params))], 2, ";"),
-        body=_stub(call, api, params))
+        name=call.name, c_name=call.c_name, short=call.short, doc=_comment(doc), types=types,
+        stub=stub, byte_stub=byte, names=[cname for _, cname, _ in params],
+        c_params=[f"value {cname}" for _, cname, _ in params],
+        argv=[f"argv[{i}]" for i in range(len(params))], may_fail=call.may_fail,
+        parts=_stub(call, api))
 
 
 # ---- Entry points ------------------------------------------------------------------------------
@@ -650,3 +610,9 @@ def outputs(api, common):
     yield "ocaml", "ocaml/NBD.mli", "ocaml/NBD.mli.j2", extra
     yield "ocaml", "ocaml/NBD.ml", "ocaml/NBD.ml.j2", extra
     yield "ocaml", "ocaml/nbd_stubs.c", "ocaml/nbd_stubs.c.j2", extra
+
+
+
+# What the templates under templates/ocaml/ call.
+HELPERS = {"wrap": _wrap, "assign": _assign, "signature": _signature,
+           "camlparams": _camlparams}

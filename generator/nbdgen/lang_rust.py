@@ -6,8 +6,12 @@ The crate `nbd` (bindings/rust) includes two generated files:
   rust/api.rs   the safe layer: enums, flag sets, constants, one boxed callback type per closure
                 kind with its trampoline, and one method of `Handle` per call.
 The hand-written runtime they rely on (Handle, Error, AioBuffer, SockAddr, closure boxing, the
-panic relay, argument conversions) is in bindings/rust/src.  Everything per call, per closure and
-per value set is computed here as a view model, so the templates under templates/rust/ only loop.
+panic relay, argument conversions) is in bindings/rust/src.  What each kind of argument, closure
+argument and result becomes is declared once per kind in KindTables (RustArg, RustRet,
+CallbackArg entries of format strings); method() turns a call into a view by looking its kinds
+up, for this crate and for lang_rust_compat's (a Crate names the tables), and the templates
+under templates/rust/ lay the views out with the helpers in HELPERS (wrap, let_lines,
+unsafe_call) -- the same for the nbd, libnbd and nbd-tokio crates.
 
 Type map, Rust side (the C side is in lang_c):
   bool -> bool; int -> i32; uint32 -> u32; uint64 -> u64; size, uintptr -> usize;
@@ -28,11 +32,11 @@ Closure arguments: extent64_array -> &[NbdExtent] (src/lib.rs, laid out as C's n
 """
 import re
 import textwrap
+from dataclasses import dataclass
 from types import SimpleNamespace
 
-from .model import CLOSURE_ARRAY_KINDS, LINK_RE, doc_blocks
-
-EXPORTS = []
+from .markdown import LINK_RE, doc_blocks
+from .model import ARG_KINDS, CLOSURE_ARG_KINDS, RET_KINDS, KindTable, expand_kind
 
 WIDTH = 99          # line width of the generated code and doc comments
 
@@ -56,50 +60,149 @@ await dyn abstract become box do final macro override priv typeof unsized virtua
 union""".split())
 _NOT_RAW = {"self", "Self", "super", "crate", "_"}
 
-# Raw layer: C types of arguments and results (see lang_c._SCALAR and _RET).
-_SYS_ARG = {
-    "bool": "bool", "int": "c_int", "uint32": "u32", "uint64": "u64", "size": "usize",
-    "uintptr": "usize", "string": "*const c_char", "path": "*const c_char",
-    "string_list": "*mut *mut c_char", "fd": "c_int", "enum": "c_int", "flags": "u32",
-}
-_SYS_RET = {
+# ---- Per-kind tables (KindTables: each covers its kind list of the model exactly) -------------
+
+# The raw layer's parameters of each argument kind, as libnbd.h declares them (lang_c): {n} the
+# identifier, {len} its count's, {cl} the closure kind.
+_SYS_ARG = KindTable("lang_rust", "raw parameters", ARG_KINDS, {
+    "bool": ["{n}: bool"], "int": ["{n}: c_int"], "uint32": ["{n}: u32"], "uint64": ["{n}: u64"],
+    "size": ["{n}: usize"], "uintptr": ["{n}: usize"], "string": ["{n}: *const c_char"],
+    "path": ["{n}: *const c_char"], "string_list": ["{n}: *mut *mut c_char"],
+    "fd": ["{n}: c_int"], "enum": ["{n}: c_int"], "flags": ["{n}: u32"],
+    "closure": ["{n}: nbd_{cl}_callback"], "bytes_in": ["{n}: *const c_void", "{len}: usize"],
+    "bytes_out": ["{n}: *mut c_void", "{len}: usize"],
+    "sockaddr": ["{n}: *const sockaddr", "{len}: socklen_t"],
+})
+# The raw layer's result type of each result kind ("": none).
+_SYS_RET = KindTable("lang_rust", "raw results", RET_KINDS, {
     "err": "c_int", "bool": "c_int", "int": "c_int", "int64": "i64", "cookie": "i64",
     "size": "isize", "fd": "c_int", "uint": "c_uint", "uint64": "u64", "uintptr": "usize",
-    "enum": "c_int",
-    "flags": "u32", "string": "*mut c_char", "static_string": "*const c_char", "void": "",
-    "handle": "*mut nbd_handle",
-}
-# Closure argument kinds: C parameters, and the Rust parameter types the callable takes.
-_SYS_CB = {
-    "string": ["*const c_char"], "uint64": ["u64"], "uint": ["c_uint"],
-    "mutable_int": ["*mut c_int"],
-    "bytes_in": ["*const c_void", "usize"], "uint32_array": ["*mut u32", "usize"],
-    "extent64_array": ["*mut crate::NbdExtent", "usize"],
-}
-_CB_RUST = {
+    "enum": "c_int", "flags": "u32", "string": "*mut c_char", "static_string": "*const c_char",
+    "void": "", "handle": "*mut nbd_handle",
+})
+
+
+@dataclass(frozen=True)
+class CallbackArg:
+    """A closure argument kind in a trampoline: its C parameter types (a sized kind's pointer and
+    count), the statements turning them into what the callable takes, and the argument passed.
+    Fields: {n} the identifier, {name} the spec name, {len} the count's identifier, {rt} the
+    runtime's path, {string_arg} and {string_ref} the crate's string conversion (the spelling
+    _closure is given: NBD_CALLBACKS, or lang_rust_compat's)."""
+    c_types: tuple
+    conv: tuple = ()
+    arg: str = "{n}"
+
+
+_CALLBACK_ARG = KindTable("lang_rust", "trampoline arguments", CLOSURE_ARG_KINDS, {
+    "string": CallbackArg(("*const c_char",), ("let {n} = {rt}::{string_arg}({n});",),
+                          "{string_ref}{n}"),
+    "uint64": CallbackArg(("u64",)),
+    "uint": CallbackArg(("c_uint",)),
+    "mutable_int": CallbackArg(("*mut c_int",), (
+        "let mut {name}_slot = 0;", "let {n} = {rt}::int_arg({n}, &mut {name}_slot);")),
+    "bytes_in": CallbackArg(("*const c_void", "usize"),
+                            ("let {n} = {rt}::bytes_arg({n}, {len});",)),
+    "uint32_array": CallbackArg(("*mut u32", "usize"), ("let {n} = {rt}::u32s_arg({n}, {len});",)),
+    "extent64_array": CallbackArg(("*mut crate::NbdExtent", "usize"),
+                                  ("let {n} = {rt}::extents_arg({n}, {len});",)),
+})
+# The nbd crate's parameter type of the callable for each closure argument kind.
+_CB_RUST = KindTable("lang_rust", "callback arguments", CLOSURE_ARG_KINDS, {
     "string": "&str", "uint64": "u64", "uint": "u32", "mutable_int": "&mut i32",
     "bytes_in": "&[u8]", "uint32_array": "&[u32]", "extent64_array": "&[NbdExtent]",
-}
-# Safe layer: scalar argument types and how they reach C.
-_ARG_RUST = {
-    "bool": "bool", "int": "i32", "uint32": "u32", "uint64": "u64", "size": "usize",
-    "uintptr": "usize", "string": "&str", "path": "impl AsRef<std::path::Path>",
-    "string_list": "&[impl AsRef<std::ffi::OsStr>]", "fd": "std::os::fd::OwnedFd",
-    "sockaddr": "&SockAddr", "bytes_in": "&[u8]", "bytes_out": "&mut [u8]",
-}
-_RET_RUST = {
-    "err": "()", "bool": "bool", "int": "u32", "fd": "std::os::fd::RawFd", "int64": "u64",
-    "cookie": "u64", "size": "usize", "uint": "u32", "uint64": "u64", "uintptr": "usize",
-    "string": "String",
-    "static_string": "String", "void": "()",
-}
-# The Rust value of a successful result r (string kinds are converted by the runtime).
-_RET_EXPR = {
-    "err": "()", "bool": "r != 0", "int": "r as u32", "fd": "r", "int64": "r as u64",
-    "cookie": "r as u64", "size": "r as usize", "uint": "r", "uint64": "r", "uintptr": "r", "void": "()",
-    "string": "unsafe { crate::callback::take_c_string(r) }",
-    "static_string": "unsafe { crate::callback::copy_c_string(r) }",
-}
+})
+
+
+@dataclass(frozen=True)
+class RustArg:
+    """How a method takes an argument of one kind: its parameter, the statements converting it
+    before the C call, those that must come last (closures: from then on the C library owns
+    them), and the C arguments it becomes.  Fields: {n} the identifier, {name} the spec name,
+    {len} the count's identifier, {fn} the C function, {type} the generated enum, flag set or
+    callback type, and the crate's own (Crate.fields).  An entry may be a dict of variants
+    (KindTable.form)."""
+    param: str
+    prelude: tuple = ()
+    c_args: tuple = ("{n}",)
+    late: tuple = ()
+
+
+@dataclass(frozen=True)
+class RustRet:
+    """A result kind: the Rust type, the value made of the C result r in a call that returns a
+    Result, the value in one that does not (None: the same), and the test of r for failure.
+    Fields: {type} the generated enum or flag set, {fn} the C function."""
+    type: str
+    value: str
+    infallible: str = None
+    failed: str = "r == -1"
+
+
+def scalar_args(int_type):
+    """The entries of the kinds passed to C as they are; only int's type differs by crate."""
+    return {"bool": RustArg("{n}: bool"), "int": RustArg("{n}: " + int_type),
+            "uint32": RustArg("{n}: u32"), "uint64": RustArg("{n}: u64"),
+            "size": RustArg("{n}: usize"), "uintptr": RustArg("{n}: usize")}
+
+
+# The nbd crate's methods ({keep}: what a closure keeps alive, {sig}: a closure's FnMut).
+_ARG = KindTable("lang_rust", "method arguments", ARG_KINDS, {
+    **scalar_args("i32"),
+    "string": RustArg("{n}: &str", ('let {n} = c_string({n}, "{fn}", "{name}")?;',),
+                      ("{n}.as_ptr()",)),
+    "path": RustArg("{n}: impl AsRef<std::path::Path>",
+                    ('let {n} = c_string({n}.as_ref(), "{fn}", "{name}")?;',), ("{n}.as_ptr()",)),
+    "string_list": RustArg("{n}: &[impl AsRef<std::ffi::OsStr>]",
+                           ('let mut {n} = CStringList::new({n}, "{fn}", "{name}")?;',),
+                           ("{n}.as_mut_ptr()",)),
+    # Settled when the method returns or unwinds (FdHandOver's Drop, handle.rs).
+    "fd": RustArg("{n}: std::os::fd::OwnedFd", ("let {n} = self.hand_over({n});",),
+                  ("{n}.raw()",)),
+    "enum": RustArg("{n}: {type}", c_args=("{n} as c_int",)),
+    "flags": {"": RustArg("{n}: {type}", c_args=("{n}.bits()",)),
+              "optional": RustArg("{n}: impl Into<Option<{type}>>",
+                                  c_args=("{n}.into().unwrap_or_default().bits()",))},
+    "closure": {"": RustArg("{n}: impl {sig} + Send + 'static",
+                            late=("let {n} = {type}::new({n}).into_c({keep});",)),
+                "optional": RustArg(
+                    "{n}: impl Into<Option<{type}>>",
+                    late=("let {n} = {type}::into_c_option({n}.into(), {keep});",))},
+    "bytes_in": {"": RustArg("{n}: &[u8]", c_args=("{n}.as_ptr() as *const c_void", "{n}.len()")),
+                 "persist": RustArg("{n}: &AioBuffer", (
+                     'let {name}_lease = {n}.lease(false, "{fn}", "{name}")?;',
+                     "let {name}_ptr = {name}_lease.as_ptr();",
+                     "let {name}_len = {name}_lease.len();"),
+                     ("{name}_ptr as *const c_void", "{name}_len"))},
+    "bytes_out": {"": RustArg("{n}: &mut [u8]",
+                              c_args=("{n}.as_mut_ptr() as *mut c_void", "{n}.len()")),
+                  "persist": RustArg("{n}: &AioBuffer", (
+                      'let {name}_lease = {n}.lease(true, "{fn}", "{name}")?;',
+                      "let {name}_ptr = {name}_lease.as_ptr();",
+                      "let {name}_len = {name}_lease.len();"),
+                      ("{name}_ptr as *mut c_void", "{name}_len"))},
+    "sockaddr": RustArg("{n}: &SockAddr", c_args=("{n}.as_ptr()", "{n}.socklen()")),
+})
+# Results: sizes, counts and cookies are unsigned (see the type map above).  Handle::new owns
+# nbd_create, and _check_call refuses any other call returning a handle.
+_RET = KindTable("lang_rust", "method results", RET_KINDS, {
+    "err": RustRet("()", "()"), "bool": RustRet("bool", "r != 0"),
+    "int": RustRet("u32", "r as u32"), "int64": RustRet("u64", "r as u64"),
+    "cookie": RustRet("u64", "r as u64"), "size": RustRet("usize", "r as usize"),
+    "fd": RustRet("std::os::fd::RawFd", "r"), "uint": RustRet("u32", "r"),
+    "uint64": RustRet("u64", "r"), "uintptr": RustRet("usize", "r"),
+    "enum": RustRet("{type}", '{type}::from_c(r, "{fn}")?',
+                    '{type}::from_c(r, "{fn}").expect("a known value")'),
+    "flags": RustRet("{type}", "{type}::from_bits_retain(r)"),
+    "string": RustRet("String", "unsafe {{ crate::callback::take_c_string(r) }}",
+                      failed="r.is_null()"),
+    "static_string": RustRet("String", "unsafe {{ crate::callback::copy_c_string(r) }}",
+                             "if r.is_null() {{ String::new() }} else {{ unsafe {{ "
+                             "crate::callback::copy_c_string(r) }} }}", "r.is_null()"),
+    "void": RustRet("()", "()"),
+    "handle": None,
+})
+KIND_TABLES = [_SYS_ARG, _SYS_RET, _CALLBACK_ARG, _CB_RUST, _ARG, _RET]
 
 
 def _ident(name):
@@ -145,6 +248,10 @@ def _enum_type(vs):
 
 def _flags_type(vs):
     return _pascal(vs.key) + "Flags"
+
+
+def _type_name(vs):
+    return _enum_type(vs) if vs.kind == "enum" else _flags_type(vs)
 
 
 def libnbd_type_name(vs):
@@ -340,41 +447,23 @@ NBD_CALLBACKS = SimpleNamespace(runtime="crate::callback", types=_CB_RUST, strin
 
 def _closure(cl, links, spelling=NBD_CALLBACKS):
     what = f"closure {cl.name}"
-    rt = spelling.runtime
     sys_params, names = ["user_data: *mut c_void"], {"user_data"}
-    rust_types, conv, call_args = [], [], []
+    conv, call_args = [], []
     for a in cl.args:
         if (a.name in names or (a.len and a.len in names) or a.name in ("f", "scope")
                 or a.name.endswith("_slot")):
             raise ValueError(f"{what}: argument {a.name} clashes with a trampoline local")
         names.update({a.name, a.len} if a.len else {a.name})
-        n = _ident(a.name)
-        c_types = _SYS_CB[a.kind]
-        sys_params.append(f"{n}: {c_types[0]}")
-        if a.kind in CLOSURE_ARRAY_KINDS:
-            sys_params.append(f"{_ident(a.len)}: {c_types[1]}")
-        rust_types.append(spelling.types[a.kind])
-        if a.kind == "string":
-            conv.append(f"let {n} = {rt}::{spelling.string_arg}({n});")
-            call_args.append(f"{spelling.string_ref}{n}")
-        elif a.kind == "mutable_int":
-            conv.append(f"let mut {a.name}_slot = 0;")
-            conv.append(f"let {n} = {rt}::int_arg({n}, &mut {a.name}_slot);")
-            call_args.append(n)
-        elif a.kind == "bytes_in":
-            conv.append(f"let {n} = {rt}::bytes_arg({n}, {_ident(a.len)});")
-            call_args.append(n)
-        elif a.kind == "uint32_array":
-            conv.append(f"let {n} = {rt}::u32s_arg({n}, {_ident(a.len)});")
-            call_args.append(n)
-        elif a.kind == "extent64_array":
-            conv.append(f"let {n} = {rt}::extents_arg({n}, {_ident(a.len)});")
-            call_args.append(n)
-        else:
-            call_args.append(n)
+        form = _CALLBACK_ARG[a.kind]
+        f = dict(n=_ident(a.name), name=a.name, len=_ident(a.len) if a.len else "",
+                 rt=spelling.runtime, string_arg=spelling.string_arg,
+                 string_ref=spelling.string_ref)
+        sys_params += [f"{p}: {t}" for p, t in zip((f["n"], f["len"]), form.c_types)]
+        conv += [c.format(**f) for c in form.conv]
+        call_args.append(form.arg.format(**f))
     error_slot = next((_ident(a.name) for a in cl.args if a.kind == "mutable_int"), None)
     typ = _callback_type(cl.name)
-    fn_sig = f"FnMut({', '.join(rust_types)}) -> {spelling.ret}"
+    fn_sig = f"FnMut({', '.join(spelling.types[a.kind] for a in cl.args)}) -> {spelling.ret}"
     doc = (_markdown(cl.doc, links, WIDTH - 4) if cl.doc else
            [f"A callback of the `{cl.c_type}` kind."])
     doc += [""] + _fill(f"A boxed `{fn_sig} + Send`; the C library frees it exactly once.",
@@ -383,9 +472,7 @@ def _closure(cl, links, spelling=NBD_CALLBACKS):
         name=cl.name, c_type=cl.c_type, type=typ, fn_sig=fn_sig, dyn=f"{typ}Fn",
         sys_fn=("unsafe extern \"C\" fn(" + ", ".join(p.split(": ", 1)[1] for p in sys_params)
                 + ") -> c_int"),
-        trampoline=f"{cl.name}_trampoline",
-        trampoline_sig=_wrap(f"unsafe extern \"C\" fn {cl.name}_trampoline", sys_params, 0,
-                             " -> c_int {"),
+        trampoline=f"{cl.name}_trampoline", sys_params=sys_params,
         conv=conv, call=f"f({', '.join(call_args)})",
         error_slot=error_slot or "std::ptr::null_mut()",
         doc=_doc(doc, 0))
@@ -411,117 +498,66 @@ def _check_call(call):
         _ident(a.name)
 
 
-def _keeper(call):
-    """The optional completion closure that keeps the call's persistent buffer, if any."""
-    if not any(a.persist for a in call.args):
-        return None
-    return next(a for a in call.optargs if a.kind == "closure" and a.closure == "completion")
+@dataclass(frozen=True)
+class Crate:
+    """How one crate built on the spec makes its methods: its per-kind tables (args: RustArg,
+    rets: RustRet), the name it gives an enum or flag set, its own format fields for an argument
+    (fields(arg, call, api) -> dict), whether a call returns a Result, persist_note(name),
+    what the doc says about a persistent buffer, and the expression of the C handle."""
+    args: KindTable
+    rets: KindTable
+    type_name: object
+    fields: object
+    result: object
+    persist_note: object
+    handle: str                 # the C handle in a method body
 
 
-def _method(call, api, links):
-    _check_call(call)
-    params, prelude, leases, closures, c_args = [], [], [], [], []
-    if _is_method(call):
-        c_args.append("self.h")
-    keeper = _keeper(call)
-    lease = None
+def method(call, api, links, crate):
+    """The view of one call's method (or free function) in crate; the templates lay it out."""
     fn = call.c_name
+    params, prelude, late, c_args = [], [], [], [crate.handle] if _is_method(call) else []
     for a in call.all_args:
-        n, k = _ident(a.name), a.kind
-        if k == "enum":
-            params.append(f"{n}: {_enum_type(api.value_sets[a.type])}")
-            c_args.append(f"{n} as c_int")
-        elif k == "flags":
-            t = _flags_type(api.value_sets[a.type])
-            if a in call.optargs:
-                params.append(f"{n}: impl Into<Option<{t}>>")
-                c_args.append(f"{n}.into().unwrap_or_default().bits()")
-            else:
-                params.append(f"{n}: {t}")
-                c_args.append(f"{n}.bits()")
-        elif k == "closure":
-            typ = _callback_type(a.closure)
-            keep = f"Some({lease})" if a is keeper else "None"
-            if a.optional:
-                params.append(f"{n}: impl Into<Option<{typ}>>")
-                closures.append(f"let {n} = {typ}::into_c_option({n}.into(), {keep});")
-            else:
-                cl = api.closure_map[a.closure]
-                params.append(f"{n}: impl {_closure_sig(cl)} + Send + 'static")
-                closures.append(f"let {n} = {typ}::new({n}).into_c({keep});")
-            c_args.append(n)
-        elif k in ("bytes_in", "bytes_out") and a.persist:
-            params.append(f"{n}: &AioBuffer")
-            lease = f"{a.name}_lease"
-            exclusive = "true" if k == "bytes_out" else "false"
-            leases.append(f'let {lease} = {n}.lease({exclusive}, "{fn}", "{a.name}")?;')
-            leases.append(f"let {a.name}_ptr = {lease}.as_ptr();")
-            leases.append(f"let {a.name}_len = {lease}.len();")
-            cast = "*mut c_void" if k == "bytes_out" else "*const c_void"
-            c_args += [f"{a.name}_ptr as {cast}", f"{a.name}_len"]
-        elif k == "bytes_in":
-            params.append(f"{n}: &[u8]")
-            c_args += [f"{n}.as_ptr() as *const c_void", f"{n}.len()"]
-        elif k == "bytes_out":
-            params.append(f"{n}: &mut [u8]")
-            c_args += [f"{n}.as_mut_ptr() as *mut c_void", f"{n}.len()"]
-        elif k == "sockaddr":
-            params.append(f"{n}: &SockAddr")
-            c_args += [f"{n}.as_ptr()", f"{n}.socklen()"]
-        elif k in ("string", "path"):
-            params.append(f"{n}: {_ARG_RUST[k]}")
-            src = n if k == "string" else f"{n}.as_ref()"
-            prelude.append(f'let {n} = c_string({src}, "{fn}", "{a.name}")?;')
-            c_args.append(f"{n}.as_ptr()")
-        elif k == "string_list":
-            params.append(f"{n}: {_ARG_RUST[k]}")
-            prelude.append(f'let mut {n} = CStringList::new({n}, "{fn}", "{a.name}")?;')
-            c_args.append(f"{n}.as_mut_ptr()")
-        elif k == "fd":
-            params.append(f"{n}: {_ARG_RUST[k]}")
-            # Settled when the method returns or unwinds (FdHandOver's Drop, handle.rs).
-            prelude.append(f"let {n} = self.hand_over({n});")
-            c_args.append(f"{n}.raw()")
-        else:
-            params.append(f"{n}: {_ARG_RUST[k]}")
-            c_args.append(n)
-    if call.ret == "enum":
-        t = _enum_type(api.value_sets[call.ret_type])
-        value = f'{t}::from_c(r, "{fn}")'
-        ret_type = t
-    elif call.ret == "flags":
-        ret_type = _flags_type(api.value_sets[call.ret_type])
-        value = f"{ret_type}::from_bits_retain(r)"
-    else:
-        ret_type = _RET_RUST[call.ret]
-        value = _RET_EXPR[call.ret]
-    failed = "r.is_null()" if call.ret in ("string", "static_string") else "r == -1"
-    if call.ret == "enum" and call.may_fail:
-        value += "?"
-    elif call.ret == "enum":
-        value += '.expect("a known value")'
-    if not call.may_fail and call.ret == "static_string":
-        value = "if r.is_null() { String::new() } else { " + value + " }"
-    receiver = ["&self"] if _is_method(call) else []
-    result = f"Result<{ret_type}>" if call.may_fail else ret_type
-    sig = _wrap(f"pub fn {_ident(call.name)}", receiver + params, 4,
-                (f" -> {result}" if result != "()" else "") + " {")
-    # The C call, its lines indented relative to the method body.
-    head = "" if call.ret == "void" else "let r = "
-    one = f"{head}unsafe {{ sys::{call.c_name}({', '.join(c_args)}) }};"
-    if len(one) + 8 <= WIDTH:
-        c_call = [one]
-    else:
-        c_call = ([f"{head}unsafe {{"] + _wrap(f"sys::{call.c_name}", c_args, 4, width=WIDTH - 8)
-                  + ["};"])
-    error_of = "self.last_error()" if _is_method(call) else "Error::last(std::ptr::null_mut())"
+        form = crate.args.form(a, call)
+        f = dict(n=_ident(a.name), name=a.name, len=_ident(a.len) if a.len else "", fn=fn,
+                 type=crate.type_name(api.value_sets[a.type]) if a.type else "")
+        f.update(crate.fields(a, call, api))
+        params.append(form.param.format(**f))
+        prelude += [st.format(**f) for st in form.prelude]
+        late += [st.format(**f) for st in form.late]
+        c_args += [arg.format(**f) for arg in form.c_args]
+    ret, result = crate.rets[call.ret], crate.result(call)
+    f = dict(fn=fn, type=crate.type_name(api.value_sets[call.ret_type]) if call.ret_type else "")
+    ret_type = ret.type.format(**f)
+    full = f"Result<{ret_type}>" if result else ret_type
     return SimpleNamespace(
-        name=call.name, sig=sig,
-        prelude=[line for s in prelude + leases + closures for line in _let(s)], c_call=c_call,
-        may_fail=call.may_fail, result=call.may_fail,
-        failed=failed, error_of=error_of, value=value,
-        returns=call.ret != "void" and result != "()",
-        doc=_doc(_call_doc(call, api, links), 4))
+        name=call.name, ident=_ident(call.name), receiver=["&self"] if _is_method(call) else [],
+        params=params, tail=(f" -> {full}" if full != "()" else "") + " {",
+        prelude=prelude + late, c_name=fn, c_args=c_args,
+        head="" if call.ret == "void" else "let r = ",
+        may_fail=call.may_fail, result=result, failed=ret.failed,
+        error_of="self.last_error()" if _is_method(call) else "Error::last(std::ptr::null_mut())",
+        value=(ret.value if result else ret.infallible or ret.value).format(**f),
+        returns=call.ret != "void" and full != "()",
+        doc=_doc(_call_doc(call, api, links, crate.persist_note), 4))
+
+
+def _nbd_fields(arg, call, api):
+    """The nbd crate's own fields: a closure's callback type, FnMut signature and what it keeps
+    alive (the completion closure keeps the call's persistent buffer leased)."""
+    if arg.kind != "closure":
+        return {}
+    persist = next((a for a in call.args if a.persist), None)
+    keeper = persist is not None and arg.optional and arg.closure == "completion"
+    return dict(type=_callback_type(arg.closure), sig=_closure_sig(api.closure_map[arg.closure]),
+                keep=f"Some({persist.name}_lease)" if keeper else "None")
+
+
+def param(arg, call, api):
+    """The nbd crate's parameter for an argument (nbd-tokio's methods take the same)."""
+    f = dict(n=_ident(arg.name), type=_type_name(api.value_sets[arg.type]) if arg.type else "")
+    f.update(_nbd_fields(arg, call, api))
+    return _ARG.form(arg, call).param.format(**f)
 
 
 def _closure_sig(cl):
@@ -563,31 +599,21 @@ def _call_doc(call, api, links, persist_note=_lease_note):
     return lines
 
 
+# The nbd crate: its methods return a Result when the call may fail.
+NBD = Crate(_ARG, _RET, _type_name, _nbd_fields, lambda call: call.may_fail, _lease_note, "self.h")
+
+
 # ---- The raw layer -----------------------------------------------------------------------------
 
-def _sys_params(call):
-    out = ["h: *mut nbd_handle"] if call.handle != "none" else []
-    for a in call.all_args:
-        n = _ident(a.name)
-        if a.kind == "closure":
-            out.append(f"{n}: nbd_{a.closure}_callback")
-        elif a.kind == "bytes_in":
-            out += [f"{n}: *const c_void", f"{_ident(a.len)}: usize"]
-        elif a.kind == "bytes_out":
-            out += [f"{n}: *mut c_void", f"{_ident(a.len)}: usize"]
-        elif a.kind == "sockaddr":
-            out += [f"{n}: *const sockaddr", f"{_ident(a.len)}: socklen_t"]
-        else:
-            out.append(f"{n}: {_SYS_ARG[a.kind]}")
-    return out
-
-
 def _sys_call(call):
+    params = ["h: *mut nbd_handle"] if call.handle != "none" else []
+    for a in call.all_args:
+        params += expand_kind(_SYS_ARG[a.kind], a, n=_ident(a.name),
+                              len=_ident(a.len) if a.len else "", cl=a.closure)
     ret = _SYS_RET[call.ret]
     return SimpleNamespace(
         c_name=call.c_name, doc=_doc(_fill(f"`{call.c_name}(3)`: {call.short}.", WIDTH - 8), 4),
-        decl=_wrap(f"pub fn {call.c_name}", _sys_params(call), 4,
-                   (f" -> {ret}" if ret else "") + ";"))
+        params=params, tail=(f" -> {ret}" if ret else "") + ";")
 
 
 def _sys_closure(cl, links):
@@ -653,8 +679,8 @@ def view(api):
         flags=[_flags(vs, links) for vs in api.flags],
         constants=constants,
         closures=[_closure(cl, links) for cl in api.closures],
-        functions=[_method(c, api, links) for c in calls if not _is_method(c)],
-        methods=[_method(c, api, links) for c in calls if _is_method(c)],
+        functions=[method(c, api, links, NBD) for c in calls if not _is_method(c)],
+        methods=[method(c, api, links, NBD) for c in calls if _is_method(c)],
     )
 
 
@@ -663,3 +689,16 @@ def outputs(api, common):
     extra = {"rs": view(api)}
     yield "rust", "rust/sys.rs", "rust/sys.rs.j2", extra
     yield "rust", "rust/api.rs", "rust/api.rs.j2", extra
+
+
+def _unsafe_call(head, fn, args):
+    """`head unsafe { fn(args) };`, the C call of a method body (indented by 8), its lines
+    relative to the body: on one line, or the arguments one per line (rustfmt's layout)."""
+    one = f"{head}unsafe {{ {fn}({', '.join(args)}) }};"
+    if len(one) + 8 <= WIDTH:
+        return [one]
+    return [f"{head}unsafe {{"] + _wrap(fn, args, 4, width=WIDTH - 8) + ["};"]
+
+
+# What the templates under templates/rust/ call (for all three crates).
+HELPERS = {"wrap": _wrap, "let_lines": _let, "unsafe_call": _unsafe_call}

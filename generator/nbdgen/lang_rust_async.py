@@ -13,14 +13,13 @@ of api.yaml, named without the `aio_` prefix (as libnbd's own crate names them):
       no async form.
 An asynchronous call that fits none of these fails generation by name.  A call with a
 persistent read buffer also gets a `<name>_vec` form that allocates the buffer and returns its
-bytes.  Arguments have the types of the nbd crate's methods (lang_rust's type map), and the
-method passes them to the nbd method of the same call unchanged.
+bytes.  Arguments have the types of the nbd crate's methods (lang_rust.param, from lang_rust's
+per-kind tables: this module has none of its own), and the method passes them to the nbd method
+of the same call unchanged.
 """
 from types import SimpleNamespace
 
 from . import lang_rust as rs
-
-EXPORTS = []
 
 # Calls without a completion closure, and the handle state that ends them (a variant of the
 # runtime's `Until`, bindings/rust/tokio/src/handle.rs): Connected once the handle has left the
@@ -57,23 +56,6 @@ def _completion(call):
 
 def _async_name(call):
     return call.name[len("aio_"):]
-
-
-def _param(a, call, api):
-    """The Rust parameter for argument a, as the nbd crate's method declares it."""
-    n, k = rs._ident(a.name), a.kind
-    if k == "enum":
-        return f"{n}: {rs._enum_type(api.value_sets[a.type])}"
-    if k == "flags":
-        t = rs._flags_type(api.value_sets[a.type])
-        return f"{n}: impl Into<Option<{t}>>" if a in call.optargs else f"{n}: {t}"
-    if k == "closure":
-        if a.optional:
-            return f"{n}: impl Into<Option<{rs._callback_type(a.closure)}>>"
-        return f"{n}: impl {rs._closure_sig(api.closure_map[a.closure])} + Send + 'static"
-    if k in ("bytes_in", "bytes_out") and a.persist:
-        return f"{n}: &AioBuffer"
-    return f"{n}: {rs._ARG_RUST[k]}"
 
 
 def _sync_of(call, api):
@@ -134,7 +116,7 @@ def _method(call, api):
         if a is completion:
             passed.append("done_callback")
             continue
-        params.append(_param(a, call, api))
+        params.append(rs.param(a, call, api))
         passed.append(rs._ident(a.name))
     name = _async_name(call)
     if kind == "completion":
@@ -150,7 +132,7 @@ def _method(call, api):
               + ["done.await"]))]
     out = next((a for a in call.args if a.persist and a.kind == "bytes_out"), None)
     if out is not None:
-        vec_params = [f"{rs._ident(out.len)}: usize" if p == _param(out, call, api) else p
+        vec_params = [f"{rs._ident(out.len)}: usize" if p == rs.param(out, call, api) else p
                       for p in params]
         buf = rs._ident(out.name)
         inner = [("&" + buf if a is out else rs._ident(a.name)) for a in call.all_args
@@ -174,12 +156,10 @@ def _vec_short(call, api):
     return (sync.short if sync else call.short) + ", returning the bytes"
 
 
-def _statement(head, args, tail, indent=8):
-    """`head(args)tail` on one line, or its arguments one per line (rustfmt's layout)."""
-    one = f"{head}({', '.join(args)}){tail}"
-    if indent + len(one) <= rs.WIDTH:
-        return [one]
-    return [head + "("] + ["    " + a + "," for a in args] + [")" + tail]
+def _statement(head, args, tail):
+    """`head(args)tail` in a method body (indented by 8): on one line, or its arguments one per
+    line (rustfmt's layout)."""
+    return rs._wrap(head, args, 0, tail, width=rs.WIDTH - 8)
 
 
 def view(api):

@@ -6,7 +6,8 @@ from nbd, which has them as aliases), the constants, one private trampoline per 
 and one method of `libnbd::Handle` per call of libnbd's (not our NBDPP_* calls).  It makes the C
 calls through `nbd::sys` with the nbd crate's closure boxing and panic relay
 (`nbd::__compat`); the hand-written rest (Handle, Error, Cookie, ...) is in
-bindings/rust/libnbd/src.
+bindings/rust/libnbd/src.  Its per-kind tables (_ARG, _RET, the callback argument types) are
+KindTables of lang_rust's entry types; lang_rust.method() makes the methods from them (CRATE).
 
 Type map, libnbd's crate's (the facts to match; `names` below are shared with lang_rust):
   bool -> bool; int -> c_int; uint32 -> u32; uint64 -> u64; size, uintptr -> usize;
@@ -26,9 +27,8 @@ Results: err -> (); bool -> bool; int, uint -> c_uint; int64, uint64 -> u64; coo
 from types import SimpleNamespace
 
 from . import lang_rust as rs
-from .model import ARG_KINDS, CLOSURE_ARG_KINDS, RET_KINDS
-
-EXPORTS = []
+from .lang_rust import RustArg, RustRet
+from .model import ARG_KINDS, CLOSURE_ARG_KINDS, RET_KINDS, KindTable
 
 # Calls with no method, as in the nbd crate; doc mentions of them link to these.
 _NOT_BOUND = {"create": "Handle::new", "close": "Handle", "get_error": "Error",
@@ -40,52 +40,57 @@ _HANDLE_METHODS = {"new", "as_nbd", "into_nbd", "last_error", "raw"}
 
 _CALLBACKS = SimpleNamespace(
     runtime="rt", string_arg="cstr_bytes_arg", string_ref="", ret="c_int",
-    types={"string": "&[u8]", "uint64": "u64", "uint": "c_uint", "mutable_int": "&mut c_int",
-           "bytes_in": "&[u8]", "uint32_array": "&[u32]", "extent64_array": "&[NbdExtent]"})
+    types=KindTable("lang_rust_compat", "callback arguments", CLOSURE_ARG_KINDS, {
+        "string": "&[u8]", "uint64": "u64", "uint": "c_uint", "mutable_int": "&mut c_int",
+        "bytes_in": "&[u8]", "uint32_array": "&[u32]", "extent64_array": "&[NbdExtent]"}))
 _CLOSURE_BOUNDS = "Send + Sync + 'static"
 
-# Arguments of the other kinds (the value {n}): its type, the conversion before the call (None:
-# passed as it is), and what the C call receives.
-_ARG = {
-    "bool": ("bool", None, ["{n}"]),
-    "int": ("c_int", None, ["{n}"]),
-    "uint32": ("u32", None, ["{n}"]),
-    "uint64": ("u64", None, ["{n}"]),
-    "size": ("usize", None, ["{n}"]),
-    "uintptr": ("usize", None, ["{n}"]),
-    "sockaddr": ("SocketAddr", "let {n} = nbd::SockAddr::from({n});",
-                 ["{n}.as_ptr()", "{n}.socklen()"]),
-    "string": ("impl Into<Vec<u8>>", "let {n} = CString::new({n})?;", ["{n}.as_ptr()"]),
-    "path": ("impl Into<PathBuf>", "let {n} = path_c_string({n}.into())?;", ["{n}.as_ptr()"]),
-    "string_list": ("impl IntoIterator<Item = impl AsRef<[u8]>>",
-                    "let mut {n} = c_string_list({n})?;", ["{n}.as_mut_ptr()"]),
+# How a method takes each argument kind (lang_rust.RustArg; {closure_param} is the closure's
+# whole parameter, {closure} its kind and {some} the argument as an Option).
+_ARG = KindTable("lang_rust_compat", "method arguments", ARG_KINDS, {
+    **rs.scalar_args("c_int"),
+    "string": RustArg("{n}: impl Into<Vec<u8>>", ("let {n} = CString::new({n})?;",),
+                      ("{n}.as_ptr()",)),
+    "path": RustArg("{n}: impl Into<PathBuf>", ("let {n} = path_c_string({n}.into())?;",),
+                    ("{n}.as_ptr()",)),
+    "string_list": RustArg("{n}: impl IntoIterator<Item = impl AsRef<[u8]>>",
+                           ("let mut {n} = c_string_list({n})?;",), ("{n}.as_mut_ptr()",)),
     # Settled when the method returns or unwinds, as in the nbd crate (FdHandOver).
-    "fd": ("OwnedFd", "let {n} = rt::hand_over(&self.inner, {n});", ["{n}.raw()"]),
-}
-_RET = {
-    "err": "()", "bool": "bool", "int": "c_uint", "int64": "u64", "cookie": "Cookie",
-    "size": "usize", "fd": "RawFd", "uint": "c_uint", "uint64": "u64", "uintptr": "usize",
-    "string": "Vec<u8>", "static_string": "&'static [u8]", "void": "()",
-}
-_RET_EXPR = {
-    "err": "()", "bool": "r != 0", "int": "r as c_uint", "int64": "r as u64",
-    "cookie": "Cookie(r as u64)", "size": "r as usize", "fd": "r", "uint": "r", "uint64": "r",
-    "uintptr": "r", "void": "()", "string": "unsafe { rt::take_c_bytes(r) }",
-    "static_string": "unsafe { static_bytes(r) }",
-}
-
-
-def _check_kinds():
-    """Every kind of the model has a form here; a new one fails generation, naming it."""
-    covered = [("argument", ARG_KINDS, set(_ARG) | {"enum", "flags", "closure", "bytes_in",
-                                                   "bytes_out"}),
-               ("closure argument", CLOSURE_ARG_KINDS, set(_CALLBACKS.types)),
-               ("result", RET_KINDS, set(_RET) | {"enum", "flags", "handle"})]
-    for what, kinds, have in covered:
-        missing = sorted(kinds - have)
-        if missing:
-            raise ValueError(f"lang_rust_compat: no libnbd crate form for {what} kind "
-                             f"{', '.join(missing)}")
+    "fd": RustArg("{n}: OwnedFd", ("let {n} = rt::hand_over(&self.inner, {n});",),
+                  ("{n}.raw()",)),
+    "enum": RustArg("{n}: {type}", c_args=("{n} as c_int",)),
+    "flags": {"": RustArg("{n}: {type}", c_args=("{n}.bits()",)),
+              "optional": RustArg("{n}: Option<{type}>",
+                                  c_args=("{n}.unwrap_or_default().bits()",))},
+    "closure": RustArg("{closure_param}", late=("let {n} = {closure}_to_c({some});",)),
+    "bytes_in": {"": RustArg("{n}: &[u8]", c_args=("{n}.as_ptr() as *const c_void", "{n}.len()")),
+                 "persist": RustArg("{n}: &'static [u8]",
+                                    c_args=("{n}.as_ptr() as *const c_void", "{n}.len()"))},
+    "bytes_out": {"": RustArg("{n}: &mut [u8]",
+                              c_args=("{n}.as_mut_ptr() as *mut c_void", "{n}.len()")),
+                  "persist": RustArg("{n}: &'static mut [u8]",
+                                     c_args=("{n}.as_mut_ptr() as *mut c_void", "{n}.len()"))},
+    "sockaddr": RustArg("{n}: SocketAddr", ("let {n} = nbd::SockAddr::from({n});",),
+                        ("{n}.as_ptr()", "{n}.socklen()")),
+})
+# Results, as libnbd's crate has them; like the nbd crate, no method returns a handle.
+_RET = KindTable("lang_rust_compat", "method results", RET_KINDS, {
+    "err": RustRet("()", "()"), "bool": RustRet("bool", "r != 0"),
+    "int": RustRet("c_uint", "r as c_uint"), "int64": RustRet("u64", "r as u64"),
+    "cookie": RustRet("Cookie", "Cookie(r as u64)"), "size": RustRet("usize", "r as usize"),
+    "fd": RustRet("RawFd", "r"), "uint": RustRet("c_uint", "r"), "uint64": RustRet("u64", "r"),
+    "uintptr": RustRet("usize", "r"),
+    "enum": RustRet("{type}", '{type}::from_c_value(r).ok_or_else(|| unknown_value("{fn}", r))?',
+                    '{type}::from_c_value(r).expect("a known value")'),
+    "flags": RustRet("{type}", "{type}::from_bits_retain(r)"),
+    "string": RustRet("Vec<u8>", "unsafe {{ rt::take_c_bytes(r) }}", failed="r.is_null()"),
+    "static_string": RustRet("&'static [u8]", "unsafe {{ static_bytes(r) }}",
+                             'if r.is_null() {{ b"" }} else {{ unsafe {{ static_bytes(r) }} }}',
+                             "r.is_null()"),
+    "void": RustRet("()", "()"),
+    "handle": None,
+})
+KIND_TABLES = [_CALLBACKS.types, _ARG, _RET]
 
 
 def _bound(call):
@@ -138,71 +143,18 @@ def _check_call(call):
     rs._check_call(call)
 
 
-def _method(call, api, links):
-    _check_call(call)
-    params, prelude, closures, c_args = [], [], [], ["self.raw()"]
-    fn = call.c_name
-    for a in call.all_args:
-        n, k = rs._ident(a.name), a.kind
-        if k == "enum":
-            params.append(f"{n}: {rs.libnbd_type_name(api.value_sets[a.type])}")
-            c_args.append(f"{n} as c_int")
-        elif k == "flags":
-            t = rs.libnbd_type_name(api.value_sets[a.type])
-            if a in call.optargs:
-                params.append(f"{n}: Option<{t}>")
-                c_args.append(f"{n}.unwrap_or_default().bits()")
-            else:
-                params.append(f"{n}: {t}")
-                c_args.append(f"{n}.bits()")
-        elif k == "closure":
-            params.append(_closure_param(api, a, n))
-            closures.append(f"let {n} = {a.closure}_to_c({n if a.optional else f'Some({n})'});")
-            c_args.append(n)
-        elif k in ("bytes_in", "bytes_out"):
-            life = "'static " if a.persist else ""
-            if k == "bytes_in":
-                params.append(f"{n}: &{life}[u8]")
-                c_args += [f"{n}.as_ptr() as *const c_void", f"{n}.len()"]
-            else:
-                params.append(f"{n}: &{life}mut [u8]")
-                c_args += [f"{n}.as_mut_ptr() as *mut c_void", f"{n}.len()"]
-        else:
-            typ, conversion, to_c = _ARG[k]
-            params.append(f"{n}: {typ}")
-            if conversion:
-                prelude.append(conversion.format(n=n))
-            c_args += [c.format(n=n) for c in to_c]
-    result = call.may_fail or call.libnbd_may_fail
-    if call.ret == "enum":
-        t = rs.libnbd_type_name(api.value_sets[call.ret_type])
-        ret_type = t
-        value = (f'{t}::from_c_value(r).ok_or_else(|| unknown_value("{fn}", r))?' if result
-                 else f'{t}::from_c_value(r).expect("a known value")')
-    elif call.ret == "flags":
-        ret_type = rs.libnbd_type_name(api.value_sets[call.ret_type])
-        value = f"{ret_type}::from_bits_retain(r)"
-    else:
-        ret_type, value = _RET[call.ret], _RET_EXPR[call.ret]
-    if call.ret == "static_string" and not call.may_fail:
-        value = "if r.is_null() { b\"\" } else { " + value + " }"
-    failed = "r.is_null()" if call.ret in ("string", "static_string") else "r == -1"
-    full = f"Result<{ret_type}>" if result else ret_type
-    sig = rs._wrap(f"pub fn {rs._ident(call.name)}", ["&self"] + params, 4,
-                   (f" -> {full}" if full != "()" else "") + " {")
-    head = "" if call.ret == "void" else "let r = "
-    one = f"{head}unsafe {{ sys::{call.c_name}({', '.join(c_args)}) }};"
-    if len(one) + 8 <= rs.WIDTH:
-        c_call = [one]
-    else:
-        c_call = ([f"{head}unsafe {{"] + rs._wrap(f"sys::{call.c_name}", c_args, 4,
-                                                  width=rs.WIDTH - 8) + ["};"])
-    return SimpleNamespace(
-        name=call.name, sig=sig,
-        prelude=[line for st in prelude + closures for line in rs._let(st)], c_call=c_call,
-        may_fail=call.may_fail, result=result, failed=failed, error_of="self.last_error()",
-        value=value, returns=call.ret != "void" and full != "()",
-        doc=rs._doc(rs._call_doc(call, api, links, _persist_note), 4))
+def _fields(arg, call, api):
+    if arg.kind != "closure":
+        return {}
+    n = rs._ident(arg.name)
+    return dict(closure_param=_closure_param(api, arg, n), closure=arg.closure,
+                some=n if arg.optional else f"Some({n})")
+
+
+# libnbd's crate: a method returns a Result when the call may fail, or when libnbd's own
+# description says it may.
+CRATE = rs.Crate(_ARG, _RET, rs.libnbd_type_name, _fields,
+                 lambda call: call.may_fail or call.libnbd_may_fail, _persist_note, "self.raw()")
 
 
 def _closure(cl, links):
@@ -223,9 +175,10 @@ def _constants(api):
 
 
 def view(api):
-    _check_kinds()
     links = _links(api)
     calls = [c for c in api.calls if _bound(c)]
+    for c in calls:
+        _check_call(c)
     names = {rs.libnbd_type_name(vs) for vs in api.enums + api.flags}
     clash = sorted(names & _CRATE_NAMES)
     if clash:
@@ -235,7 +188,7 @@ def view(api):
         types=sorted(names),
         constants=_constants(api),
         closures=[_closure(cl, links) for cl in api.closures if cl.name in used],
-        methods=[_method(c, api, links) for c in calls],
+        methods=[rs.method(c, api, links, CRATE) for c in calls],
     )
 
 

@@ -4,9 +4,10 @@ import os
 import re
 
 from .load import Node, SpecError, load_abi
-from .model import (ARG_KINDS, CLOSURE_ARG_KINDS, CLOSURE_ARRAY_KINDS, LIFETIMES, LINK_RE, POINTER_KINDS, RET_KINDS,
-                    RET_WITHOUT_ERROR, STATE_BITS, Api, Arg, Call, Closure, ClosureArg,
-                    MarkupError, MetaNamespace, Value, ValueSet, doc_blocks, markup_blocks)
+from .markdown import LINK_RE, MarkupError, doc_blocks, markup_blocks
+from .model import (ARG_KINDS, CLOSURE_ARG_KINDS, CLOSURE_ARRAY_KINDS, LIFETIMES, POINTER_KINDS,
+                    RET_KINDS, RET_WITHOUT_ERROR, SIZED_KINDS, STATE_BITS, Api, Arg, Call, Closure,
+                    ClosureArg, MetaNamespace, Value, ValueSet)
 
 SNAKE = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
 UPPER = re.compile(r"^[A-Z][A-Z0-9_]*$")
@@ -136,7 +137,7 @@ def _arg(ck, call, a, optional, api_sets, closures):
         if arg.lifetime not in LIFETIMES:
             ck.err(a.line, f"{what}: argument {name!r}: lifetime must be one of "
                            f"{', '.join(sorted(LIFETIMES))}")
-    if kind in ("bytes_in", "bytes_out", "sockaddr"):
+    if kind in SIZED_KINDS:
         arg.len = a.get("len", "")
         if not arg.len:
             ck.err(a.line, f"{what}: argument {name!r} needs 'len'")

@@ -5,6 +5,9 @@ import tempfile
 import unittest
 
 import generate
+from nbdgen.load import load
+from nbdgen.model import ARG_KINDS, CLOSURE_ARG_KINDS, RET_KINDS
+from nbdgen.validate import validate
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MINI = os.path.join(HERE, "fixtures", "mini.yaml")
@@ -36,6 +39,15 @@ class Golden(unittest.TestCase):
         self.assertEqual(sorted(rendered), sorted(golden))
         for rel in rendered:
             self.assertEqual(rendered[rel], golden[rel], f"{rel} differs from its golden copy")
+
+    def test_mini_uses_every_kind(self):
+        api = validate(load(MINI), MINI)
+        used = {ARG_KINDS.what: {a.kind for c in api.calls for a in c.all_args},
+                CLOSURE_ARG_KINDS.what: {a.kind for cl in api.closures for a in cl.args},
+                RET_KINDS.what: {c.ret for c in api.calls}}
+        for kinds in (ARG_KINDS, CLOSURE_ARG_KINDS, RET_KINDS):
+            with self.subTest(kinds=kinds.what):
+                self.assertEqual(sorted(set(kinds) - used[kinds.what]), [])
 
     def test_unchanged_files_are_not_rewritten(self):
         with tempfile.TemporaryDirectory() as tmp:

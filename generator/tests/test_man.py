@@ -1,11 +1,11 @@
 # test_man.py: the man page text conversion in nbdgen/lang_man.py: escaping, linking of call
-# names, and the overview markup (model.markup_blocks + lang_man.inline_markup).
+# names, and the overview markup (markdown.markup_blocks + lang_man.inline_markup).
 import os
 import unittest
 
 from nbdgen import lang_man
 from nbdgen.load import load
-from nbdgen.model import MarkupError, markup_blocks
+from nbdgen.markdown import MarkupError, markup_blocks
 from nbdgen.validate import validate
 
 HERE = os.path.dirname(os.path.abspath(__file__))

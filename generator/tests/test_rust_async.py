@@ -39,9 +39,12 @@ def view_of(old="", new="", extra=""):
 
 
 class RustAsync(unittest.TestCase):
-    def test_forms_of_a_read(self):
-        names = [m.name for m in view_of().methods]
-        self.assertEqual(names, ["pread", "pread_vec"])
+    def test_forms_of_each_call(self):
+        methods = {m.name: m for m in view_of().methods}
+        # A read with a persistent buffer gets a _vec form; a connect waits for its state.
+        self.assertEqual(list(methods), ["pread", "pread_vec", "connect", "pwrite"])
+        self.assertIn('let done = self.until(Until::Connected, "nbd_aio_connect");',
+                      methods["connect"].body)
 
     def test_call_without_completion_waits_for_its_state(self):
         methods = {m.name: m for m in view_of(extra=AIO_ABORT).methods}

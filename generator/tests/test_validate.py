@@ -43,8 +43,8 @@ CASES = [
      "call get_mode: a pending call fails with ENOTSUP", "status: pending"),
     ("persistent buffer needs completion",
      "    optargs: [{name: completion_callback, kind: closure, closure: completion, lifetime: command},\n"
-     "              {name: flags, kind: flags, type: cmd}]\n",
-     "    optargs: [{name: flags, kind: flags, type: cmd}]\n",
+     "              {name: flags, kind: flags, type: cmd, allowed: []}]\n",
+     "    optargs: [{name: flags, kind: flags, type: cmd, allowed: []}]\n",
      "call aio_pread: a persistent buffer needs a completion closure", "  aio_pread:"),
     ("one persistent buffer", "{name: offset, kind: uint64},\n           {name: chunk_callback",
      "{name: b2, kind: bytes_out, len: c2, persist: true},\n           {name: chunk_callback",
@@ -59,12 +59,14 @@ CASES = [
      "flags cmd: DF = 0x6 must be a single bit of a uint32", "values: {FUA: 0x01, DF: 0x06}"),
     ("enum values fit an int", "values: {IDLE: 0, BUSY: 1}", "values: {IDLE: 0, BUSY: 2147483648}",
      "enum mode: BUSY = 2147483648 does not fit in an int", "values: {IDLE: 0, BUSY"),
-    ("known argument kinds", "{name: offset, kind: uint64}]\n    optargs: [{name: flags",
-     "{name: offset, kind: uint128}]\n    optargs: [{name: flags",
+    ("known argument kinds",
+     "{name: offset, kind: uint64}]\n    optargs: [{name: flags, kind: flags, type: cmd, allowed: [DF",
+     "{name: offset, kind: uint128}]\n    optargs: [{name: flags, kind: flags, type: cmd, allowed: [DF",
      "call pread: argument 'offset' has unknown kind 'uint128'", "kind: uint128"),
     ("allowed flags exist", "allowed: [DF]", "allowed: [NO_HOLE]",
      "call pread: argument 'flags': 'NO_HOLE' is not a cmd flag", "allowed: [NO_HOLE]"),
-    ("known states", "    states: [created]\n", "    states: [sleeping]\n",
+    ("known states", "    states: [created]\n    short: choose",
+     "    states: [sleeping]\n    short: choose",
      "call set_mode: unknown state 'sleeping'", "states: [sleeping]"),
     ("known closures", "closure: debug, lifetime: persistent", "closure: trace, lifetime: persistent",
      "call set_debug_callback: argument 'debug_callback': unknown closure 'trace'", "closure: trace"),
@@ -75,8 +77,9 @@ CASES = [
     ("setting needs a plain setter or getter", "    ret: string\n    locked: false\n",
      "    ret: string\n    locked: false\n    setting: name\n    args: [{name: x, kind: int}]\n",
      "call get_name: 'setting' needs a setter", "setting: name"),
-    ("argument names unique", "{name: offset, kind: uint64}]\n    optargs: [{name: flags",
-     "{name: buf, kind: uint64}]\n    optargs: [{name: flags",
+    ("argument names unique",
+     "{name: offset, kind: uint64}]\n    optargs: [{name: flags, kind: flags, type: cmd, allowed: [DF",
+     "{name: buf, kind: uint64}]\n    optargs: [{name: flags, kind: flags, type: cmd, allowed: [DF",
      "call pread: argument name 'buf' is used twice", "  pread:"),
     ("example uses its call", "        return nbd_pread (h, buf, sizeof buf, 0, 0) == -1;\n",
      "        return 0;\n", "call pread: 'example' does not use nbd_pread", "    example: |"),
@@ -142,40 +145,32 @@ def line_of(text, marker):
 class ValidatorRules(unittest.TestCase):
     def test_mini_is_valid(self):
         api = validate(load(MINI), MINI)
-        self.assertEqual([c.name for c in api.calls][:3], ["close", "set_mode", "get_mode"])
+        self.assertEqual([c.name for c in api.calls][:3], ["close", "create", "set_mode"])
+
+    def check_cases(self, fixture, cases, default_line=None):
+        """Each (rule, old, new, message, marker) of cases: the fixture file with old replaced by
+        new fails validation with message on the line of marker (None: default_line)."""
+        with open(os.path.join(HERE, "fixtures", fixture), encoding="utf-8") as f:
+            original = f.read()
+        for rule, old, new, message, marker in cases:
+            with self.subTest(rule=rule):
+                self.assertEqual(original.count(old), 1, f"{fixture} text for {rule!r} not unique")
+                text = original.replace(old, new)
+                with tempfile.TemporaryDirectory() as tmp:
+                    copy_fixtures(tmp, {fixture: (old, new)})
+                    path = os.path.join(tmp, "mini.yaml")
+                    with self.assertRaises(SpecError) as ctx:
+                        validate(load(path), path)
+                line = line_of(text, marker) if marker else default_line
+                expected = f"{fixture}:{line}: {message}"
+                self.assertTrue(any(l.startswith(expected) for l in str(ctx.exception).split("\n")),
+                                f"{rule}: wanted {expected!r} in:\n{ctx.exception}")
 
     def test_each_rule_rejects_its_fixture(self):
-        with open(MINI, encoding="utf-8") as f:
-            original = f.read()
-        for rule, old, new, message, marker in CASES:
-            with self.subTest(rule=rule):
-                self.assertEqual(original.count(old), 1, f"fixture text for {rule!r} not unique")
-                text = original.replace(old, new)
-                with tempfile.TemporaryDirectory() as tmp:
-                    copy_fixtures(tmp, {"mini.yaml": (old, new)})
-                    path = os.path.join(tmp, "mini.yaml")
-                    with self.assertRaises(SpecError) as ctx:
-                        validate(load(path), path)
-                expected = f"mini.yaml:{line_of(text, marker)}: {message}"
-                self.assertTrue(any(l.startswith(expected) for l in str(ctx.exception).split("\n")),
-                                f"{rule}: wanted {expected!r} in:\n{ctx.exception}")
+        self.check_cases("mini.yaml", CASES)
 
     def test_each_overview_rule_rejects_its_fixture(self):
-        with open(os.path.join(HERE, "fixtures", "mini-overview.md"), encoding="utf-8") as f:
-            original = f.read()
-        for rule, old, new, message, marker in OVERVIEW_CASES:
-            with self.subTest(rule=rule):
-                self.assertEqual(original.count(old), 1, f"overview text for {rule!r} not unique")
-                text = original.replace(old, new)
-                with tempfile.TemporaryDirectory() as tmp:
-                    copy_fixtures(tmp, {"mini-overview.md": (old, new)})
-                    path = os.path.join(tmp, "mini.yaml")
-                    with self.assertRaises(SpecError) as ctx:
-                        validate(load(path), path)
-                line = line_of(text, marker) if marker else 1
-                expected = f"mini-overview.md:{line}: {message}"
-                self.assertTrue(any(l.startswith(expected) for l in str(ctx.exception).split("\n")),
-                                f"{rule}: wanted {expected!r} in:\n{ctx.exception}")
+        self.check_cases("mini-overview.md", OVERVIEW_CASES, default_line=1)
 
     def test_every_rule_has_a_case(self):
         rules = [c[0] for c in CASES + OVERVIEW_CASES]

@@ -57,6 +57,19 @@ module CMD_FLAG : sig
   (** Every flag of the set. *)
 end
 
+module STRICT : sig
+  type t =
+    | COMMANDS
+    (** refuse commands the server did not advertise *)
+    | BOUNDS
+    (** refuse requests past the end of the export *)
+    | UNKNOWN of int
+    (** bits this binding does not name, passed through as they are *)
+
+  val mask : t list
+  (** Every flag of the set. *)
+end
+
 (** {1 Constants}
 
     Constants are [int32], as in libnbd's own OCaml binding: compare them with
@@ -122,11 +135,14 @@ type extent = int64 * int64
 
 type completion_callback = int ref -> int
 
-type chunk_callback = bytes -> int64 -> int ref -> int
+type chunk_callback = bytes -> int64 -> int -> int ref -> int
 
 type debug_callback = string -> string -> int
 
 type extent_callback = string -> int64 -> int64 array -> int ref -> int
+
+type writer_callback = bytes -> int
+(** Called for every piece of data the handle sends; queue a copy of buf and return 0. *)
 
 type extent64_callback = string -> int64 -> extent array -> int ref -> int
 
@@ -135,6 +151,9 @@ type extent64_callback = string -> int64 -> extent array -> int ref -> int
 type t
 (** A handle.  The garbage collector closes a handle that is no longer reachable; {!close}
     closes it at once. *)
+
+val with_handle : (t -> 'a) -> 'a
+(** [with_handle f] creates a handle, applies [f] to it and closes it, also when [f] raises. *)
 
 val callbacks_held : unit -> int
 (** The number of OCaml callbacks (and aio buffers) the C library currently holds, over all
@@ -152,6 +171,15 @@ val close : t -> unit
     closing are dropped.  The garbage collector closes unreachable handles by itself.
 
     C function: [nbd_close]; since TEST_1.0. *)
+
+val create : unit -> t
+(** [create ()]: create a handle.
+
+    Creates a handle; close it with {!close}.
+
+    See also {!close}.
+
+    C function: [nbd_create]; since TEST_1.1. *)
 
 val set_mode : t -> MODE.t -> unit
 (** [set_mode t mode]: choose the mode.
@@ -173,6 +201,13 @@ val get_mode : t -> MODE.t
     Returns the mode.
 
     C function: [nbd_get_mode]; since TEST_1.0. *)
+
+val get_version : t -> string
+(** [get_version t]: the library version.
+
+    Returns the version of the library.
+
+    C function: [nbd_get_version]; since TEST_1.1. *)
 
 val pread : ?flags:CMD_FLAG.t list -> t -> bytes -> int64 -> unit
 (** [pread ?flags t buf offset]: read data.
@@ -238,3 +273,231 @@ val connect_vsock : t -> int64 -> int64 -> unit
     port must fit in 32 bits unsigned, else Invalid_argument is raised.
 
     C function: [nbd_connect_vsock]; since TEST_1.1. *)
+
+val set_debug : t -> bool -> unit
+(** [set_debug t debug]: turn debug messages on or off.
+
+    Turns debug messages on or off; [LIBNBD_DEBUG] sets the default.
+
+    See also {!get_debug}, {!set_debug_callback}.
+
+    C function: [nbd_set_debug]; since TEST_1.1. *)
+
+val get_debug : t -> bool
+(** [get_debug t]: whether debug messages are on.
+
+    Returns whether debug messages are on.
+
+    See also {!set_debug}.
+
+    C function: [nbd_get_debug]; since TEST_1.1. *)
+
+val set_handle_name : t -> string -> unit
+(** [set_handle_name t handle_name]: name the handle.
+
+    Sets the name debug messages start with.
+
+    See also {!get_name}.
+
+    C function: [nbd_set_handle_name]; since TEST_1.1. *)
+
+val set_strict_mode : t -> STRICT.t list -> unit
+(** [set_strict_mode t flags]: choose the client-side checks.
+
+    Chooses which requests the library refuses before they reach the server.
+
+    See also {!get_strict_mode}.
+
+    C function: [nbd_set_strict_mode]; since TEST_1.1. *)
+
+val get_strict_mode : t -> STRICT.t list
+(** [get_strict_mode t]: the client-side checks in force.
+
+    Returns the checks set with {!set_strict_mode}.
+
+    C function: [nbd_get_strict_mode]; since TEST_1.1. *)
+
+val set_private_data : t -> int -> int
+(** [set_private_data t private_data]: keep a value in the handle.
+
+    Keeps a value of the caller's in the handle and returns the previous one.
+
+    C function: [nbd_set_private_data]; since TEST_1.1. *)
+
+val connect_unix : t -> string -> unit
+(** [connect_unix t unixsocket]: connect over a Unix domain socket.
+
+    Connects to the server listening on unixsocket.
+
+    C function: [nbd_connect_unix]; since TEST_1.1. *)
+
+val connect_socket : t -> Unix.file_descr -> unit
+(** [connect_socket t sock]: connect over a connected socket.
+
+    Talks to the server over sock, which the handle takes over.
+
+    C function: [nbd_connect_socket]; since TEST_1.1. *)
+
+val aio_connect : t -> Unix.sockaddr -> unit
+(** [aio_connect t addr]: start connecting to a socket address.
+
+    Starts connecting to addr; {!poll} drives the handshake.
+
+    See also {!poll}.
+
+    C function: [nbd_aio_connect]; since TEST_1.1. *)
+
+val get_protocol : t -> string
+(** [get_protocol t]: the protocol the server speaks.
+
+    Returns "newstyle" or "newstyle-fixed".
+
+    C function: [nbd_get_protocol]; since TEST_1.1. *)
+
+val get_size : t -> int64
+(** [get_size t]: the size of the export.
+
+    Returns the size of the export in bytes.
+
+    C function: [nbd_get_size]; since TEST_1.1. *)
+
+val get_nr_meta_contexts : t -> int
+(** [get_nr_meta_contexts t]: count the metadata contexts.
+
+    Returns how many metadata contexts {!get_meta_context} can return.
+
+    C function: [nbd_get_nr_meta_contexts]; since TEST_1.1. *)
+
+val get_meta_context : t -> int -> string
+(** [get_meta_context t i]: a metadata context by index.
+
+    Returns a copy of metadata context i, which the caller frees.
+
+    See also {!get_nr_meta_contexts}.
+
+    C function: [nbd_get_meta_context]; since TEST_1.1. *)
+
+val pwrite : ?flags:CMD_FLAG.t list -> t -> bytes -> int64 -> unit
+(** [pwrite ?flags t buf offset]: write data.
+
+    Writes buf at offset.
+
+    See also {!aio_pwrite}.
+
+    C function: [nbd_pwrite]; since TEST_1.1. *)
+
+val aio_pwrite :
+  ?completion:completion_callback -> ?flags:CMD_FLAG.t list -> t -> Buffer.t -> int64 -> cookie
+(** [aio_pwrite ?completion ?flags t buf offset]: start writing data.
+
+    Starts a write of buf at offset.
+
+    The buffer buf is kept alive until the command has completed.
+
+    See also {!pwrite}.
+
+    C function: [nbd_aio_pwrite]; since TEST_1.1. *)
+
+val poll : t -> int -> int
+(** [poll t timeout]: wait for the handle.
+
+    Waits up to timeout milliseconds for the socket and runs the handle; returns 1 when it made
+    progress and 0 on timeout.
+
+    See also {!aio_get_fd}.
+
+    C function: [nbd_poll]; since TEST_1.1. *)
+
+val aio_get_fd : t -> Unix.file_descr
+(** [aio_get_fd t]: the socket of the handle.
+
+    Returns the file descriptor to poll for {!aio_get_direction}.
+
+    See also {!aio_get_direction}.
+
+    C function: [nbd_aio_get_fd]; since TEST_1.1. *)
+
+val aio_get_direction : t -> int
+(** [aio_get_direction t]: what the handle waits for.
+
+    Returns 1 when the handle waits to read, 2 when to write, 3 for both.
+
+    C function: [nbd_aio_get_direction]; since TEST_1.1. *)
+
+val set_concurrent_writer : t -> writer_callback -> unit
+(** [set_concurrent_writer t writer]: send outgoing data through an application thread.
+
+    Hands every piece of data the handle sends to the {!type:writer_callback}.
+
+    See also {!concurrent_writer_error}.
+
+    C function: [nbd_set_concurrent_writer]; since TEST_1.1. *)
+
+val concurrent_writer_error : t -> int -> unit
+(** [concurrent_writer_error t err]: report a send failure from the concurrent writer.
+
+    Tells the handle that the writer thread failed with errno err.
+
+    See also {!set_concurrent_writer}.
+
+    C function: [nbd_concurrent_writer_error]; since TEST_1.1. *)
+
+(** {1 Concurrent writer from an OCaml thread} *)
+
+(** A concurrent writer ({!set_concurrent_writer}) served by a thread of the program, with no
+    socket code in OCaml.  {!Writer_channel.create} installs the writer; the thread then calls
+    {!Writer_channel.run}, or {!Writer_channel.recv}, {!Writer_channel.send} and
+    {!Writer_channel.fail} for a loop of its own.  The queueing and the writes are done in C,
+    with the runtime lock released while they wait.
+
+    {[
+      let w = NBD.Writer_channel.create h in
+      let writer = Thread.create NBD.Writer_channel.run w in
+      NBD.pwrite h buf 0L;              (* sent by the thread *)
+      NBD.close h;                      (* the thread's run returns *)
+      Thread.join writer
+    ]}
+
+    Only closing the handle ends the writer.  The channel holds no reference to the handle, so
+    a thread that has only the channel ends when the handle is closed.  A thread that also keeps
+    the handle, and that the program joins before closing it, waits for ever: the handle is
+    never closed and the writer never ends.  Close handles with {!close} (or {!with_handle})
+    rather than leaving them to the garbage collector, which may never get to them while the
+    thread waits. *)
+module Writer_channel : sig
+  type handle := t
+
+  type t
+  (** The receiving end of a handle's concurrent writer. *)
+
+  val create : handle -> t
+  (** Installs the writer.  The handle must have its socket: connected, or connecting once
+      {!aio_get_fd} succeeds (the rest of the handshake then goes through the channel).  Raises
+      {!Error} with [EINVAL] on a newly created handle (no socket yet), while negotiating, once
+      closed or dead, and when the handle already has a writer; nothing is installed then.
+      When the channel is garbage collected while the handle is open, the connection ends with
+      [ESHUTDOWN], since nothing could send its requests any more. *)
+
+  val recv : t -> bytes option
+  (** Waits for bytes to send and returns all that the handle has queued since the last call, in
+      order; [None] once the handle is closed (what was still queued is then dropped). *)
+
+  val send : t -> bytes -> unit
+  (** Writes all the bytes to (a duplicate of) the handle's socket, waiting for room while it is
+      full, although the socket is non-blocking.  Raises [Unix.Unix_error] if [send(2)] fails;
+      once the handle is closed that is [EPIPE], as the socket is then shut down. *)
+
+  val fail : t -> Unix.error -> unit
+  (** Reports a failed send to the handle (as {!concurrent_writer_error}): its connection ends
+      and every command in flight fails with the error.  Only the first error counts.  Does
+      nothing once the handle is closed.  Raises {!Error} with [EINVAL] for an error without an
+      errno ([Unix.EUNKNOWNERR 0]). *)
+
+  val is_closed : t -> bool
+  (** Whether the handle has been closed: {!recv} returns [None] from now on. *)
+
+  val run : t -> unit
+  (** Serves the writer until the handle is closed: takes what the handle queues and sends it,
+      all in C without the runtime lock.  After a failed send it reports the error (as {!fail})
+      and returns. *)
+end

@@ -47,6 +47,21 @@ static_assert(static_cast<uint32_t>(CmdFlag::Fua) == LIBNBD_CMD_FLAG_FUA);
 static_assert(static_cast<uint32_t>(CmdFlag::Df) == LIBNBD_CMD_FLAG_DF);
 static_assert(CmdFlags::all().value() == LIBNBD_CMD_FLAG_MASK);
 
+enum class StrictFlag : uint32_t {
+  // refuse commands the server did not advertise
+  Commands = 0x1U,
+  // refuse requests past the end of the export
+  Bounds = 0x4U,
+};
+template <>
+struct FlagTraits<StrictFlag> {
+  static constexpr uint32_t kMask = 0x5U;
+};
+using StrictFlags = Flags<StrictFlag>;
+static_assert(static_cast<uint32_t>(StrictFlag::Commands) == LIBNBD_STRICT_COMMANDS);
+static_assert(static_cast<uint32_t>(StrictFlag::Bounds) == LIBNBD_STRICT_BOUNDS);
+static_assert(StrictFlags::all().value() == LIBNBD_STRICT_MASK);
+
 // Plain constants: values of unsigned results and callback arguments.
 inline constexpr unsigned kReadData = 1;
 static_assert(kReadData == LIBNBD_READ_DATA);
@@ -86,9 +101,10 @@ class CompletionCallback
 };
 
 // nbd_chunk_callback: callables of the form
-//   int(std::span<const std::byte> subbuf, uint64_t offset, int* error)
+//   int(std::span<const std::byte> subbuf, uint64_t offset, unsigned status, int* error)
 class ChunkCallback
-    : public detail::Callback<nbd_chunk_callback, std::span<const std::byte>, uint64_t, int*> {
+    : public detail::Callback<nbd_chunk_callback, std::span<const std::byte>, uint64_t, unsigned,
+                              int*> {
  public:
   using Callback::Callback;
 
@@ -97,10 +113,10 @@ class ChunkCallback
 
  private:
   static int trampoline(void *user_data, const void *subbuf, size_t count, uint64_t offset,
-                        int *error) noexcept {
+                        unsigned status, int *error) noexcept {
     return invoke(user_data, error,
                   std::span<const std::byte>{static_cast<const std::byte*>(subbuf), count}, offset,
-                  error);
+                  status, error);
   }
 };
 
@@ -136,6 +152,23 @@ class ExtentCallback
                         uint32_t *entries, size_t nr_entries, int *error) noexcept {
     return invoke(user_data, error, detail::view(metacontext), offset,
                   std::span<uint32_t>{entries, nr_entries}, error);
+  }
+};
+
+// nbd_writer_callback: callables of the form
+//   int(std::span<const std::byte> buf)
+class WriterCallback
+    : public detail::Callback<nbd_writer_callback, std::span<const std::byte>> {
+ public:
+  using Callback::Callback;
+
+  // Hands the callable to the C library; this object is left empty.
+  nbd_writer_callback release() && noexcept { return std::move(*this).to_c(&trampoline); }
+
+ private:
+  static int trampoline(void *user_data, const void *buf, size_t len) noexcept {
+    return invoke(user_data, nullptr,
+                  std::span<const std::byte>{static_cast<const std::byte*>(buf), len});
   }
 };
 
@@ -202,6 +235,12 @@ class Handle {
     return static_cast<Mode>(r);
   }
 
+  // nbd_get_version(3): the library version
+  std::string_view get_version() noexcept {
+    const auto r = ::nbd_get_version(h_);
+    return detail::view(r);
+  }
+
   // nbd_pread(3): read data
   void pread(std::span<std::byte> buf, uint64_t offset, CmdFlags flags = {}) {
     detail::CallbackScope scope;
@@ -266,6 +305,186 @@ class Handle {
   void connect_vsock(uint32_t cid, uint32_t port) {
     detail::CallbackScope scope;
     const auto r = ::nbd_connect_vsock(h_, cid, port);
+    scope.rethrow();
+    if (r == -1)
+      detail::throw_last_error(h_);
+  }
+
+  // nbd_set_debug(3): turn debug messages on or off
+  void set_debug(bool debug) {
+    detail::CallbackScope scope;
+    const auto r = ::nbd_set_debug(h_, debug);
+    scope.rethrow();
+    if (r == -1)
+      detail::throw_last_error(h_);
+  }
+
+  // nbd_get_debug(3): whether debug messages are on
+  bool get_debug() noexcept {
+    const auto r = ::nbd_get_debug(h_);
+    return r != 0;
+  }
+
+  // nbd_set_handle_name(3): name the handle
+  void set_handle_name(std::string_view handle_name) {
+    const detail::CString handle_name_c{handle_name, "nbd_set_handle_name", "handle_name"};
+    detail::CallbackScope scope;
+    const auto r = ::nbd_set_handle_name(h_, handle_name_c.get());
+    scope.rethrow();
+    if (r == -1)
+      detail::throw_last_error(h_);
+  }
+
+  // nbd_set_strict_mode(3): choose the client-side checks
+  void set_strict_mode(StrictFlags flags) {
+    detail::CallbackScope scope;
+    const auto r = ::nbd_set_strict_mode(h_, flags.value());
+    scope.rethrow();
+    if (r == -1)
+      detail::throw_last_error(h_);
+  }
+
+  // nbd_get_strict_mode(3): the client-side checks in force
+  StrictFlags get_strict_mode() noexcept {
+    const auto r = ::nbd_get_strict_mode(h_);
+    return StrictFlags{r};
+  }
+
+  // nbd_set_private_data(3): keep a value in the handle
+  uintptr_t set_private_data(uintptr_t private_data) noexcept {
+    const auto r = ::nbd_set_private_data(h_, private_data);
+    return r;
+  }
+
+  // nbd_connect_unix(3): connect over a Unix domain socket
+  void connect_unix(std::string_view unixsocket) {
+    const detail::CString unixsocket_c{unixsocket, "nbd_connect_unix", "unixsocket"};
+    detail::CallbackScope scope;
+    const auto r = ::nbd_connect_unix(h_, unixsocket_c.get());
+    scope.rethrow();
+    if (r == -1)
+      detail::throw_last_error(h_);
+  }
+
+  // nbd_connect_socket(3): connect over a connected socket
+  void connect_socket(int sock) {
+    detail::CallbackScope scope;
+    const auto r = ::nbd_connect_socket(h_, sock);
+    scope.rethrow();
+    if (r == -1)
+      detail::throw_last_error(h_);
+  }
+
+  // nbd_aio_connect(3): start connecting to a socket address
+  void aio_connect(const struct sockaddr* addr, socklen_t addrlen) {
+    detail::CallbackScope scope;
+    const auto r = ::nbd_aio_connect(h_, addr, addrlen);
+    scope.rethrow();
+    if (r == -1)
+      detail::throw_last_error(h_);
+  }
+
+  // nbd_get_protocol(3): the protocol the server speaks
+  std::string_view get_protocol() {
+    detail::CallbackScope scope;
+    const auto r = ::nbd_get_protocol(h_);
+    scope.rethrow();
+    if (r == nullptr)
+      detail::throw_last_error(h_);
+    return detail::view(r);
+  }
+
+  // nbd_get_size(3): the size of the export
+  int64_t get_size() {
+    detail::CallbackScope scope;
+    const auto r = ::nbd_get_size(h_);
+    scope.rethrow();
+    if (r == -1)
+      detail::throw_last_error(h_);
+    return r;
+  }
+
+  // nbd_get_nr_meta_contexts(3): count the metadata contexts
+  size_t get_nr_meta_contexts() {
+    detail::CallbackScope scope;
+    const auto r = ::nbd_get_nr_meta_contexts(h_);
+    scope.rethrow();
+    if (r == -1)
+      detail::throw_last_error(h_);
+    return static_cast<size_t>(r);
+  }
+
+  // nbd_get_meta_context(3): a metadata context by index
+  std::string get_meta_context(size_t i) {
+    detail::CallbackScope scope;
+    const detail::MallocedString r{::nbd_get_meta_context(h_, i)};
+    scope.rethrow();
+    if (r == nullptr)
+      detail::throw_last_error(h_);
+    return std::string{r.get()};
+  }
+
+  // nbd_pwrite(3): write data
+  void pwrite(std::span<const std::byte> buf, uint64_t offset, CmdFlags flags = {}) {
+    detail::CallbackScope scope;
+    const auto r = ::nbd_pwrite(h_, buf.data(), buf.size(), offset, flags.value());
+    scope.rethrow();
+    if (r == -1)
+      detail::throw_last_error(h_);
+  }
+
+  // nbd_aio_pwrite(3): start writing data
+  // buf must stay valid until the command completes.
+  int64_t aio_pwrite(std::span<const std::byte> buf, uint64_t offset,
+                     CompletionCallback completion_callback = {}, CmdFlags flags = {}) {
+    detail::CallbackScope scope;
+    const auto r = ::nbd_aio_pwrite(h_, buf.data(), buf.size(), offset,
+                                    std::move(completion_callback).release(), flags.value());
+    scope.rethrow();
+    if (r == -1)
+      detail::throw_last_error(h_);
+    return r;
+  }
+
+  // nbd_poll(3): wait for the handle
+  int poll(int timeout) {
+    detail::CallbackScope scope;
+    const auto r = ::nbd_poll(h_, timeout);
+    scope.rethrow();
+    if (r == -1)
+      detail::throw_last_error(h_);
+    return r;
+  }
+
+  // nbd_aio_get_fd(3): the socket of the handle
+  int aio_get_fd() {
+    detail::CallbackScope scope;
+    const auto r = ::nbd_aio_get_fd(h_);
+    scope.rethrow();
+    if (r == -1)
+      detail::throw_last_error(h_);
+    return r;
+  }
+
+  // nbd_aio_get_direction(3): what the handle waits for
+  unsigned aio_get_direction() noexcept {
+    const auto r = ::nbd_aio_get_direction(h_);
+    return r;
+  }
+
+  // nbd_set_concurrent_writer(3): send outgoing data through an application thread
+  void set_concurrent_writer(WriterCallback writer) {
+    detail::CallbackScope scope;
+    const auto r = ::nbd_set_concurrent_writer(h_, std::move(writer).release());
+    scope.rethrow();
+    if (r == -1)
+      detail::throw_last_error(h_);
+  }
+
+  // nbd_concurrent_writer_error(3): report a send failure from the concurrent writer
+  void concurrent_writer_error(int err) {
+    detail::CallbackScope scope;
+    const auto r = ::nbd_concurrent_writer_error(h_, err);
     scope.rethrow();
     if (r == -1)
       detail::throw_last_error(h_);
