@@ -1,8 +1,18 @@
-// state.cpp: names and groups of the connection states.
+// state.cpp: the names and groups of the connection states, derived from NBD_STATES.
 #include "state.hpp"
+
+#include <bit>
 
 namespace nbd {
 namespace {
+
+// Every state has one public group, a name and a description.
+#define NBD_STATE_CHECK(state, group, direction, handler, name, description)                   \
+  static_assert(std::has_single_bit(static_cast<uint32_t>(group)) && sizeof(name) > 1 &&        \
+                    sizeof(description) > 1,                                                    \
+                "state " #state " needs one group, a name and a description");
+NBD_STATES(NBD_STATE_CHECK)
+#undef NBD_STATE_CHECK
 
 struct StateInfo {
   uint32_t group;
@@ -10,24 +20,10 @@ struct StateInfo {
   const char* summary;  // "NAME: description", as nbd_connection_state returns it
 };
 
-// In the order of enum class State.
 constexpr StateInfo kStates[] = {
-    {kCreated, "START", "START: the handle is new and not connected"},
-    {kConnecting, "CONNECT", "CONNECT: connecting to the server"},
-    {kConnecting, "RECV_GREETING", "RECV_GREETING: receiving the server's greeting"},
-    {kConnecting, "RECV_OLDSTYLE", "RECV_OLDSTYLE: receiving an oldstyle handshake"},
-    {kConnecting, "RECV_HANDSHAKE_FLAGS", "RECV_HANDSHAKE_FLAGS: receiving the newstyle flags"},
-    {kConnecting, "OPT_SEND", "OPT_SEND: sending a handshake option"},
-    {kConnecting, "OPT_RECV_HEADER", "OPT_RECV_HEADER: receiving an option reply"},
-    {kConnecting, "OPT_RECV_PAYLOAD", "OPT_RECV_PAYLOAD: receiving an option reply's payload"},
-    {kConnecting, "EXPORT_NAME_REPLY", "EXPORT_NAME_REPLY: receiving the export's size and flags"},
-    {kConnecting, "TLS_HANDSHAKE", "TLS_HANDSHAKE: setting up TLS with the server"},
-    {kNegotiating, "NEGOTIATING", "NEGOTIATING: waiting for the next option (opt mode)"},
-    {kConnected, "READY", "READY: connected, ready for commands (replies may be awaited)"},
-    {kConnected, "PROCESSING", "PROCESSING: connected, in the middle of sending or receiving"},
-    {kConnected, "RECONNECT", "RECONNECT: the connection was lost; connecting to the server again"},
-    {kClosed, "CLOSED", "CLOSED: the connection was shut down"},
-    {kDead, "DEAD", "DEAD: the connection failed"},
+#define NBD_STATE_INFO(state, group, direction, handler, name, description) {group, name, name ": " description},
+    NBD_STATES(NBD_STATE_INFO)
+#undef NBD_STATE_INFO
 };
 
 const StateInfo& info(State s) { return kStates[static_cast<unsigned>(s)]; }

@@ -1,151 +1,27 @@
-// uri.cpp: a hand-written, bounds-checked NBD URI parser and formatter (RFC 3986 + doc/uri.md).
+// uri.cpp: parsing NBD URIs (RFC 3986 + doc/uri.md), hand-written and bounds-checked: the
+// scheme, the authority (user name, host or vsock CID, port), the export name and the query
+// parameters.  The formatter is in uri_format.cpp, what both use in uri_syntax.cpp.
 #include "uri.hpp"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
-#include <array>
 #include <cerrno>
 #include <string>
 #include <utility>
 
 #include "error.hpp"
+#include "uri_syntax.hpp"
 
 namespace nbd {
+
+using namespace uri_syntax;
+
 namespace {
 
-using Transport = ParsedUri::Transport;
-
-constexpr std::string_view kDefaultPort = "10809";  // IANA's NBD port (doc/uri.md "authority")
-constexpr std::string_view kDefaultSshPort = "22";
 constexpr uint32_t kDefaultPortNumber = 10809;
 // VMADDR_CID_HOST: libnbd connects "nbd+vsock:///" to the hypervisor, as its man page shows.
 constexpr uint32_t kVsockCidHost = 2;
-// Values echoed into error messages are cut here, so a huge URI cannot make a huge message.
-constexpr size_t kMaxEcho = 80;
-constexpr std::string_view kHexDigits = "0123456789ABCDEF";
-
-struct Scheme {
-  std::string_view name;
-  Transport transport;
-  bool tls;
-};
-
-// Written in lower case: nbd_get_uri gives these back, whatever case the URI used.
-constexpr std::array<Scheme, 8> kSchemes = {{
-    {"nbd", Transport::Tcp, false},
-    {"nbds", Transport::Tcp, true},
-    {"nbd+unix", Transport::Unix, false},
-    {"nbds+unix", Transport::Unix, true},
-    {"nbd+vsock", Transport::Vsock, false},
-    {"nbds+vsock", Transport::Vsock, true},
-    {"nbd+ssh", Transport::Ssh, false},
-    {"nbds+ssh", Transport::Ssh, true},
-}};
-
-// RFC 3986 section 2: the character classes the grammar below is built from.
-bool is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
-bool is_unreserved(char c) {
-  return is_alpha(c) || is_digit(c) || c == '-' || c == '.' || c == '_' || c == '~';
-}
-bool is_sub_delim(char c) {
-  switch (c) {
-    case '!':
-    case '$':
-    case '&':
-    case '\'':
-    case '(':
-    case ')':
-    case '*':
-    case '+':
-    case ',':
-    case ';':
-    case '=':
-      return true;
-    default:
-      return false;
-  }
-}
-// RFC 3986 3.2.1; ':' is left out on purpose: a password in an NBD URI has no use (TLS keys come
-// from files) and would only leak, so "user:pass@" is refused rather than half understood.
-bool is_userinfo_char(char c) { return is_unreserved(c) || is_sub_delim(c); }
-bool is_reg_name_char(char c) { return is_unreserved(c) || is_sub_delim(c); }
-bool is_pchar(char c) { return is_unreserved(c) || is_sub_delim(c) || c == ':' || c == '@'; }
-bool is_path_char(char c) { return is_pchar(c) || c == '/'; }
-bool is_query_char(char c) { return is_pchar(c) || c == '/' || c == '?'; }
-bool is_scheme_char(char c) {
-  return is_alpha(c) || is_digit(c) || c == '+' || c == '-' || c == '.';
-}
-
-int hex_value(char c) {
-  if (is_digit(c)) return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-char ascii_lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
-
-bool equals_ignore_case(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i)
-    if (ascii_lower(a[i]) != ascii_lower(b[i])) return false;
-  return true;
-}
-
-// s made safe to print in an error message: bytes outside printable ASCII become \xNN, and long
-// values are cut, since the text may come from anywhere (a decoded %01, a multi-megabyte URI).
-std::string printable(std::string_view s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (i == kMaxEcho) {
-      out += "...";
-      break;
-    }
-    auto b = static_cast<unsigned char>(s[i]);
-    if (b >= 0x20 && b < 0x7f) {
-      out += s[i];
-    } else {
-      out += "\\x";
-      out += kHexDigits[b >> 4];
-      out += kHexDigits[b & 0xf];
-    }
-  }
-  return out;
-}
-
-// Checks raw against the component's character class and decodes its percent escapes.  what
-// names the component in messages.  A decoded NUL is refused: every value ends up in a C string
-// (export name, paths, user name), where it would silently cut the value short.
-std::optional<std::string> decode(std::string_view raw, const char* what, bool (*allowed)(char)) {
-  std::string out;
-  out.reserve(raw.size());
-  for (size_t i = 0; i < raw.size(); ++i) {
-    char c = raw[i];
-    if (c == '%') {
-      if (raw.size() - i < 3 || hex_value(raw[i + 1]) < 0 || hex_value(raw[i + 2]) < 0) {
-        set_error(EINVAL, "invalid percent escape in URI %s: %s", what,
-                  printable(raw.substr(i, 3)).c_str());
-        return std::nullopt;
-      }
-      int byte = hex_value(raw[i + 1]) * 16 + hex_value(raw[i + 2]);
-      if (byte == 0) {
-        set_error(EINVAL, "NUL byte (%%00) in URI %s", what);
-        return std::nullopt;
-      }
-      out += static_cast<char>(byte);
-      i += 2;
-    } else if (allowed(c)) {
-      out += c;
-    } else {
-      set_error(EINVAL, "invalid character in URI %s: '%s'", what,
-                printable(std::string_view(&raw[i], 1)).c_str());
-      return std::nullopt;
-    }
-  }
-  return out;
-}
 
 // A non-empty run of decimal digits no greater than max; leading zeros are allowed (RFC 3986
 // port = *DIGIT).  Overflow is caught digit by digit, so any length of input is safe.
@@ -297,64 +173,6 @@ std::optional<Authority> parse_authority(std::string_view raw) {
   return a;
 }
 
-std::string_view scheme_of(Transport t, bool tls) {
-  for (const Scheme& s : kSchemes)
-    if (s.transport == t && s.tls == tls) return s.name;
-  return "nbd";  // unreachable: every pair is in the table
-}
-
-// Appends s, keeping the bytes keep() allows and percent-encoding the rest (uppercase hex,
-// RFC 3986 2.1).
-void append_encoded(std::string& out, std::string_view s, bool (*keep)(char)) {
-  for (char c : s) {
-    if (keep(c)) {
-      out += c;
-    } else {
-      auto b = static_cast<unsigned char>(c);
-      out += '%';
-      out += kHexDigits[b >> 4];
-      out += kHexDigits[b & 0xf];
-    }
-  }
-}
-
-// Query values keep the pchar set less the separators a query reader splits on ('&', ';', '=')
-// and '+', which form decoders read as a space.
-bool is_query_value_safe(char c) {
-  return is_path_char(c) && c != '&' && c != ';' && c != '=' && c != '+';
-}
-bool is_ipv6_safe(char c) { return is_unreserved(c) || c == ':'; }  // '%' of a zone -> %25
-
-void append_query(std::string& out, bool& first, std::string_view key, std::string_view value) {
-  out += first ? '?' : '&';
-  first = false;
-  out += key;
-  out += '=';
-  append_encoded(out, value, is_query_value_safe);
-}
-
-// s as one word for the remote login shell: unchanged when it holds only characters no common
-// shell treats specially ('=' and '%' are left out: zsh expands a leading "=word"), else in
-// single quotes (a quote inside written as '\'').
-std::string shell_word(std::string_view s) {
-  auto plain = [](char c) {
-    return is_alpha(c) || is_digit(c) || c == '/' || c == '.' || c == '_' || c == '-' ||
-           c == '+' || c == ',' || c == ':' || c == '@';
-  };
-  bool quote = s.empty();
-  for (char c : s) quote = quote || !plain(c);
-  if (!quote) return std::string(s);
-  std::string out = "'";
-  for (char c : s) {
-    if (c == '\'')
-      out += "'\\''";
-    else
-      out += c;
-  }
-  out += '\'';
-  return out;
-}
-
 }  // namespace
 
 bool is_uri(std::string_view uri) {
@@ -365,19 +183,6 @@ bool is_uri(std::string_view uri) {
       return true;
   }
   return false;
-}
-
-std::vector<std::string> ssh_command(const ParsedUri& u) {
-  std::vector<std::string> argv{"ssh", "-p", u.port.empty() ? std::string(kDefaultSshPort) : u.port,
-                                u.host, "nc"};
-  if (u.socket.empty()) {
-    argv.emplace_back("localhost");
-    argv.emplace_back(kDefaultPort);
-  } else {
-    argv.emplace_back("-U");
-    argv.push_back(shell_word(u.socket.front() == '-' ? "./" + u.socket : u.socket));
-  }
-  return argv;
 }
 
 std::optional<ParsedUri> parse_uri(std::string_view uri) {
@@ -559,53 +364,6 @@ std::optional<ParsedUri> parse_uri(std::string_view uri) {
     return std::nullopt;
   }
   return p;
-}
-
-std::string format_uri(const ParsedUri& u) {
-  std::string out(scheme_of(u.transport, u.tls));
-  out += "://";
-  if (u.username) {
-    append_encoded(out, *u.username, is_userinfo_char);
-    out += '@';
-  }
-  switch (u.transport) {
-    case Transport::Tcp:
-    case Transport::Ssh:
-      // Only an IPv6 literal can contain ':' (RFC 3986 3.2.2), so it alone needs brackets.
-      if (u.host.find(':') != std::string::npos) {
-        out += '[';
-        append_encoded(out, u.host, is_ipv6_safe);
-        out += ']';
-      } else {
-        append_encoded(out, u.host, is_reg_name_char);
-      }
-      // The port is always written, as libnbd does (nbd_get_uri callers may compare).
-      out += ':';
-      if (!u.port.empty())
-        append_encoded(out, u.port, is_unreserved);
-      else
-        out += u.transport == Transport::Ssh ? kDefaultSshPort : kDefaultPort;
-      break;
-    case Transport::Unix:
-      break;
-    case Transport::Vsock:
-      out += std::to_string(u.vsock_cid);
-      out += ':';
-      out += std::to_string(u.vsock_port);
-      break;
-  }
-  out += '/';
-  append_encoded(out, u.export_name, is_path_char);  // '?', '#', '%' get escaped
-
-  bool first = true;
-  if (u.transport == Transport::Unix || (u.transport == Transport::Ssh && !u.socket.empty()))
-    append_query(out, first, "socket", u.socket);
-  if (u.tls_certificates) append_query(out, first, "tls-certificates", *u.tls_certificates);
-  if (u.tls_psk_file) append_query(out, first, "tls-psk-file", *u.tls_psk_file);
-  if (u.tls_hostname) append_query(out, first, "tls-hostname", *u.tls_hostname);
-  if (u.tls_verify_peer)
-    append_query(out, first, "tls-verify-peer", *u.tls_verify_peer ? "true" : "false");
-  return out;
 }
 
 }  // namespace nbd

@@ -1,4 +1,5 @@
-// uri.hpp: parsing and formatting of NBD URIs (NetworkBlockDevice/nbd doc/uri.md) without libxml2.
+// uri.hpp: parsing (uri.cpp) and formatting (uri_format.cpp) of NBD URIs (NetworkBlockDevice/nbd
+// doc/uri.md) without libxml2.
 #pragma once
 
 #include <cstdint>

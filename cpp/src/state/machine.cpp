@@ -1,4 +1,5 @@
-// machine.cpp: the loop that runs state handlers, polling, and the two ways a connection ends.
+// machine.cpp: the loop that runs state handlers, dispatch and direction (derived from NBD_STATES),
+// polling, and the two ways a connection ends.
 #include "state/machine.hpp"
 
 #include <poll.h>
@@ -15,39 +16,43 @@
 namespace nbd {
 namespace {
 
-Transition dispatch(nbd_handle& h) {
-  switch (h.state) {
-    case State::ConnectWait:
-      return h_connect_wait(h);
-    case State::RecvGreeting:
-      return h_magic_recv_greeting(h);
-    case State::RecvOldstyle:
-      return h_magic_recv_oldstyle(h);
-    case State::RecvHandshakeFlags:
-      return h_newstyle_recv_flags(h);
-    case State::OptSend:
-      return h_newstyle_opt_send(h);
-    case State::OptRecvHeader:
-      return h_newstyle_opt_recv_header(h);
-    case State::OptRecvPayload:
-      return h_newstyle_opt_recv_payload(h);
-    case State::ExportNameReply:
-      return h_newstyle_export_name_reply(h);
-    case State::TlsHandshake:
-      return h_tls_handshake(h);
-    case State::Reconnect:
-      return h_reconnect(h);
-    case State::Ready:
-    case State::Processing:
-      return h_transmit(h);
-    case State::Created:
-    case State::Negotiating:
-    case State::Closed:
-    case State::Dead:
-      return Transition::Block;
-  }
-  return Transition::Block;
+constexpr unsigned kNone = 0;
+constexpr unsigned kRead = LIBNBD_AIO_DIRECTION_READ;
+constexpr unsigned kWrite = LIBNBD_AIO_DIRECTION_WRITE;
+
+unsigned tls_handshake_direction(const nbd_handle& h) {
+  return h.sock->tls()->wants_write() ? kWrite : kRead;
 }
+
+unsigned transmit_direction(const nbd_handle& h) {
+  // Replies may arrive at any time; writing matters only while output is queued, or while
+  // answered commands wait for the writer thread to release their payloads (a moment: the
+  // server has their data), which its wake-up reports to nbd_poll but not to an event loop of
+  // the application's, which then comes back as soon as the socket is writable.
+  return kRead | (sends_pending(h) || !h.unreleased.empty() ? kWrite : kNone);
+}
+
+// What a state waits for from the socket: fixed, or asked of the handle.
+struct Direction {
+  explicit constexpr Direction(unsigned fixed_direction) : fixed(fixed_direction) {}
+  explicit constexpr Direction(unsigned (*ask_direction)(const nbd_handle&)) : ask(ask_direction) {}
+  unsigned fixed = 0;
+  unsigned (*ask)(const nbd_handle&) = nullptr;
+};
+
+// How each state runs, in the order of enum class State.
+struct StateRun {
+  Transition (*handler)(nbd_handle&);
+  Direction direction;
+};
+
+constexpr StateRun kRuns[] = {
+#define NBD_STATE_RUN(state, group, direction, handler, name, description) {&handler, Direction(direction)},
+    NBD_STATES(NBD_STATE_RUN)
+#undef NBD_STATE_RUN
+};
+
+const StateRun& run_of(State s) { return kRuns[static_cast<unsigned>(s)]; }
 
 // Completes every command still in flight with err (they will get no reply now), and the
 // option in flight with option_err.
@@ -134,7 +139,7 @@ int run(nbd_handle& h) {
     return -1;
   for (;;) {
     const State before = h.state;
-    Transition t = dispatch(h);
+    Transition t = run_of(h.state).handler(h);
     // The handshake of a reconnection has brought the handle back to transmission.
     if (h.reconnect.active && t != Transition::Fail && h.state == State::Ready)
       t = finish_reconnect(h);
@@ -197,38 +202,11 @@ int poll_once(nbd_handle& h, int timeout_ms, int extra_fd) {
   return run(h) == -1 ? -1 : 1;
 }
 
+Transition h_wait_for_caller(nbd_handle&) { return Transition::Block; }
+
 unsigned direction(const nbd_handle& h) {
-  switch (h.state) {
-    case State::ConnectWait:
-    case State::OptSend:
-      return LIBNBD_AIO_DIRECTION_WRITE;
-    case State::RecvGreeting:
-    case State::RecvOldstyle:
-    case State::RecvHandshakeFlags:
-    case State::OptRecvHeader:
-    case State::OptRecvPayload:
-    case State::ExportNameReply:
-      return LIBNBD_AIO_DIRECTION_READ;
-    case State::Reconnect:
-      return LIBNBD_AIO_DIRECTION_READ;  // the timer of the next attempt
-    case State::TlsHandshake:
-      return h.sock->tls()->wants_write() ? LIBNBD_AIO_DIRECTION_WRITE : LIBNBD_AIO_DIRECTION_READ;
-    case State::Ready:
-    case State::Processing:
-      // Replies may arrive at any time; writing matters only while output is queued, or
-      // while answered commands wait for the writer thread to release their payloads (a
-      // moment: the server has their data), which its wake-up reports to nbd_poll but not to
-      // an event loop of the application's, which then comes back as soon as the socket is
-      // writable.
-      return LIBNBD_AIO_DIRECTION_READ |
-             (sends_pending(h) || !h.unreleased.empty() ? LIBNBD_AIO_DIRECTION_WRITE : 0u);
-    case State::Created:
-    case State::Negotiating:
-    case State::Closed:
-    case State::Dead:
-      return 0;
-  }
-  return 0;
+  const Direction& d = run_of(h.state).direction;
+  return d.ask != nullptr ? d.ask(h) : d.fixed;
 }
 
 int watched_fd(const nbd_handle& h) {

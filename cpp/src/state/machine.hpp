@@ -82,16 +82,12 @@ Transition begin_user_option(nbd_handle& h, uint32_t opt);
 // then its closures are freed (nothing waits for nbd_close).
 void abandon_user_option(nbd_handle& h, int err);
 void enter_transmission(nbd_handle& h);
-Transition h_connect_wait(nbd_handle& h);
-Transition h_magic_recv_greeting(nbd_handle& h);
-Transition h_magic_recv_oldstyle(nbd_handle& h);
-Transition h_newstyle_recv_flags(nbd_handle& h);
-Transition h_newstyle_opt_send(nbd_handle& h);
-Transition h_newstyle_opt_recv_header(nbd_handle& h);
-Transition h_newstyle_opt_recv_payload(nbd_handle& h);
-Transition h_newstyle_export_name_reply(nbd_handle& h);
-Transition h_tls_handshake(nbd_handle& h);
-Transition h_transmit(nbd_handle& h);
+
+// The state handlers, one per state of NBD_STATES (state.hpp), which names them: in
+// state/connect.cpp, handshake.cpp and reply.cpp, and h_wait_for_caller in machine.cpp.
+#define NBD_STATE_HANDLER(state, group, direction, handler, name, description) Transition handler(nbd_handle& h);
+NBD_STATES(NBD_STATE_HANDLER)
+#undef NBD_STATE_HANDLER
 
 // Reconnection (state/reconnect.cpp), after a connection in transmission failed with err
 // (nbd_set_reconnect_delay).  begin_reconnect starts one if it can: the commands stay, the
@@ -105,7 +101,6 @@ bool retry_reconnect(nbd_handle& h);
 Transition finish_reconnect(nbd_handle& h);
 // The reconnection is over, whichever way: the handshake settings are the caller's again.
 void end_reconnect(nbd_handle& h);
-Transition h_reconnect(nbd_handle& h);
 // Exchanges what h knows of the export with f: commands issued during a reconnection are
 // checked against the export as the lost connection had it (h.reconnect.before).
 void swap_export_facts(nbd_handle& h, ExportFacts& f);
