@@ -102,36 +102,17 @@ bool set_export_info(nbd_handle& h, uint64_t size, uint16_t eflags) {
 }
 
 void append_opt(nbd_handle& h, uint32_t opt, const std::string& data) {
-  unsigned char hdr[16];
-  put64(hdr, kIHaveOpt);
-  put32(hdr + 8, opt);
-  put32(hdr + 12, static_cast<uint32_t>(data.size()));
+  unsigned char hdr[OptionRequest::kSize];
+  OptionRequest{opt, static_cast<uint32_t>(data.size())}.encode(hdr);
   h.out.append_copy(hdr, sizeof hdr);
   h.out.append_copy(data.data(), data.size());
   ++h.chunks_sent;
 }
 
-std::string be32_string(uint32_t v) {
-  unsigned char b[4];
-  put32(b, v);
-  return std::string(reinterpret_cast<char*>(b), 4);
-}
-
-std::string be16_string(uint16_t v) {
-  unsigned char b[2];
-  put16(b, v);
-  return std::string(reinterpret_cast<char*>(b), 2);
-}
-
 // Export name, then the meta context queries (NBD_OPT_{SET,LIST}_META_CONTEXT): the caller's
 // explicit list (nbd_opt_*_meta_context_queries) or the handle's.
 std::string meta_context_request(const nbd_handle& h) {
-  const std::vector<std::string>& queries = h.opt_queries ? *h.opt_queries : h.request_meta_contexts;
-  std::string d = be32_string(static_cast<uint32_t>(h.export_name.size())) + h.export_name;
-  d += be32_string(static_cast<uint32_t>(queries.size()));
-  for (const std::string& q : queries)
-    d += be32_string(static_cast<uint32_t>(q.size())) + q;
-  return d;
+  return encode_meta_context_request(h.export_name, h.opt_queries ? *h.opt_queries : h.request_meta_contexts);
 }
 
 // Builds the request for opt and queues it.
@@ -143,18 +124,15 @@ void send_option(nbd_handle& h, uint32_t opt) {
       break;
     case kOptGo:
     case kOptInfo: {
-      data = be32_string(static_cast<uint32_t>(h.export_name.size())) + h.export_name;
-      std::string infos;
-      uint16_t n = 0;
+      uint16_t infos[3];
+      size_t n = 0;
       if (h.full_info) {
-        infos += be16_string(kInfoName) + be16_string(kInfoDescription);
-        n += 2;
+        infos[n++] = kInfoName;
+        infos[n++] = kInfoDescription;
       }
-      if (h.request_block_size) {
-        infos += be16_string(kInfoBlockSize);
-        ++n;
-      }
-      data += be16_string(n) + infos;
+      if (h.request_block_size)
+        infos[n++] = kInfoBlockSize;
+      data = encode_info_request(h.export_name, {infos, n});
       h.forget_export_info();
       break;
     }
@@ -329,26 +307,28 @@ Transition protocol_error(const char* what) {
 Transition option_info(nbd_handle& h) {
   const unsigned char* p = h.payload.data();
   const size_t len = h.payload.size();
-  if (len < 2)
+  if (len < InfoReply::kSize)
     return protocol_error("NBD_REP_INFO is too short");
-  const uint16_t type = get16(p);
-  switch (type) {
-    case kInfoExport:
-      if (len != 12)
+  switch (InfoReply::decode(p).type) {
+    case kInfoExport: {
+      if (len != InfoExport::kSize)
         return protocol_error("NBD_INFO_EXPORT has the wrong length");
-      if (!set_export_info(h, get64(p + 2), get16(p + 10)))
+      const InfoExport info = InfoExport::decode(p);
+      if (!set_export_info(h, info.size, info.eflags))
         return Transition::Fail;
       break;
+    }
     case kInfoName:
-      h.canonical_name = std::string(p + 2, p + len);
+      h.canonical_name = std::string(p + InfoReply::kSize, p + len);
       break;
     case kInfoDescription:
-      h.description = std::string(p + 2, p + len);
+      h.description = std::string(p + InfoReply::kSize, p + len);
       break;
     case kInfoBlockSize: {
-      if (len != 14)
+      if (len != InfoBlockSize::kSize)
         return protocol_error("NBD_INFO_BLOCK_SIZE has the wrong length");
-      const uint32_t min = get32(p + 2), pref = get32(p + 6), max = get32(p + 10);
+      const InfoBlockSize sizes = InfoBlockSize::decode(p);
+      const uint32_t min = sizes.minimum, pref = sizes.preferred, max = sizes.maximum;
       // proto.md "Block size constraints": powers of two, min <= 64k, min <= pref, max a
       // multiple of min (or 0xffffffff, no limit) and at least pref.  Constraints that break
       // these rules are ignored, as libnbd does: they only ever restrict the client.
@@ -367,7 +347,7 @@ Transition option_info(nbd_handle& h) {
     default:
       break;  // unknown information may be ignored
   }
-  expect(h, 20);
+  expect(h, OptionReply::kSize);
   h.state = State::OptRecvHeader;
   return Transition::Next;
 }
@@ -467,7 +447,7 @@ Transition option_ack(nbd_handle& h) {
 
 Transition start_handshake(nbd_handle& h) {
   h.sock->connected();  // before the first byte goes out: the sender may set the socket's mode
-  expect(h, 16);
+  expect(h, Greeting::kSize);
   h.state = State::RecvGreeting;
   return Transition::Next;
 }
@@ -475,13 +455,14 @@ Transition start_handshake(nbd_handle& h) {
 Transition h_magic_recv_greeting(nbd_handle& h) {
   if (auto t = receive(h))
     return *t;
-  if (get64(h.scratch) != kNbdMagic)
+  const Greeting greeting = Greeting::decode(h.scratch);
+  if (greeting.magic != kNbdMagic)
     return protocol_error("server did not send NBDMAGIC: not an NBD server");
-  const uint64_t version = get64(h.scratch + 8);
+  const uint64_t version = greeting.version;
   if (version == kIHaveOpt || version == kOldstyleMagic)
     ++h.chunks_received;
   if (version == kIHaveOpt) {
-    expect(h, 2);
+    expect(h, ServerFlags::kSize);
     h.state = State::RecvHandshakeFlags;
     return Transition::Next;
   }
@@ -491,7 +472,7 @@ Transition h_magic_recv_greeting(nbd_handle& h) {
       set_error(ENOTSUP, "handshake: server uses the oldstyle protocol, so TLS cannot be used");
       return Transition::Fail;
     }
-    expect(h, 8 + 4 + kHandshakePadding);
+    expect(h, OldstyleRest::kSize);
     h.state = State::RecvOldstyle;
     return Transition::Next;
   }
@@ -502,8 +483,9 @@ Transition h_magic_recv_oldstyle(nbd_handle& h) {
   if (auto t = receive(h))
     return *t;
   h.protocol = "oldstyle";
-  h.gflags = get16(h.scratch + 8);
-  if (!set_export_info(h, get64(h.scratch), get16(h.scratch + 10)))
+  const OldstyleRest rest = OldstyleRest::decode(h.scratch);
+  h.gflags = rest.gflags;
+  if (!set_export_info(h, rest.size, rest.eflags))
     return Transition::Fail;
   enter_transmission(h);
   return Transition::Next;
@@ -513,12 +495,12 @@ Transition h_newstyle_recv_flags(nbd_handle& h) {
   if (auto t = receive(h))
     return *t;
   // What both sides agree to is what counts from here on (h.gflags).
-  const uint32_t cflags = h.handshake_flags & get16(h.scratch) & (kFlagFixedNewstyle | kFlagNoZeroes);
+  const uint32_t cflags = h.handshake_flags & ServerFlags::decode(h.scratch).flags & (kFlagFixedNewstyle | kFlagNoZeroes);
   h.gflags = static_cast<uint16_t>(cflags);
   const bool fixed = fixed_newstyle(h);
   h.protocol = fixed ? "newstyle-fixed" : "newstyle";
-  unsigned char b[4];
-  put32(b, cflags);
+  unsigned char b[ClientFlags::kSize];
+  ClientFlags{cflags}.encode(b);
   h.out.append_copy(b, sizeof b);
   h.opt_todo.clear();
   if (!fixed) {
@@ -601,7 +583,7 @@ Transition h_newstyle_opt_send(nbd_handle& h) {
     return is_hang_up(last_errno()) ? hung_up(h) : Transition::Fail;
   switch (h.opt_current) {
     case kOptExportName:
-      expect(h, 8 + 2 + ((h.gflags & kFlagNoZeroes) != 0 ? 0 : kHandshakePadding));
+      expect(h, ExportNameReply::wire_size((h.gflags & kFlagNoZeroes) != 0));
       h.state = State::ExportNameReply;
       break;
     case kOptAbort:
@@ -613,7 +595,7 @@ Transition h_newstyle_opt_send(nbd_handle& h) {
       // Only the client flags were queued (nothing else to send).
       return next_option(h);
     default:
-      expect(h, 20);
+      expect(h, OptionReply::kSize);
       h.state = State::OptRecvHeader;
       break;
   }
@@ -623,12 +605,13 @@ Transition h_newstyle_opt_send(nbd_handle& h) {
 Transition h_newstyle_opt_recv_header(nbd_handle& h) {
   if (auto t = receive(h))
     return *t;
-  if (get64(h.scratch) != kOptReplyMagic)
+  const OptionReply reply = OptionReply::decode(h.scratch);
+  if (reply.magic != kOptReplyMagic)
     return protocol_error("bad option reply magic");
-  if (get32(h.scratch + 8) != h.opt_current)
+  if (reply.option != h.opt_current)
     return protocol_error("option reply is for a different option");
-  h.reply_type = get32(h.scratch + 12);
-  h.reply_len = get32(h.scratch + 16);
+  h.reply_type = reply.type;
+  h.reply_len = reply.length;
   if (h.reply_len > kMaxOptReply)
     return protocol_error("option reply is too large");
   h.payload.resize(h.reply_len);
@@ -655,24 +638,26 @@ Transition h_newstyle_opt_recv_payload(nbd_handle& h) {
         return protocol_error("NBD_REP_INFO for an option that does not ask for it");
       return option_info(h);
     case kRepServer: {
-      if (h.opt_current != kOptList || len < 4)
+      if (h.opt_current != kOptList || len < ServerReply::kSize)
         return protocol_error("unexpected or short NBD_REP_SERVER");
-      const uint32_t namelen = get32(p);
-      if (namelen > len - 4)
+      const uint32_t namelen = ServerReply::decode(p).name_length;
+      if (namelen > len - ServerReply::kSize)
         return protocol_error("NBD_REP_SERVER name overruns its reply");
-      const std::string name(p + 4, p + 4 + namelen);
-      const std::string desc(p + 4 + namelen, p + len);
+      const unsigned char* text = p + ServerReply::kSize;
+      const std::string name(text, text + namelen);
+      const std::string desc(text + namelen, p + len);
       ++h.opt_count;
       if (h.opt_list_cb.has_callback())
         h.opt_list_cb(name.c_str(), desc.c_str());
       break;
     }
     case kRepMetaContext: {
-      if ((h.opt_current != kOptSetMetaContext && h.opt_current != kOptListMetaContext) || len < 4)
+      if ((h.opt_current != kOptSetMetaContext && h.opt_current != kOptListMetaContext) ||
+          len < MetaContextReply::kSize)
         return protocol_error("unexpected or short NBD_REP_META_CONTEXT");
-      const std::string name(p + 4, p + len);
+      const std::string name(p + MetaContextReply::kSize, p + len);
       if (h.opt_current == kOptSetMetaContext)
-        h.meta_contexts.push_back({get32(p), name});
+        h.meta_contexts.push_back({MetaContextReply::decode(p).id, name});
       ++h.opt_count;
       if (h.opt_context_cb.has_callback())
         h.opt_context_cb(name.c_str());
@@ -681,7 +666,7 @@ Transition h_newstyle_opt_recv_payload(nbd_handle& h) {
     default:
       return protocol_error("unknown option reply type");
   }
-  expect(h, 20);
+  expect(h, OptionReply::kSize);
   h.state = State::OptRecvHeader;
   return Transition::Next;
 }
@@ -698,7 +683,8 @@ Transition h_newstyle_export_name_reply(nbd_handle& h) {
   }
   if (io != Io::Done)
     return Transition::Fail;
-  if (!set_export_info(h, get64(h.scratch), get16(h.scratch + 8)))
+  const ExportNameReply reply = ExportNameReply::decode(h.scratch);
+  if (!set_export_info(h, reply.size, reply.eflags))
     return Transition::Fail;
   h.opt_todo.clear();
   finish_user_option(h, 0);

@@ -33,7 +33,7 @@ Transition reply_protocol_error(const char* fmt, uint64_t cookie) {
 // The first piece of every reply: with extended headers the whole 32-byte header; else 16
 // bytes (a whole simple reply header, most of a structured one).
 size_t first_read(const nbd_handle& h) {
-  return h.extended_headers ? kExtendedReplySize : kSimpleReplySize;
+  return h.extended_headers ? ExtendedReplyHeader::kSize : SimpleReply::kSize;
 }
 
 void expect_header(nbd_handle& h) {
@@ -106,8 +106,9 @@ std::vector<nbd_extent> cook_extents(const nbd_handle& h, nbd::Command& c, const
   std::vector<nbd_extent> out;
   out.reserve(n);
   for (size_t i = 0; i < n; ++i) {
-    uint64_t len = wide_wire ? get64(d + 16 * i) : get32(d + 8 * i);
-    uint64_t flags = wide_wire ? get64(d + 16 * i + 8) : get32(d + 8 * i + 4);
+    const BlockDescriptor64 wire = block_descriptor(d, i, wide_wire);
+    uint64_t len = wire.length;
+    uint64_t flags = wire.flags;
     bool stop = false;
     if (len > uint64_t{INT64_MAX}) {
       len = uint64_t{INT64_MAX} + 1 - kAlign;
@@ -148,24 +149,25 @@ std::vector<nbd_extent> cook_extents(const nbd_handle& h, nbd::Command& c, const
 // negotiated is ignored, as libnbd does.
 void block_status_chunk(nbd_handle& h, nbd::Command& c, const unsigned char* p, size_t len) {
   const bool wide_wire = h.rtype == kReplyTypeBlockStatusExt;
-  const size_t prefix = wide_wire ? 8 : 4, desc = wide_wire ? 16 : 8;
+  const size_t prefix = BlockStatusChunk::size(wide_wire), desc = block_descriptor_size(wide_wire);
   if (c.type != kCmdBlockStatus || !h.meta_valid || h.meta_contexts.empty() || len < prefix + desc ||
       (len - prefix) % desc != 0) {
     command_error(c, EPROTO);
     return;
   }
   const size_t n = (len - prefix) / desc;
-  if (wide_wire && get32(p + 4) != n) {
+  const BlockStatusChunk head = BlockStatusChunk::decode(p, wide_wire);
+  if (wide_wire && head.count != n) {
     command_error(c, EPROTO);  // the descriptor count disagrees with the length
     return;
   }
   // The wrong chunk type for the headers in use is a server bug, but still readable.
   if (wide_wire != h.extended_headers)
     command_error(c, EPROTO);
-  const auto* meta = h.meta_context_with_id(get32(p));
+  const auto* meta = h.meta_context_with_id(head.context_id);
   if (meta == nullptr) {
     if (h.debug_enabled())
-      debug(h, "ignoring block status for meta context id %" PRIu32 ", never negotiated", get32(p));
+      debug(h, "ignoring block status for meta context id %" PRIu32 ", never negotiated", head.context_id);
     return;
   }
   std::vector<nbd_extent> extents = cook_extents(h, c, p + prefix, n, wide_wire);
@@ -191,10 +193,11 @@ Transition structured_payload(nbd_handle& h) {
     case kReplyTypeNone:
       break;  // length already checked to be 0
     case kReplyTypeOffsetHole: {
-      if (len != 12 || c.type != kCmdRead)
+      if (len != OffsetHoleChunk::kSize || c.type != kCmdRead)
         return reply_protocol_error("hole chunk with a bad length or for a non-read (cookie %" PRIu64 ")", c.cookie);
-      const uint64_t off = get64(p);
-      const uint32_t size = get32(p + 8);
+      const OffsetHoleChunk hole = OffsetHoleChunk::decode(p);
+      const uint64_t off = hole.offset;
+      const uint32_t size = hole.length;
       if (size == 0 || !within(c, off, size))
         return reply_protocol_error("hole chunk outside the request (cookie %" PRIu64 ")", c.cookie);
       unsigned char* dst = static_cast<unsigned char*>(c.data) + (off - c.offset);
@@ -211,19 +214,19 @@ Transition structured_payload(nbd_handle& h) {
       break;
     case kReplyTypeError:
     case kReplyTypeErrorOffset: {
-      if (len < 6)
+      if (len < ErrorChunk::kSize)
         return reply_protocol_error("error chunk too short (cookie %" PRIu64 ")", c.cookie);
-      const uint32_t error = get32(p);
-      const uint16_t msglen = get16(p + 4);
-      const size_t want = 6u + msglen + (h.rtype == kReplyTypeErrorOffset ? 8u : 0u);
+      const ErrorChunk chunk = ErrorChunk::decode(p);
+      const uint16_t msglen = chunk.message_length;
+      const size_t want = ErrorChunk::kSize + msglen + (h.rtype == kReplyTypeErrorOffset ? ErrorChunk::kOffsetSize : 0u);
       if (want != len)
         return reply_protocol_error("error chunk with a bad length (cookie %" PRIu64 ")", c.cookie);
       if (h.debug_enabled() && msglen > 0)
-        debug(h, "server error message: %.*s", static_cast<int>(msglen), p + 6);
-      const int err = errno_of_wire(error != 0 ? error : kEinval);
+        debug(h, "server error message: %.*s", static_cast<int>(msglen), chunk.message(p));
+      const int err = errno_of_wire(chunk.error != 0 ? chunk.error : kEinval);
       if (h.rtype == kReplyTypeErrorOffset) {
         // The offset must name a byte of the request (proto.md "Structured reply types").
-        const uint64_t off = get64(p + 6 + msglen);
+        const uint64_t off = chunk.offset(p);
         if (off < c.offset || off - c.offset >= c.count)
           return reply_protocol_error("error chunk offset outside the request (cookie %" PRIu64 ")", c.cookie);
         // A structured read's chunk callback hears where the read failed, with this error
@@ -239,8 +242,8 @@ Transition structured_payload(nbd_handle& h) {
       break;
     }
     default:
-      if ((h.rtype & kReplyTypeErrorBit) != 0 && len >= 6)
-        command_error(c, errno_of_wire(get32(p)));
+      if ((h.rtype & kReplyTypeErrorBit) != 0 && len >= ErrorChunk::kSize)
+        command_error(c, errno_of_wire(ErrorChunk::decode(p).error));
       else
         command_error(c, EPROTO);  // unknown chunk types must not be sent; fail the command only
       break;
@@ -263,10 +266,10 @@ Transition chunk_header(nbd_handle& h, uint64_t cookie, bool offset_ok) {
   h.rskip = !offset_ok;
   if (h.rtype == kReplyTypeOffsetData && offset_ok) {
     // Data goes straight into the caller's buffer after its 8-byte offset is checked.
-    if (c.type != kCmdRead || h.rlength < 9)
+    if (c.type != kCmdRead || h.rlength <= OffsetDataChunk::kSize)
       return reply_protocol_error("data chunk with a bad length or for a non-read (cookie %" PRIu64 ")", cookie);
     h.rbuf = data_offset_field(h);
-    h.rlen = 8;
+    h.rlen = OffsetDataChunk::kSize;
     h.rstate = ReplyState::Payload;
     return Transition::Next;
   }
@@ -279,13 +282,13 @@ Transition chunk_header(nbd_handle& h, uint64_t cookie, bool offset_ok) {
   return Transition::Next;
 }
 
-// The rest of a structured reply header is in scratch[4..20).
+// The whole structured reply header is in scratch[0..20).
 Transition structured_header(nbd_handle& h) {
-  const unsigned char* s = h.scratch;
-  h.rflags = get16(s + 4);
-  h.rtype = get16(s + 6);
-  const uint64_t cookie = get64(s + 8);
-  h.rlength = get32(s + 16);
+  const StructuredReplyHeader head = StructuredReplyHeader::decode(h.scratch);
+  h.rflags = head.flags;
+  h.rtype = head.type;
+  const uint64_t cookie = head.cookie;
+  h.rlength = head.length;
   if (!h.structured_replies)
     return reply_protocol_error("structured reply without negotiating it (cookie %" PRIu64 ")", cookie);
   return chunk_header(h, cookie, true);
@@ -294,12 +297,12 @@ Transition structured_header(nbd_handle& h) {
 // A whole extended reply header is in scratch[0..32) (proto.md, extended headers: "Extended
 // reply chunk message"); its offset must be the request's.
 Transition extended_header(nbd_handle& h) {
-  const unsigned char* s = h.scratch;
-  h.rflags = get16(s + 4);
-  h.rtype = get16(s + 6);
-  const uint64_t cookie = get64(s + 8);
-  const uint64_t offset = get64(s + 16);
-  const uint64_t length = get64(s + 24);
+  const ExtendedReplyHeader head = ExtendedReplyHeader::decode(h.scratch);
+  h.rflags = head.flags;
+  h.rtype = head.type;
+  const uint64_t cookie = head.cookie;
+  const uint64_t offset = head.offset;
+  const uint64_t length = head.length;
   if (length > kMaxChunk)
     return reply_protocol_error("reply chunk too large (cookie %" PRIu64 ")", cookie);
   h.rlength = static_cast<uint32_t>(length);
@@ -322,13 +325,13 @@ Transition payload_done(nbd_handle& h) {
     return structured_payload(h);
   if (h.rstate == ReplyState::ReadData) {
     unsigned char* dst = static_cast<unsigned char*>(c.data) + (h.roffset - c.offset);
-    const uint32_t n = h.rlength - 8;
+    const uint32_t n = h.rlength - static_cast<uint32_t>(OffsetDataChunk::kSize);
     if (c.chunk.has_callback())
       run_callback(c, c.chunk, static_cast<const void*>(dst), size_t{n}, h.roffset, unsigned{LIBNBD_READ_DATA});
     return finish_chunk(h);
   }
-  h.roffset = get64(data_offset_field(h));
-  const uint32_t n = h.rlength - 8;
+  h.roffset = OffsetDataChunk::decode(data_offset_field(h)).offset;
+  const uint32_t n = h.rlength - static_cast<uint32_t>(OffsetDataChunk::kSize);
   if (!within(c, h.roffset, n))
     return reply_protocol_error("data chunk outside the request (cookie %" PRIu64 ")", c.cookie);
   // Overlapping data still lands inside the caller's buffer, but the read fails.
@@ -340,10 +343,11 @@ Transition payload_done(nbd_handle& h) {
   return Transition::Next;
 }
 
-// The rest of a simple reply header is in scratch[4..16).
+// The whole simple reply header is in scratch[0..16).
 Transition simple_header(nbd_handle& h) {
-  const uint32_t error = get32(h.scratch + 4);
-  const uint64_t cookie = get64(h.scratch + 8);
+  const SimpleReply reply = SimpleReply::decode(h.scratch);
+  const uint32_t error = reply.error;
+  const uint64_t cookie = reply.cookie;
   h.rcmd = find_command(h, cookie);
   if (h.rcmd == nullptr)
     return reply_protocol_error("reply for unknown cookie %" PRIu64, cookie);
@@ -367,7 +371,7 @@ Transition simple_header(nbd_handle& h) {
     // A simple reply to a read carries exactly the requested bytes.
     h.rtype = kReplyTypeOffsetData;
     h.roffset = c.offset;
-    h.rlength = static_cast<uint32_t>(c.count + 8);
+    h.rlength = static_cast<uint32_t>(c.count + OffsetDataChunk::kSize);
     h.rbuf = static_cast<unsigned char*>(c.data);
     h.rlen = c.count;
     h.rstate = ReplyState::ReadData;
@@ -382,8 +386,8 @@ Transition simple_header(nbd_handle& h) {
 // instead is shorter, and the rest of it might never come.  So its magic is checked as soon
 // as it is in, rather than waiting for the whole header (as libnbd does).
 bool wrong_magic_so_far(const nbd_handle& h) {
-  return h.extended_headers && h.rstate == ReplyState::Header && h.rbuf >= h.scratch + 4 &&
-         get32(h.scratch) != kExtendedReplyMagic;
+  return h.extended_headers && h.rstate == ReplyState::Header && h.rbuf >= h.scratch + kReplyMagicSize &&
+         reply_magic(h.scratch) != kExtendedReplyMagic;
 }
 
 // One step of the reader.
@@ -391,7 +395,7 @@ Transition reply_step(nbd_handle& h) {
   const Io io = recv_into_rbuf(h);
   if (io == Io::Again) {
     if (wrong_magic_so_far(h)) {
-      set_error(EPROTO, "invalid reply magic 0x%08x: extended headers are in use", get32(h.scratch));
+      set_error(EPROTO, "invalid reply magic 0x%08x: extended headers are in use", reply_magic(h.scratch));
       return Transition::Fail;
     }
     return Transition::Block;
@@ -414,7 +418,7 @@ Transition reply_step(nbd_handle& h) {
   }
   switch (h.rstate) {
     case ReplyState::Header: {
-      const uint32_t magic = get32(h.scratch);
+      const uint32_t magic = reply_magic(h.scratch);
       ++h.chunks_received;
       // With extended headers every reply has the extended header; anything else means the
       // stream is out of step (proto.md: simple replies "MUST NOT be used").
@@ -431,8 +435,8 @@ Transition reply_step(nbd_handle& h) {
       if (magic == kSimpleReplyMagic)
         return simple_header(h);
       if (magic == kStructuredReplyMagic) {
-        h.rbuf = h.scratch + kSimpleReplySize;
-        h.rlen = kStructuredReplySize - kSimpleReplySize;
+        h.rbuf = h.scratch + SimpleReply::kSize;
+        h.rlen = StructuredReplyHeader::kSize - SimpleReply::kSize;
         h.rstate = ReplyState::Structured;
       } else {
         set_error(EPROTO, "invalid reply magic 0x%08x", magic);
