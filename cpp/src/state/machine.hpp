@@ -63,7 +63,8 @@ void attach_socket(nbd_handle& h, int fd);
 Transition connect_to(nbd_handle& h, const struct sockaddr* addr, socklen_t len);
 Transition connect_next_address(nbd_handle& h);
 
-// Handshake entry points (state/handshake.cpp) and transmission (state/reply.cpp).
+// Handshake entry points (state/greeting.cpp, the option driver state/options.cpp, and
+// state/option_go.cpp, starttls.cpp) and transmission (state/reply.cpp).
 Transition start_handshake(nbd_handle& h);
 Transition start_options(nbd_handle& h);
 // Whether the server speaks fixed newstyle (and we agreed to it): only then are options other

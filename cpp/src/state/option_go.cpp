@@ -94,6 +94,20 @@ bool acked_with_info(nbd_handle& h) {
   return true;
 }
 
+Transition go_acked(nbd_handle& h) {
+  if (!acked_with_info(h))
+    return Transition::Fail;
+  enter_transmission(h);
+  return Transition::Next;
+}
+
+Transition info_acked(nbd_handle& h) {
+  if (!acked_with_info(h))
+    return Transition::Fail;
+  h.state = State::Negotiating;
+  return Transition::Next;
+}
+
 Transition go_refused(nbd_handle& h, const Refusal& r) {
   // NBD_REP_ERR_UNSUP here means the server predates NBD_OPT_GO: fall back to
   // NBD_OPT_EXPORT_NAME (proto.md "Option types").
@@ -104,36 +118,19 @@ Transition go_refused(nbd_handle& h, const Refusal& r) {
   return refuse_option(h, r, refusal_errno(r.type));
 }
 
+// NBD_OPT_GO and NBD_OPT_INFO ask the same and differ in how they end: GO enters
+// transmission, INFO returns to negotiating; a server without GO is asked with
+// NBD_OPT_EXPORT_NAME instead.
+constexpr OptionHandler export_option(uint32_t opt, Transition (*ack)(nbd_handle&),
+                                      Transition (*refused)(nbd_handle&, const Refusal&)) {
+  return {.opt = opt, .selects_export = true, .request = info_request, .read_info = read_info, .ack = ack,
+          .refused = refused};
+}
+
 }  // namespace
 
-const OptionHandler kGoOption = {
-    .opt = kOptGo,
-    .selects_export = true,
-    .request = info_request,
-    .read_info = read_info,
-    .ack =
-        [](nbd_handle& h) {
-          if (!acked_with_info(h))
-            return Transition::Fail;
-          enter_transmission(h);
-          return Transition::Next;
-        },
-    .refused = go_refused,
-};
-
-const OptionHandler kInfoOption = {
-    .opt = kOptInfo,
-    .selects_export = true,
-    .request = info_request,
-    .read_info = read_info,
-    .ack =
-        [](nbd_handle& h) {
-          if (!acked_with_info(h))
-            return Transition::Fail;
-          h.state = State::Negotiating;
-          return Transition::Next;
-        },
-};
+const OptionHandler kGoOption = export_option(kOptGo, go_acked, go_refused);
+const OptionHandler kInfoOption = export_option(kOptInfo, info_acked, nullptr);
 
 // The server answers NBD_OPT_EXPORT_NAME with the export's size and flags, not an option
 // reply, and transmission follows at once.
