@@ -182,18 +182,33 @@ struct nbd_handle {
   const MetaContext* meta_context_with_id(uint32_t id) const;
   bool meta_valid = false;                 // meta_contexts belongs to the current export
 
-  // ---- The option in progress (handshake and opt mode) ----
+  // ---- The option in progress (handshake and opt mode; state/options.cpp drives it) ----
   std::vector<uint32_t> opt_todo;  // options to send, in order (a deque would cost 576 bytes)
   uint32_t opt_current = 0;        // the option awaiting its reply
   bool opt_user = false;           // started by an opt_* call (else by the automatic handshake)
   int opt_error = 0;               // errno of the last option's failure (0: it succeeded)
   int opt_count = 0;               // replies seen by nbd_opt_list / nbd_opt_list_meta_context
-  bool opt_go_after_info = false;
-  nbd::Closure<nbd_completion_callback> opt_completion;
-  nbd::Closure<nbd_list_callback> opt_list_cb;
-  nbd::Closure<nbd_context_callback> opt_context_cb;
-  // The queries of nbd_opt_*_meta_context_queries; unset: request_meta_contexts.
-  std::optional<std::vector<std::string>> opt_queries;
+  // What the caller's nbd_opt_* call hands over for its option, kept together until the
+  // option ends (or the handle closes) and freed together by reset.
+  struct OptionCallbacks {
+    nbd::Closure<nbd_completion_callback> completion;
+    nbd::Closure<nbd_list_callback> list;
+    nbd::Closure<nbd_context_callback> context;
+    // The queries of nbd_opt_*_meta_context_queries; unset: request_meta_contexts.
+    std::optional<std::vector<std::string>> queries;
+    // Frees them all; the completion's free runs last, as for commands.
+    void reset() {
+      list.reset();
+      context.reset();
+      completion.reset();
+      queries.reset();
+    }
+    OptionCallbacks() = default;
+    OptionCallbacks(const OptionCallbacks&) = delete;
+    OptionCallbacks& operator=(const OptionCallbacks&) = delete;
+    ~OptionCallbacks() { reset(); }
+  };
+  OptionCallbacks opt_callbacks;
   uint32_t reply_type = 0;         // option reply header fields
   uint32_t reply_len = 0;
 

@@ -22,7 +22,7 @@ constexpr size_t kDirectRead = 16 * 1024;
 // What comes before a payload: a reply header (structured, or extended once extended headers
 // are in use) and a data chunk's offset.
 size_t peek_size(const nbd_handle& h) {
-  return proto::chunk_header_size(h.extended_headers) + 8;
+  return proto::chunk_header_size(h.extended_headers) + proto::OffsetDataChunk::kSize;
 }
 }  // namespace
 

@@ -1,9 +1,49 @@
-// protocol.cpp: mapping NBD wire values to errno values and names.
+// protocol.cpp: mapping NBD wire values to errno values and names, and encoding the
+// variable-length option requests.
 #include "protocol.hpp"
 
 #include <cerrno>
 
 namespace nbd::proto {
+namespace {
+
+void append16(std::string& s, uint16_t v) {
+  unsigned char b[2];
+  put16(b, v);
+  s.append(reinterpret_cast<const char*>(b), sizeof b);
+}
+
+void append32(std::string& s, uint32_t v) {
+  unsigned char b[4];
+  put32(b, v);
+  s.append(reinterpret_cast<const char*>(b), sizeof b);
+}
+
+// A string as option data carries it: its 32-bit length, then its bytes.
+void append_string(std::string& s, const std::string& v) {
+  append32(s, static_cast<uint32_t>(v.size()));
+  s += v;
+}
+
+}  // namespace
+
+std::string encode_info_request(const std::string& export_name, std::span<const uint16_t> infos) {
+  std::string d;
+  append_string(d, export_name);
+  append16(d, static_cast<uint16_t>(infos.size()));
+  for (const uint16_t info : infos)
+    append16(d, info);
+  return d;
+}
+
+std::string encode_meta_context_request(const std::string& export_name, const std::vector<std::string>& queries) {
+  std::string d;
+  append_string(d, export_name);
+  append32(d, static_cast<uint32_t>(queries.size()));
+  for (const std::string& q : queries)
+    append_string(d, q);
+  return d;
+}
 
 int errno_of_wire(uint32_t error) {
   switch (error) {

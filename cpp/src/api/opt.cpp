@@ -21,13 +21,11 @@ using Completion = Closure<nbd_completion_callback>;
 // queued (its completion then ran with the error, which is recorded), 0 otherwise.
 int start(nbd_handle& h, uint32_t opt, Completion* completion) {
   if (completion != nullptr)
-    h.opt_completion = std::move(*completion);
+    h.opt_callbacks.completion = std::move(*completion);
   const Transition t = begin_user_option(h, opt);
   if (t == Transition::Fail) {
     h.opt_user = false;
-    h.opt_list_cb.reset();  // the completion's free runs last
-    h.opt_context_cb.reset();
-    h.opt_completion.reset();
+    h.opt_callbacks.reset();
     kill_connection(h, errno_or(last_errno(), ENOTCONN));
     return -1;
   }
@@ -65,7 +63,7 @@ void set_queries(nbd_handle& h, char** queries) {
   std::vector<std::string> list;
   for (char** q = queries; *q != nullptr; ++q)
     list.emplace_back(*q);
-  h.opt_queries = std::move(list);
+  h.opt_callbacks.queries = std::move(list);
 }
 
 // Metadata contexts travel in structured replies (proto.md "Metadata querying").  The calls
@@ -80,7 +78,7 @@ int prepare_meta_context(nbd_handle& h, uint32_t opt, char** queries, Closure<nb
     return set_error(ENOTSUP, "server lacks structured replies");
   if (queries != nullptr)
     set_queries(h, queries);
-  h.opt_context_cb = std::move(context);
+  h.opt_callbacks.context = std::move(context);
   return 0;
 }
 
@@ -119,7 +117,7 @@ int unlocked_aio_opt_list(nbd_handle& h, Closure<nbd_list_callback>& list_callba
                           Completion& completion_callback) {
   if (check_fixed_newstyle(h) == -1)
     return -1;
-  h.opt_list_cb = std::move(list_callback);
+  h.opt_callbacks.list = std::move(list_callback);
   return start_aio(h, kOptList, &completion_callback);
 }
 
@@ -212,7 +210,7 @@ int unlocked_opt_abort(nbd_handle& h) {
 int unlocked_opt_list(nbd_handle& h, Closure<nbd_list_callback>& list_callback) {
   if (check_fixed_newstyle(h) == -1)
     return -1;
-  h.opt_list_cb = std::move(list_callback);
+  h.opt_callbacks.list = std::move(list_callback);
   return start_and_finish(h, kOptList) == -1 ? -1 : h.opt_count;
 }
 

@@ -20,7 +20,7 @@ using namespace nbd::proto;
 constexpr uint64_t kMaxRequest = 64 * 1024 * 1024;
 
 // Bytes of a filtered block status payload: the 64-bit effect length and 32-bit ids.
-uint64_t filter_payload_size(size_t nids) { return 8 + 4 * uint64_t{nids}; }
+uint64_t filter_payload_size(size_t nids) { return BlockStatusFilter::wire_size(nids); }
 
 const char* command_name(uint16_t type) {
   switch (type) {
@@ -167,32 +167,19 @@ int check_request(nbd_handle& h, CommandSpec& s, std::vector<uint32_t>& ids) {
 void append_request(nbd_handle& h, uint16_t flags, uint16_t type, uint64_t cookie, uint64_t offset,
                     uint64_t length) {
   unsigned char req[kExtendedRequestSize];
-  put16(req + 4, flags);
-  put16(req + 6, type);
-  put64(req + 8, cookie);
-  put64(req + 16, offset);
-  size_t size;
-  if (h.extended_headers) {
-    put32(req, kExtendedRequestMagic);
-    put64(req + 24, length);
-    size = kExtendedRequestSize;
-  } else {
-    put32(req, kRequestMagic);
-    put32(req + 24, static_cast<uint32_t>(length));
-    size = kRequestSize;
-  }
+  const size_t size = RequestHeader{flags, type, cookie, offset, length}.encode(req, h.extended_headers);
   h.out.append_copy(req, size);
   ++h.chunks_sent;
 }
 
 // The payload of a filtered block status: the effect length, then the context ids.
 void append_filter(nbd_handle& h, uint64_t count, const std::vector<uint32_t>& ids) {
-  unsigned char b[8];
-  put64(b, count);
-  h.out.append_copy(b, 8);
+  unsigned char b[BlockStatusFilter::kSize];
+  BlockStatusFilter::encode_length(b, count);
+  h.out.append_copy(b, BlockStatusFilter::kSize);
   for (const uint32_t id : ids) {
-    put32(b, id);
-    h.out.append_copy(b, 4);
+    BlockStatusFilter::encode_id(b, id);
+    h.out.append_copy(b, BlockStatusFilter::kIdSize);
   }
 }
 

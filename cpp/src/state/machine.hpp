@@ -70,7 +70,8 @@ Transition connect_next_address(nbd_handle& h);
 // The address of the Unix socket at path, or -1 (error recorded: the path is too long).
 int unix_address(const char* path, struct sockaddr_un& sun, socklen_t& len);
 
-// Handshake entry points (state/handshake.cpp) and transmission (state/reply.cpp).
+// Handshake entry points (state/greeting.cpp, the option driver state/options.cpp, and
+// state/option_go.cpp, starttls.cpp) and transmission (state/reply.cpp).
 Transition start_handshake(nbd_handle& h);
 Transition start_options(nbd_handle& h);
 // Whether the server speaks fixed newstyle (and we agreed to it): only then are options other

@@ -2,18 +2,16 @@
 // (proto.md "Transmission", "Simple reply message", "Structured reply chunk message").
 // Sending and receiving progress independently, so a reply arriving slowly never holds back
 // new requests.  Every length, offset and count is checked against the command before a
-// byte reaches the caller's buffer.
+// byte reaches the caller's buffer.  Reply headers and read data are read here; the payloads
+// of the other structured chunks are parsed in chunks.cpp.
 #include <cerrno>
 #include <cinttypes>
-#include <cstring>
-#include <string>
-#include <vector>
 
 #include "cmd/issue.hpp"
 #include "debug.hpp"
 #include "error.hpp"
 #include "protocol.hpp"
-#include "state/machine.hpp"
+#include "state/reply.hpp"
 #include "util.hpp"
 
 namespace nbd {
@@ -25,15 +23,10 @@ using namespace nbd::proto;
 // 512-byte extents, with room to spare.
 constexpr uint32_t kMaxChunk = 64 * 1024 * 1024 + 4096;
 
-Transition reply_protocol_error(const char* fmt, uint64_t cookie) {
-  set_error(EPROTO, fmt, cookie);
-  return Transition::Fail;
-}
-
 // The first piece of every reply: with extended headers the whole 32-byte header; else 16
 // bytes (a whole simple reply header, most of a structured one).
 size_t first_read(const nbd_handle& h) {
-  return h.extended_headers ? kExtendedReplySize : kSimpleReplySize;
+  return h.extended_headers ? ExtendedReplyHeader::kSize : SimpleReply::kSize;
 }
 
 void expect_header(nbd_handle& h) {
@@ -57,26 +50,11 @@ nbd::Command* find_command(nbd_handle& h, uint64_t cookie) {
   return c != nullptr && !c->answered ? c : nullptr;
 }
 
-// Records the first error of a command.
-void command_error(nbd::Command& c, int err) {
-  if (c.error == 0)
-    c.error = err;
-}
+}  // namespace
 
-// Is [off, off+len) inside the command's [offset, offset+count)?  Written to be free of
-// wraparound near 2^64.
-bool within(const nbd::Command& c, uint64_t off, uint64_t len) {
-  return off >= c.offset && off - c.offset <= c.count && len <= c.count - (off - c.offset);
-}
-
-// Runs a chunk or extent callback, as libnbd does: for every chunk, even after an earlier
-// one failed, with the command's error so far in *error; -1 from it fails the command with
-// the errno it stored (EPROTO if none).  The errno is read only after the call returns.
-template <class Callback, class... Args>
-void run_callback(nbd::Command& c, const Callback& cb, Args... args) {
-  int err = c.error;
-  if (cb(args..., &err) == -1)
-    command_error(c, err != 0 ? err : EPROTO);
+Transition reply_protocol_error(const char* fmt, uint64_t cookie) {
+  set_error(EPROTO, fmt, cookie);
+  return Transition::Fail;
 }
 
 Transition finish_chunk(nbd_handle& h) {
@@ -92,161 +70,7 @@ Transition finish_chunk(nbd_handle& h) {
   return Transition::Next;
 }
 
-// Turns the descriptors of a block status chunk into the extents a callback sees, with
-// libnbd's rules: the server may stop early, but a zero-length extent or one reaching past
-// the export ends the list (an error if it is the first), and a 32-bit callback gets at most
-// 32-bit lengths (shortened, no error) and statuses (a wider one ends the list, an error if
-// it is the first).  Lengths never pass INT64_MAX.
-std::vector<nbd_extent> cook_extents(const nbd_handle& h, nbd::Command& c, const unsigned char* d,
-                                     size_t n, bool wide_wire) {
-  constexpr uint64_t kAlign = 64 * 1024 * 1024;  // shortened lengths stay this aligned
-  const bool wide_cb = !c.extent64.empty();
-  const uint64_t cap = c.offset <= h.exportsize ? h.exportsize - c.offset : 0;
-  uint64_t total = 0;
-  std::vector<nbd_extent> out;
-  out.reserve(n);
-  for (size_t i = 0; i < n; ++i) {
-    uint64_t len = wide_wire ? get64(d + 16 * i) : get32(d + 8 * i);
-    uint64_t flags = wide_wire ? get64(d + 16 * i + 8) : get32(d + 8 * i + 4);
-    bool stop = false;
-    if (len > uint64_t{INT64_MAX}) {
-      len = uint64_t{INT64_MAX} + 1 - kAlign;
-      stop = true;
-    }
-    if (!wide_cb && len > UINT32_MAX) {
-      len = (uint64_t{1} << 32) - kAlign;
-      stop = true;
-    }
-    if (!wide_cb && flags > UINT32_MAX) {
-      if (i > 0)
-        break;
-      command_error(c, EOVERFLOW);
-      flags &= UINT32_MAX;
-      stop = true;
-    }
-    if (len > cap - total) {
-      len = cap - total;
-      command_error(c, EPROTO);
-      stop = true;
-    }
-    if (len == 0) {
-      if (i > 0)
-        break;
-      command_error(c, EPROTO);
-      stop = true;
-    }
-    total += len;
-    out.push_back({len, flags});
-    if (stop)
-      break;
-  }
-  return out;
-}
-
-// NBD_REPLY_TYPE_BLOCK_STATUS(_EXT): the extents of one metadata context.  A chunk that does
-// not parse fails the command (EPROTO) and the connection goes on; a context id never
-// negotiated is ignored, as libnbd does.
-void block_status_chunk(nbd_handle& h, nbd::Command& c, const unsigned char* p, size_t len) {
-  const bool wide_wire = h.rtype == kReplyTypeBlockStatusExt;
-  const size_t prefix = wide_wire ? 8 : 4, desc = wide_wire ? 16 : 8;
-  if (c.type != kCmdBlockStatus || !h.meta_valid || h.meta_contexts.empty() || len < prefix + desc ||
-      (len - prefix) % desc != 0) {
-    command_error(c, EPROTO);
-    return;
-  }
-  const size_t n = (len - prefix) / desc;
-  if (wide_wire && get32(p + 4) != n) {
-    command_error(c, EPROTO);  // the descriptor count disagrees with the length
-    return;
-  }
-  // The wrong chunk type for the headers in use is a server bug, but still readable.
-  if (wide_wire != h.extended_headers)
-    command_error(c, EPROTO);
-  const auto* meta = h.meta_context_with_id(get32(p));
-  if (meta == nullptr) {
-    if (h.debug_enabled())
-      debug(h, "ignoring block status for meta context id %" PRIu32 ", never negotiated", get32(p));
-    return;
-  }
-  std::vector<nbd_extent> extents = cook_extents(h, c, p + prefix, n, wide_wire);
-  if (!c.extent64.empty()) {
-    run_callback(c, c.extent64, meta->name.c_str(), c.offset, extents.data(), extents.size());
-    return;
-  }
-  std::vector<uint32_t> pairs;
-  pairs.reserve(2 * extents.size());
-  for (const nbd_extent& e : extents) {
-    pairs.push_back(static_cast<uint32_t>(e.length));
-    pairs.push_back(static_cast<uint32_t>(e.flags));
-  }
-  run_callback(c, c.extent, meta->name.c_str(), c.offset, pairs.data(), pairs.size());
-}
-
-// Parses a structured chunk whose payload sits in h.payload.
-Transition structured_payload(nbd_handle& h) {
-  nbd::Command& c = *h.rcmd;
-  const unsigned char* p = h.payload.data();
-  const size_t len = h.payload.size();
-  switch (h.rtype) {
-    case kReplyTypeNone:
-      break;  // length already checked to be 0
-    case kReplyTypeOffsetHole: {
-      if (len != 12 || c.type != kCmdRead)
-        return reply_protocol_error("hole chunk with a bad length or for a non-read (cookie %" PRIu64 ")", c.cookie);
-      const uint64_t off = get64(p);
-      const uint32_t size = get32(p + 8);
-      if (size == 0 || !within(c, off, size))
-        return reply_protocol_error("hole chunk outside the request (cookie %" PRIu64 ")", c.cookie);
-      unsigned char* dst = static_cast<unsigned char*>(c.data) + (off - c.offset);
-      std::memset(dst, 0, size);
-      if (!c.covered.add(off, size))
-        command_error(c, EPROTO);  // overlaps an earlier chunk
-      if (c.chunk.has_callback())
-        run_callback(c, c.chunk, static_cast<const void*>(dst), size_t{size}, off, unsigned{LIBNBD_READ_HOLE});
-      break;
-    }
-    case kReplyTypeBlockStatus:
-    case kReplyTypeBlockStatusExt:
-      block_status_chunk(h, c, p, len);
-      break;
-    case kReplyTypeError:
-    case kReplyTypeErrorOffset: {
-      if (len < 6)
-        return reply_protocol_error("error chunk too short (cookie %" PRIu64 ")", c.cookie);
-      const uint32_t error = get32(p);
-      const uint16_t msglen = get16(p + 4);
-      const size_t want = 6u + msglen + (h.rtype == kReplyTypeErrorOffset ? 8u : 0u);
-      if (want != len)
-        return reply_protocol_error("error chunk with a bad length (cookie %" PRIu64 ")", c.cookie);
-      if (h.debug_enabled() && msglen > 0)
-        debug(h, "server error message: %.*s", static_cast<int>(msglen), p + 6);
-      const int err = errno_of_wire(error != 0 ? error : kEinval);
-      if (h.rtype == kReplyTypeErrorOffset) {
-        // The offset must name a byte of the request (proto.md "Structured reply types").
-        const uint64_t off = get64(p + 6 + msglen);
-        if (off < c.offset || off - c.offset >= c.count)
-          return reply_protocol_error("error chunk offset outside the request (cookie %" PRIu64 ")", c.cookie);
-        // A structured read's chunk callback hears where the read failed, with this error
-        // (not an earlier one) in *error.
-        if (c.type == kCmdRead && c.chunk.has_callback()) {
-          const void* at = static_cast<unsigned char*>(c.data) + (off - c.offset);
-          int cb_err = err;
-          if (c.chunk(at, size_t{0}, off, unsigned{LIBNBD_READ_ERROR}, &cb_err) == -1 && cb_err != 0)
-            command_error(c, cb_err);
-        }
-      }
-      command_error(c, err);
-      break;
-    }
-    default:
-      if ((h.rtype & kReplyTypeErrorBit) != 0 && len >= 6)
-        command_error(c, errno_of_wire(get32(p)));
-      else
-        command_error(c, EPROTO);  // unknown chunk types must not be sent; fail the command only
-      break;
-  }
-  return finish_chunk(h);
-}
+namespace {
 
 // A chunk header has been parsed into h.rflags, h.rtype and h.rlength: finds its command and
 // decides where the payload goes.  offset_ok is false when an extended header names another
@@ -263,10 +87,10 @@ Transition chunk_header(nbd_handle& h, uint64_t cookie, bool offset_ok) {
   h.rskip = !offset_ok;
   if (h.rtype == kReplyTypeOffsetData && offset_ok) {
     // Data goes straight into the caller's buffer after its 8-byte offset is checked.
-    if (c.type != kCmdRead || h.rlength < 9)
+    if (c.type != kCmdRead || h.rlength <= OffsetDataChunk::kSize)
       return reply_protocol_error("data chunk with a bad length or for a non-read (cookie %" PRIu64 ")", cookie);
     h.rbuf = data_offset_field(h);
-    h.rlen = 8;
+    h.rlen = OffsetDataChunk::kSize;
     h.rstate = ReplyState::Payload;
     return Transition::Next;
   }
@@ -279,13 +103,13 @@ Transition chunk_header(nbd_handle& h, uint64_t cookie, bool offset_ok) {
   return Transition::Next;
 }
 
-// The rest of a structured reply header is in scratch[4..20).
+// The whole structured reply header is in scratch[0..20).
 Transition structured_header(nbd_handle& h) {
-  const unsigned char* s = h.scratch;
-  h.rflags = get16(s + 4);
-  h.rtype = get16(s + 6);
-  const uint64_t cookie = get64(s + 8);
-  h.rlength = get32(s + 16);
+  const StructuredReplyHeader head = StructuredReplyHeader::decode(h.scratch);
+  h.rflags = head.flags;
+  h.rtype = head.type;
+  const uint64_t cookie = head.cookie;
+  h.rlength = head.length;
   if (!h.structured_replies)
     return reply_protocol_error("structured reply without negotiating it (cookie %" PRIu64 ")", cookie);
   return chunk_header(h, cookie, true);
@@ -294,12 +118,12 @@ Transition structured_header(nbd_handle& h) {
 // A whole extended reply header is in scratch[0..32) (proto.md, extended headers: "Extended
 // reply chunk message"); its offset must be the request's.
 Transition extended_header(nbd_handle& h) {
-  const unsigned char* s = h.scratch;
-  h.rflags = get16(s + 4);
-  h.rtype = get16(s + 6);
-  const uint64_t cookie = get64(s + 8);
-  const uint64_t offset = get64(s + 16);
-  const uint64_t length = get64(s + 24);
+  const ExtendedReplyHeader head = ExtendedReplyHeader::decode(h.scratch);
+  h.rflags = head.flags;
+  h.rtype = head.type;
+  const uint64_t cookie = head.cookie;
+  const uint64_t offset = head.offset;
+  const uint64_t length = head.length;
   if (length > kMaxChunk)
     return reply_protocol_error("reply chunk too large (cookie %" PRIu64 ")", cookie);
   h.rlength = static_cast<uint32_t>(length);
@@ -322,13 +146,13 @@ Transition payload_done(nbd_handle& h) {
     return structured_payload(h);
   if (h.rstate == ReplyState::ReadData) {
     unsigned char* dst = static_cast<unsigned char*>(c.data) + (h.roffset - c.offset);
-    const uint32_t n = h.rlength - 8;
+    const uint32_t n = h.rlength - static_cast<uint32_t>(OffsetDataChunk::kSize);
     if (c.chunk.has_callback())
       run_callback(c, c.chunk, static_cast<const void*>(dst), size_t{n}, h.roffset, unsigned{LIBNBD_READ_DATA});
     return finish_chunk(h);
   }
-  h.roffset = get64(data_offset_field(h));
-  const uint32_t n = h.rlength - 8;
+  h.roffset = OffsetDataChunk::decode(data_offset_field(h)).offset;
+  const uint32_t n = h.rlength - static_cast<uint32_t>(OffsetDataChunk::kSize);
   if (!within(c, h.roffset, n))
     return reply_protocol_error("data chunk outside the request (cookie %" PRIu64 ")", c.cookie);
   // Overlapping data still lands inside the caller's buffer, but the read fails.
@@ -340,10 +164,11 @@ Transition payload_done(nbd_handle& h) {
   return Transition::Next;
 }
 
-// The rest of a simple reply header is in scratch[4..16).
+// The whole simple reply header is in scratch[0..16).
 Transition simple_header(nbd_handle& h) {
-  const uint32_t error = get32(h.scratch + 4);
-  const uint64_t cookie = get64(h.scratch + 8);
+  const SimpleReply reply = SimpleReply::decode(h.scratch);
+  const uint32_t error = reply.error;
+  const uint64_t cookie = reply.cookie;
   h.rcmd = find_command(h, cookie);
   if (h.rcmd == nullptr)
     return reply_protocol_error("reply for unknown cookie %" PRIu64, cookie);
@@ -367,7 +192,7 @@ Transition simple_header(nbd_handle& h) {
     // A simple reply to a read carries exactly the requested bytes.
     h.rtype = kReplyTypeOffsetData;
     h.roffset = c.offset;
-    h.rlength = static_cast<uint32_t>(c.count + 8);
+    h.rlength = static_cast<uint32_t>(c.count + OffsetDataChunk::kSize);
     h.rbuf = static_cast<unsigned char*>(c.data);
     h.rlen = c.count;
     h.rstate = ReplyState::ReadData;
@@ -382,8 +207,8 @@ Transition simple_header(nbd_handle& h) {
 // instead is shorter, and the rest of it might never come.  So its magic is checked as soon
 // as it is in, rather than waiting for the whole header (as libnbd does).
 bool wrong_magic_so_far(const nbd_handle& h) {
-  return h.extended_headers && h.rstate == ReplyState::Header && h.rbuf >= h.scratch + 4 &&
-         get32(h.scratch) != kExtendedReplyMagic;
+  return h.extended_headers && h.rstate == ReplyState::Header && h.rbuf >= h.scratch + kReplyMagicSize &&
+         reply_magic(h.scratch) != kExtendedReplyMagic;
 }
 
 // One step of the reader.
@@ -391,7 +216,7 @@ Transition reply_step(nbd_handle& h) {
   const Io io = recv_into_rbuf(h);
   if (io == Io::Again) {
     if (wrong_magic_so_far(h)) {
-      set_error(EPROTO, "invalid reply magic 0x%08x: extended headers are in use", get32(h.scratch));
+      set_error(EPROTO, "invalid reply magic 0x%08x: extended headers are in use", reply_magic(h.scratch));
       return Transition::Fail;
     }
     return Transition::Block;
@@ -414,7 +239,7 @@ Transition reply_step(nbd_handle& h) {
   }
   switch (h.rstate) {
     case ReplyState::Header: {
-      const uint32_t magic = get32(h.scratch);
+      const uint32_t magic = reply_magic(h.scratch);
       ++h.chunks_received;
       // With extended headers every reply has the extended header; anything else means the
       // stream is out of step (proto.md: simple replies "MUST NOT be used").
@@ -431,8 +256,8 @@ Transition reply_step(nbd_handle& h) {
       if (magic == kSimpleReplyMagic)
         return simple_header(h);
       if (magic == kStructuredReplyMagic) {
-        h.rbuf = h.scratch + kSimpleReplySize;
-        h.rlen = kStructuredReplySize - kSimpleReplySize;
+        h.rbuf = h.scratch + SimpleReply::kSize;
+        h.rlen = StructuredReplyHeader::kSize - SimpleReply::kSize;
         h.rstate = ReplyState::Structured;
       } else {
         set_error(EPROTO, "invalid reply magic 0x%08x", magic);
