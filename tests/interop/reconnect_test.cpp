@@ -363,4 +363,21 @@ TEST_F(Reconnect, AnEventLoopFollowsTheDescriptor) {
   EXPECT_EQ(back, data);
 }
 
+// A server that breaks the protocol is not asked again: the handle dies at once with EPROTO.
+TEST_F(Reconnect, AProtocolErrorIsNotRetried) {
+  auto server = nbd_test::start_ext_server({"--size", "1M", "--bad=simple-reply-in-extended-mode"});
+  ASSERT_TRUE(server);
+  ASSERT_EQ(nbd_set_reconnect_delay(h_, kDelayMs), 0);
+  ASSERT_EQ(nbd_connect_uri(h_, server->uri().c_str()), 0) << nbd_get_error();
+  ASSERT_EQ(nbd_get_extended_headers_negotiated(h_), 1);
+  std::vector<char> buf(4096);
+  const auto t0 = Clock::now();
+  EXPECT_EQ(nbd_pread(h_, buf.data(), buf.size(), 0, 0), -1);
+  EXPECT_EQ(nbd_get_errno(), EPROTO) << nbd_get_error();
+  EXPECT_LT(Clock::now() - t0, std::chrono::milliseconds(kDelayMs));
+  EXPECT_EQ(nbd_aio_is_dead(h_), 1);
+  EXPECT_EQ(nbd_stats_reconnections(h_), 0u);
+  EXPECT_EQ(nbd_test::ext_server_log_lines(*server, "transmission").size(), 1u);
+}
+
 }  // namespace

@@ -223,6 +223,7 @@ bool begin_reconnect(nbd_handle& h, int err) {
   h.in_pos = h.in_end = 0;
   h.inbuf.release();
   h.rcmd = nullptr;
+  h.rskip = h.peek_headers = h.direct_rest = false;
   h.tls_negotiated = false;
   std::vector<uint64_t> retired;
   h.cmds.for_each([&](Command& c) {
