@@ -742,15 +742,33 @@ class CopyRecoveryTest(ToolTest):
             self.fail(f"nbdpp copy hung:\n{stacks(p.pid)}\n{self.server_logs()}")
         return subprocess.CompletedProcess(p.args, p.returncode, out, err)
 
-    def wait_until(self, p, done, what):
-        """Polls DONE() while the copy runs; the copy must still be running when it holds."""
+    def copy_through_restart(self, src, dst, restart, written, *args):
+        """Runs nbdpp copy ARGS SRC DST and, half a second in, once the file WRITTEN holds
+        data, restart()s the server; the copy must still be running then.  Returns the
+        CompletedProcess of the copy."""
+        p = subprocess.Popen([NBDPP, "copy", "-C", "4", "-R", "2", "--request-size", "64K",
+                              *args, src, dst], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+        def reap():
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
+        self.addCleanup(reap)
+        time.sleep(0.5)  # not to synchronise: the kill should come in the middle of the copy
         deadline = time.monotonic() + TIMEOUT
-        while not done():
-            self.assertIsNone(p.poll(), f"the copy ended before {what}: "
-                              f"{p.communicate()[1].decode(errors='replace')}")
-            self.assertLess(time.monotonic(), deadline, f"never {what}")
+        while not (os.path.exists(written) and allocated(written) > 0):
+            self.assertLess(time.monotonic(), deadline, f"nothing reached {written}")
             time.sleep(0.01)
-        self.assertIsNone(p.poll(), f"the copy ended before the server was killed")
+        if p.poll() is not None:
+            self.fail("the copy ended before the server was killed: "
+                      f"{p.communicate()[1].decode(errors='replace')}")
+        restart()
+        return self.finish(p)
+
+    def assert_copied(self, r, src, dst):
+        self.assertEqual(r.returncode, 0, r.stderr.decode(errors="replace") + self.server_logs())
+        self.assertIn(f"nbdpp: copied {self.SIZE} bytes".encode(), r.stderr)
+        self.assertEqual(sha256(dst), sha256(src))
 
     def random_image(self, name):
         path = self.path(name)
@@ -765,47 +783,23 @@ class CopyRecoveryTest(ToolTest):
         return path
 
     def slow_file_export(self, disk):
-        # 20 ms per write, 8 writes in flight: about 2 s for the whole image.
+        # 20 ms per write, 8 writes in flight (4 connections of 2): about 1.5 s in all.
         return self.restartable_nbdkit("file", disk, "wdelay=20ms", filters=["delay"])
-
-    def start_copy(self, src, dst, *args):
-        p = subprocess.Popen([NBDPP, "copy", "-C", "4", "-R", "2", "--request-size", "64K",
-                              *args, src, dst], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-
-        def reap():
-            if p.poll() is None:
-                p.kill()
-                p.communicate()
-        self.addCleanup(reap)
-        return p
 
     def test_file_to_nbdkit_survives_a_restart(self):
         src = self.random_image("in.img")
         disk = self.empty_image("disk.img")
         uri, restart = self.slow_file_export(disk)
-        p = self.start_copy(src, uri, "--reconnect-delay=20000")
-        # Half a second in, a part of the image is there and most of it is still to come.
-        time.sleep(0.5)
-        self.wait_until(p, lambda: allocated(disk) > 0, "a write reached the disk")
-        restart()
-        r = self.finish(p)
-        self.assertEqual(r.returncode, 0, r.stderr.decode(errors="replace") + self.server_logs())
-        self.assertIn(b"nbdpp: copied 33554432 bytes", r.stderr)
-        self.assertEqual(sha256(disk), sha256(src))
+        r = self.copy_through_restart(src, uri, restart, disk, "--reconnect-delay=20000")
+        self.assert_copied(r, src, disk)
 
     def test_nbdkit_to_file_survives_a_restart(self):
         # The source side: reads, and the base:allocation context negotiated again.
         disk = self.random_image("disk.img")
         uri, restart = self.restartable_nbdkit("file", disk, "rdelay=20ms", filters=["delay"])
         out = self.path("out.img")
-        p = self.start_copy(uri, out, "--reconnect-delay=20000")
-        time.sleep(0.5)
-        self.wait_until(p, lambda: os.path.exists(out) and allocated(out) > 0,
-                        "a read reached the destination")
-        restart()
-        r = self.finish(p)
-        self.assertEqual(r.returncode, 0, r.stderr.decode(errors="replace") + self.server_logs())
-        self.assertEqual(sha256(out), sha256(disk))
+        r = self.copy_through_restart(uri, out, restart, out, "--reconnect-delay=20000")
+        self.assert_copied(r, disk, out)
 
     def test_qemu_nbd_to_file_survives_a_restart(self):
         disk = self.random_image("disk.img")
@@ -815,25 +809,16 @@ class CopyRecoveryTest(ToolTest):
             f"driver=throttle,throttle-group=tg0,file.driver=raw,file.file.driver=file,"
             f"file.file.filename={disk}")
         out = self.path("out.img")
-        p = self.start_copy(uri, out, "--reconnect-delay=20000")
-        time.sleep(0.5)
-        self.wait_until(p, lambda: os.path.exists(out) and allocated(out) > 0,
-                        "a read reached the destination")
-        restart()
-        r = self.finish(p)
-        self.assertEqual(r.returncode, 0, r.stderr.decode(errors="replace") + self.server_logs())
-        self.assertEqual(sha256(out), sha256(disk))
+        r = self.copy_through_restart(uri, out, restart, out, "--reconnect-delay=20000")
+        self.assert_copied(r, disk, out)
 
     def test_without_reconnect_delay_a_restart_fails_the_copy(self):
         src = self.random_image("in.img")
         disk = self.empty_image("disk.img")
         uri, restart = self.slow_file_export(disk)
-        p = self.start_copy(src, uri)
-        time.sleep(0.5)
-        self.wait_until(p, lambda: allocated(disk) > 0, "a write reached the disk")
-        restart()
-        self.assert_one_error_line(self.finish(p), 1,
-                                   r"^nbdpp: nbd\+unix:.*: connection \d+ lost: nbd_aio_notify_\w+: ")
+        r = self.copy_through_restart(src, uri, restart, disk)
+        self.assert_one_error_line(r, 1, r"^nbdpp: nbd\+unix:.*: connection \d+ lost: "
+                                         r"nbd_aio_notify_\w+: ")
 
     def test_timeout_fails_a_stalled_copy_quickly(self):
         uri = self.nbdkit("pattern", "16M", "rdelay=5", filters=["delay"])
@@ -843,6 +828,11 @@ class CopyRecoveryTest(ToolTest):
         self.assert_one_error_line(r, 1, r"^nbdpp: nbd\+unix:.*: no reply for 300 ms: "
                                          r"Connection timed out$")
         self.assertLess(elapsed, 3.0, r.stderr.decode(errors="replace"))
+
+    def test_info_with_both_options(self):
+        uri = self.nbdkit("memory", "1M")
+        r = self.nbdpp("info", "--timeout=5000", "--reconnect-delay=1000", "--size", uri)
+        self.assertEqual(r.stdout, b"1048576\n")
 
     def test_timeout_bounds_info(self):
         # The handshake itself stalls: nbdkit's delay filter has no delay for it, but a server
