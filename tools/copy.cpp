@@ -244,6 +244,11 @@ int run_copy(std::vector<std::string> args) {
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (!o.quiet) {
+    for (Endpoint* ep : {job.src.get(), job.dst.get()}) {
+      if (const uint64_t n = ep->reconnections())
+        std::fprintf(stderr, "nbdpp: %s: connected again %llu time%s\n", ep->name().c_str(),
+                     static_cast<unsigned long long>(n), n == 1 ? "" : "s");
+    }
     const double mib = static_cast<double>(job.done) / (1024.0 * 1024.0);
     std::fprintf(stderr,
                  "nbdpp: copied %llu bytes (%llu data, %llu zero) in %.3f s, %.1f MiB/s\n",

@@ -107,6 +107,8 @@ class Endpoint {
   virtual void close() {}
   // Ends a copy that failed, politely; what goes wrong no longer matters.
   virtual void abandon() noexcept {}
+  // How many times its connections were made again after being lost (--reconnect-delay).
+  virtual uint64_t reconnections() { return 0; }
 
  protected:
   // What it is and can do, for describe(): "NBD export, multi-conn, zero".

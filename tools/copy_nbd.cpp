@@ -205,6 +205,13 @@ class NbdEndpoint final : public Endpoint {
     }
   }
 
+  uint64_t reconnections() override {
+    uint64_t n = 0;
+    for (auto& h : conns_)
+      n += h.stats_reconnections();
+    return n;
+  }
+
   void abandon() noexcept override {
     for (auto& h : conns_) {
       try {

@@ -767,6 +767,8 @@ class CopyRecoveryTest(ToolTest):
 
     def assert_copied(self, r, src, dst):
         self.assertEqual(r.returncode, 0, r.stderr.decode(errors="replace") + self.server_logs())
+        # Every connection was lost and made again, once.
+        self.assertRegex(r.stderr.decode(), r"nbdpp: nbd\+unix:.*: connected again 4 times\n")
         self.assertIn(f"nbdpp: copied {self.SIZE} bytes".encode(), r.stderr)
         self.assertEqual(sha256(dst), sha256(src))
 
