@@ -2,6 +2,7 @@
 #include "cli.hpp"
 
 #include <charconv>
+#include <cstdio>
 #include <limits>
 
 namespace nbdpp {
@@ -116,6 +117,42 @@ unsigned parse_count(std::string_view option, std::string_view text, unsigned ma
     throw UsageError(std::string{option} + ": expected a number from 1 to " + std::to_string(max) +
                      ", not \"" + std::string{text} + "\"");
   return v;
+}
+
+uint64_t parse_milliseconds(std::string_view option, std::string_view text) {
+  uint64_t v = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  // poll(2) takes an int: a longer time is no use and would overflow the deadlines.
+  if (ec != std::errc{} || text.empty() || end != text.data() + text.size() ||
+      v > static_cast<uint64_t>(std::numeric_limits<int>::max()))
+    throw UsageError(std::string{option} + ": expected milliseconds (a whole number from 0 to " +
+                     std::to_string(std::numeric_limits<int>::max()) + "), not \"" +
+                     std::string{text} + "\"");
+  return v;
+}
+
+void print_usage(const char* command_usage) {
+  std::fputs(command_usage, stdout);
+  std::fputs(
+      "      --timeout MS       fail when the server has not answered for MS\n"
+      "                         milliseconds (default 0: wait as long as it takes)\n"
+      "      --reconnect-delay MS  when a connection is lost, connect again for up to\n"
+      "                         MS milliseconds, then send the requests again\n"
+      "                         (default 0: a lost connection is an error)\n"
+      "  -h, --help             show this help\n",
+      stdout);
+}
+
+bool limit_option(ArgReader& r, Limits& limits) {
+  if (auto v = r.value("--timeout")) {
+    limits.timeout_ms = parse_milliseconds("--timeout", *v);
+    return true;
+  }
+  if (auto v = r.value("--reconnect-delay")) {
+    limits.reconnect_delay_ms = parse_milliseconds("--reconnect-delay", *v);
+    return true;
+  }
+  return false;
 }
 
 }  // namespace nbdpp

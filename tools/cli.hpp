@@ -79,9 +79,24 @@ class ArgReader {
 // Classifies an operand written as text (not a bracketed command).
 Operand classify_operand(std::string text);
 
+// What --timeout and --reconnect-delay ask of every handle, in milliseconds (0: none).
+struct Limits {
+  uint64_t timeout_ms = 0;
+  uint64_t reconnect_delay_ms = 0;
+};
+
+// The current argument is --timeout or --reconnect-delay: reads its value into limits.
+bool limit_option(ArgReader& r, Limits& limits);
+
+// Prints a command's help text on stdout: its own part (usage line, description, options),
+// then the options every command has (--timeout, --reconnect-delay, --help).
+void print_usage(const char* command_usage);
+
 // "256K", "1M", "4096", "1G" (powers of 1024), with an option name for the error message.
 uint64_t parse_size(std::string_view option, std::string_view text);
 // A positive integer no larger than max.
 unsigned parse_count(std::string_view option, std::string_view text, unsigned max);
+// A time in whole milliseconds, 0 included (--timeout, --reconnect-delay).
+uint64_t parse_milliseconds(std::string_view option, std::string_view text);
 
 }  // namespace nbdpp

@@ -49,8 +49,7 @@ const char kCopyUsage[] =
     "  -v, --verbose          describe the source, destination and connections\n"
     "  -q, --quiet            do not print the closing summary line\n"
     "      --socket-activation  start [ CMD ] servers with systemd socket activation\n"
-    "                         (default: they speak NBD on their stdin and stdout)\n"
-    "  -h, --help             show this help\n";
+    "                         (default: they speak NBD on their stdin and stdout)\n";
 
 namespace {
 
@@ -71,6 +70,7 @@ struct CopyOptions {
   bool verbose = false;
   bool quiet = false;
   bool socket_activation = false;
+  Limits limits;
 };
 
 CopyOptions parse(std::vector<std::string> args) {
@@ -112,19 +112,23 @@ CopyOptions parse(std::vector<std::string> args) {
       o.quiet = true;
     } else if (r.flag("--socket-activation")) {
       o.socket_activation = true;
+    } else if (limit_option(r, o.limits)) {
     } else {
       throw UsageError("copy: unknown option " + r.current());
     }
   }
   if (!o.dst)
     throw UsageError("copy needs SRC and DST");
+  // The writer thread sends on one socket for the handle's life (nbd_set_reconnect_delay).
+  if (o.writer && o.limits.reconnect_delay_ms > 0)
+    throw UsageError("--writer cannot be combined with --reconnect-delay");
   return o;
 }
 
 // Opens SRC (source) or DST as the endpoint of its kind.
 std::unique_ptr<Endpoint> open_endpoint(const Operand& op, bool source, const CopyOptions& o) {
   if (op.is_nbd())
-    return open_nbd(op, source, o.socket_activation);
+    return open_nbd(op, source, o.socket_activation, o.limits);
   if (op.kind == Operand::Kind::Stdio)
     return open_stdio(source);
   return open_path(op, source);
@@ -172,12 +176,13 @@ void finish_destination(Job& job, const CopyOptions& o) {
 int run_copy(std::vector<std::string> args) {
   const CopyOptions o = parse(std::move(args));
   if (o.help) {
-    std::fputs(kCopyUsage, stdout);
+    print_usage(kCopyUsage);
     return 0;
   }
 
   Job job;
   job.requests = o.requests;
+  job.timeout_ms = o.limits.timeout_ms;
   job.src = open_endpoint(*o.src, true, o);
   job.dst = open_endpoint(*o.dst, false, o);
   if (job.src->size())
@@ -239,6 +244,11 @@ int run_copy(std::vector<std::string> args) {
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (!o.quiet) {
+    for (Endpoint* ep : {job.src.get(), job.dst.get()}) {
+      if (const uint64_t n = ep->reconnections())
+        std::fprintf(stderr, "nbdpp: %s: connected again %llu time%s\n", ep->name().c_str(),
+                     static_cast<unsigned long long>(n), n == 1 ? "" : "s");
+    }
     const double mib = static_cast<double>(job.done) / (1024.0 * 1024.0);
     std::fprintf(stderr,
                  "nbdpp: copied %llu bytes (%llu data, %llu zero) in %.3f s, %.1f MiB/s\n",

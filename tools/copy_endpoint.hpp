@@ -107,6 +107,8 @@ class Endpoint {
   virtual void close() {}
   // Ends a copy that failed, politely; what goes wrong no longer matters.
   virtual void abandon() noexcept {}
+  // How many times its connections were made again after being lost (--reconnect-delay).
+  virtual uint64_t reconnections() { return 0; }
 
  protected:
   // What it is and can do, for describe(): "NBD export, multi-conn, zero".
@@ -162,7 +164,9 @@ int write_full(int fd, std::span<const std::byte> buf, std::optional<uint64_t> o
 std::string errno_text(int err);
 
 // Opens SRC (source) or DST as an endpoint of its kind; throws Failure.
-std::unique_ptr<Endpoint> open_nbd(const Operand& op, bool source, bool socket_activation);
+// Every connection gets limits.
+std::unique_ptr<Endpoint> open_nbd(const Operand& op, bool source, bool socket_activation,
+                                   const Limits& limits);
 // A local file, block device, pipe or character device.
 std::unique_ptr<Endpoint> open_path(const Operand& op, bool source);
 // "-": standard input (source) or output.

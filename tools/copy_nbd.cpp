@@ -32,8 +32,8 @@ auto aio_completion(Done done) {
 
 class NbdEndpoint final : public Endpoint {
  public:
-  NbdEndpoint(const Operand& op, bool source, nbd::Handle h)
-      : Endpoint(op.display(), std::nullopt), op_(op), source_(source) {
+  NbdEndpoint(const Operand& op, bool source, const Limits& limits, nbd::Handle h)
+      : Endpoint(op.display(), std::nullopt), op_(op), source_(source), limits_(limits) {
     try {
       set_size(static_cast<uint64_t>(h.get_size()));
       multi_conn_ = h.can_multi_conn();
@@ -145,12 +145,14 @@ class NbdEndpoint final : public Endpoint {
     }
   }
 
-  bool in_flight(unsigned conn) override { return conns_[conn].aio_in_flight() > 0; }
+  bool in_flight(unsigned conn) override { return busy(conns_[conn]); }
 
+  // Asked at every wait: while a handle reconnects, its descriptor changes (a timer between
+  // attempts, then the new socket), and so does the direction to watch it in.
   std::optional<pollfd> poll_fd(unsigned conn) override {
     nbd::Handle& h = conns_[conn];
     try {
-      if (h.aio_in_flight() == 0)
+      if (!busy(h))
         return std::nullopt;
       const unsigned dir = h.aio_get_direction();
       short events = 0;
@@ -173,6 +175,8 @@ class NbdEndpoint final : public Endpoint {
       else if (revents & POLLOUT)
         conns_[conn].aio_notify_write();
     } catch (const nbd::Error& e) {
+      if (conns_[conn].aio_is_dead())
+        fail(name() + ": connection " + std::to_string(conn + 1) + " lost", e);
       fail(name(), e);
     }
   }
@@ -201,6 +205,13 @@ class NbdEndpoint final : public Endpoint {
     }
   }
 
+  uint64_t reconnections() override {
+    uint64_t n = 0;
+    for (auto& h : conns_)
+      n += h.stats_reconnections();
+    return n;
+  }
+
   void abandon() noexcept override {
     for (auto& h : conns_) {
       try {
@@ -223,12 +234,17 @@ class NbdEndpoint final : public Endpoint {
     return d;
   }
 
+  // Requests in flight, or a connection being made again (nbd_set_reconnect_delay): either
+  // way the handle has work that only polling it moves on.
+  static bool busy(nbd::Handle& h) { return h.aio_in_flight() > 0 || h.aio_is_processing(); }
+
   // Another connection to the same server.
   void add_connection(const std::string& uri) {
     nbd::Handle h;
     try {
       if (source_)
         prepare_source(h);
+      set_limits(h, limits_);
       h.set_uri_allow_local_file(true);
       h.connect_uri(uri);
     } catch (const nbd::Error& e) {
@@ -239,6 +255,7 @@ class NbdEndpoint final : public Endpoint {
 
   const Operand op_;
   const bool source_;
+  const Limits limits_;
   std::vector<nbd::Handle> conns_;  // one per worker
   bool multi_conn_ = false;
   bool can_zero_ = false;
@@ -250,12 +267,13 @@ class NbdEndpoint final : public Endpoint {
 
 }  // namespace
 
-std::unique_ptr<Endpoint> open_nbd(const Operand& op, bool source, bool socket_activation) {
+std::unique_ptr<Endpoint> open_nbd(const Operand& op, bool source, bool socket_activation,
+                                   const Limits& limits) {
   nbd::Handle h;
   if (source)
     prepare_source(h);
-  connect(h, op, socket_activation);
-  return std::make_unique<NbdEndpoint>(op, source, std::move(h));
+  connect(h, op, socket_activation, limits);
+  return std::make_unique<NbdEndpoint>(op, source, limits, std::move(h));
 }
 
 }  // namespace nbdpp

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstring>
 #include <exception>
+#include <optional>
 #include <span>
 #include <utility>
 
@@ -70,9 +71,11 @@ void Worker::loop() {
       if (job_.failed)
         return;
       if (s.state == State::Read) {
+        moved(*job_.src);
         after_read(s);
         progressed = true;
       } else if (s.state == State::Written) {
+        moved(*job_.dst);
         retire(s);
         progressed = true;
       }
@@ -109,6 +112,7 @@ void Worker::start(Slot& s) {
     return;
   }
   s.state = State::Reading;
+  moved(*job_.src);
   const std::span<std::byte> buf{s.buf.get(), static_cast<size_t>(s.chunk.length)};
   const uint64_t got = job_.src->read(conn_, buf, s.chunk.offset, completion(s, State::Read));
   if (got < s.chunk.length) {
@@ -146,6 +150,7 @@ void Worker::check_fits(const Slot& s) {
 void Worker::write(Slot& s) {
   check_fits(s);
   s.state = State::Writing;
+  moved(*job_.dst);
   const std::span<const std::byte> buf{s.buf.get(), static_cast<size_t>(s.chunk.length)};
   job_.dst->write(conn_, buf, s.chunk.offset, completion(s, State::Written));
 }
@@ -153,6 +158,7 @@ void Worker::write(Slot& s) {
 void Worker::zero(Slot& s) {
   check_fits(s);
   s.state = State::Writing;
+  moved(*job_.dst);
   job_.dst->zero(conn_, s.chunk.offset, s.chunk.length, completion(s, State::Written));
 }
 
@@ -176,20 +182,51 @@ void Worker::finish_in_flight() {
     wait(100);
 }
 
+// A request of ep started or ended: its --timeout clock starts again.  A request that starts
+// while older ones wait also restarts it, which only delays the verdict: once every slot
+// waits on a silent endpoint, nothing starts or ends there for the whole timeout.
+void Worker::moved(const Endpoint& ep) {
+  if (job_.timeout_ms == 0)
+    return;
+  (&ep == job_.src.get() ? src_moved_ : dst_moved_) = std::chrono::steady_clock::now();
+}
+
 // Waits until a connection with requests in flight can make progress (or timeout_ms passes).
+// The connections are asked what to poll every time: one that is being made again
+// (--reconnect-delay) changes descriptor between attempts.  With --timeout, an endpoint whose
+// requests have neither started nor ended for that long fails the copy.
 void Worker::wait(int timeout_ms) {
+  using Clock = std::chrono::steady_clock;
   pollfd fds[2];
   Endpoint* polled[2];
   nfds_t n = 0;
+  std::optional<Clock::time_point> deadline;
+  const Endpoint* late = nullptr;  // the endpoint whose deadline is the nearest
   for (Endpoint* ep : {job_.src.get(), job_.dst.get()}) {
     if (const auto fd = ep->poll_fd(conn_)) {
       fds[n] = *fd;
       polled[n] = ep;
       ++n;
+      if (job_.timeout_ms > 0) {
+        const auto d = (ep == job_.src.get() ? src_moved_ : dst_moved_) +
+                       std::chrono::milliseconds{job_.timeout_ms};
+        if (!deadline || d < *deadline) {
+          deadline = d;
+          late = ep;
+        }
+      }
     }
   }
   if (n == 0)
     throw Failure("internal error: busy requests but no connection to wait for");
+  if (deadline) {
+    const auto left = std::chrono::ceil<std::chrono::milliseconds>(*deadline - Clock::now());
+    if (left.count() <= 0)
+      throw Failure(late->name() + ": no reply for " + std::to_string(job_.timeout_ms) +
+                    " ms: " + errno_text(ETIMEDOUT));
+    if (timeout_ms < 0 || left.count() < timeout_ms)
+      timeout_ms = static_cast<int>(left.count());
+  }
   if (poll(fds, n, timeout_ms) == -1) {
     if (errno == EINTR)
       return;

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
@@ -46,6 +47,7 @@ class Worker {
   void retire(Slot& s);
   static Done completion(Slot& s, State next);
   void wait(int timeout_ms = -1);
+  void moved(const Endpoint& ep);
   void finish_in_flight();
   bool in_flight();
   void check_fits(const Slot& s);
@@ -53,6 +55,9 @@ class Worker {
   Job& job_;
   const unsigned conn_;
   std::vector<Slot> slots_;
+  // When a request of the source and of the destination last started or ended, for --timeout.
+  std::chrono::steady_clock::time_point src_moved_;
+  std::chrono::steady_clock::time_point dst_moved_;
 };
 
 // Everything the workers share.  Members are destroyed in reverse order: the endpoints (and
@@ -61,6 +66,7 @@ class Worker {
 struct Job {
   unsigned requests = 0;  // slots per worker
   uint64_t request_size = 0;
+  uint64_t timeout_ms = 0;  // --timeout: how long an endpoint may make no progress (0: no limit)
   std::vector<std::unique_ptr<Worker>> workers;
   std::unique_ptr<Endpoint> src;
   std::unique_ptr<Endpoint> dst;

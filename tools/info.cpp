@@ -29,8 +29,7 @@ const char kInfoUsage[] =
     "  --map[=CONTEXT]        add the extent map of CONTEXT (default base:allocation)\n"
     "  --size                 print only the export size in bytes\n"
     "  --socket-activation    start a [ CMD ] server with systemd socket activation\n"
-    "                         (default: it speaks NBD on its stdin and stdout)\n"
-    "  -h, --help             show this help\n";
+    "                         (default: it speaks NBD on its stdin and stdout)\n";
 
 namespace {
 
@@ -41,6 +40,7 @@ struct InfoOptions {
   bool list = false;
   bool size_only = false;
   bool socket_activation = false;
+  Limits limits;
   std::optional<std::string> map_context;
 };
 
@@ -84,6 +84,7 @@ InfoOptions parse(std::vector<std::string> args) {
       o.size_only = true;
     } else if (r.flag("--socket-activation")) {
       o.socket_activation = true;
+    } else if (limit_option(r, o.limits)) {
     } else if (auto ctx = r.optional_value("--map", nbd::kContextBaseAllocation)) {
       if (ctx->empty())
         throw UsageError("--map=: empty metadata context name");
@@ -153,7 +154,7 @@ std::vector<Extent> read_map(const InfoOptions& o, nbd::Handle& h, const std::st
 std::vector<Extent> read_map_of(const InfoOptions& o, const std::string& name, uint64_t size) {
   nbd::Handle h;
   h.set_opt_mode(true);
-  connect(h, *o.source, o.socket_activation);
+  connect(h, *o.source, o.socket_activation, o.limits);
   try {
     h.set_export_name(name);
     h.add_meta_context(*o.map_context);
@@ -171,7 +172,7 @@ ServerInfo gather(const InfoOptions& o) {
   nbd::Handle h;
   h.set_full_info(true);
   h.set_opt_mode(true);
-  connect(h, *o.source, o.socket_activation);
+  connect(h, *o.source, o.socket_activation, o.limits);
   const bool negotiating = h.aio_is_negotiating();
   s.protocol = std::string{h.get_protocol()};
   s.tls = h.get_tls_negotiated();
@@ -347,7 +348,7 @@ std::string to_text(const ServerInfo& s, const InfoOptions& o) {
 int run_info(std::vector<std::string> args) {
   const InfoOptions o = parse(std::move(args));
   if (o.help) {
-    std::fputs(kInfoUsage, stdout);
+    print_usage(kInfoUsage);
     return 0;
   }
   ServerInfo s;

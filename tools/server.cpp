@@ -10,8 +10,15 @@ void fail(std::string_view what, const nbd::Error& e) {
   throw Failure(std::string{what} + ": " + e.what());
 }
 
-void connect(nbd::Handle& h, const Operand& op, bool socket_activation) {
+void set_limits(nbd::Handle& h, const Limits& limits) {
+  h.set_timeout(limits.timeout_ms);
+  if (limits.reconnect_delay_ms > 0)
+    h.set_reconnect_delay(limits.reconnect_delay_ms);
+}
+
+void connect(nbd::Handle& h, const Operand& op, bool socket_activation, const Limits& limits) {
   try {
+    set_limits(h, limits);
     // URIs may name certificate and PSK files (tls-certificates=, tls-psk-file=).
     h.set_uri_allow_local_file(true);
     if (op.kind == Operand::Kind::Uri)

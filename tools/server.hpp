@@ -14,11 +14,14 @@
 
 namespace nbdpp {
 
+// Sets limits on h, before it connects (nbd_set_timeout, nbd_set_reconnect_delay).
+void set_limits(nbd::Handle& h, const Limits& limits);
+
 // Connects h, configured beforehand (opt mode, metadata contexts...), to op: a URI with
 // connect_uri (which may name TLS files), a command with connect_command (the server speaks
 // NBD on its stdin/stdout, e.g. `nbdkit -s`) or, with socket_activation, with
-// connect_systemd_socket_activation.  Throws Failure naming op.
-void connect(nbd::Handle& h, const Operand& op, bool socket_activation);
+// connect_systemd_socket_activation.  Sets limits first.  Throws Failure naming op.
+void connect(nbd::Handle& h, const Operand& op, bool socket_activation, const Limits& limits);
 
 // A URI that reaches the same server as h for one more connection: op's URI, or the socket of
 // a server started with socket activation.  nullopt when there is none: a server on a command's

@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 NBDPP = None  # set from argv
@@ -162,10 +163,28 @@ class ToolTest(unittest.TestCase):
 
     def nbdkit(self, *args, filters=()):
         """Starts nbdkit with plugin ARGS on a private socket and returns its URI."""
+        path = self.path(f"nbdkit{self.servers + 1}.sock")
+        self._start_nbdkit(path, args, filters)
+        return f"nbd+unix:///?socket={path}"
+
+    def restartable_nbdkit(self, *args, filters=()):
+        """As nbdkit(), but returns (URI, restart): restart() kills nbdkit with SIGKILL,
+        waits for it to die and starts another with the same ARGS on the same socket path."""
+        path = self.path(f"nbdkit{self.servers + 1}.sock")
+        current = [self._start_nbdkit(path, args, filters)]
+
+        def restart():
+            current[0].kill()  # by PID: it is our child
+            current[0].wait(timeout=TIMEOUT)
+            os.unlink(path)  # a new socket, as a restarted server makes
+            current[0] = self._start_nbdkit(path, args, filters)
+
+        return f"nbd+unix:///?socket={path}", restart
+
+    def _start_nbdkit(self, path, args, filters):
         if not HAVE_NBDKIT:
             self.skipTest("nbdkit is not installed")
         self.servers += 1
-        path = self.path(f"nbdkit{self.servers}.sock")
         log = open(self.path(f"server{self.servers}.log"), "ab")
         self.addCleanup(log.close)
         # Socket activation: the socket listens before nbdkit starts, so clients simply queue
@@ -187,7 +206,7 @@ class ToolTest(unittest.TestCase):
                              close_fds=False, preexec_fn=hand_over_socket)
         listener.close()
         self.addCleanup(self._stop_child, p)
-        return f"nbd+unix:///?socket={path}"
+        return p
 
     @staticmethod
     def _stop_child(p):
@@ -209,6 +228,36 @@ class ToolTest(unittest.TestCase):
         self._daemon(["qemu-nbd", "-k", sock, "-f", fmt, "-t", "--shared=4", "--fork",
                       f"--pid-file={pidfile}", *args, image], pidfile)
         return f"nbd+unix:///?socket={sock}"
+
+    def restartable_qemu_nbd(self, *args):
+        """qemu-nbd with ARGS (ending with the image) on a private socket; returns (URI,
+        restart): restart() kills it with SIGKILL, waits for it to die and starts another
+        with the same ARGS on the same socket path."""
+        if not HAVE_QEMU_NBD:
+            self.skipTest("qemu-nbd is not installed")
+        self.servers += 1
+        sock = self.path(f"qemu{self.servers}.sock")
+        pidfile = self.path(f"qemu{self.servers}.pid")
+        argv = ["qemu-nbd", "-k", sock, "-t", "--shared=4", "--fork", f"--pid-file={pidfile}",
+                *args]
+        self._daemon(argv, pidfile)
+
+        def restart():
+            with open(pidfile) as f:
+                pid = int(f.read().strip())
+            fd = os.pidfd_open(pid)
+            try:
+                os.kill(pid, signal.SIGKILL)
+                p = select.poll()
+                p.register(fd, select.POLLIN)
+                self.assertTrue(p.poll(TIMEOUT * 1000), "qemu-nbd did not die")
+            finally:
+                os.close(fd)
+            os.unlink(sock)
+            os.unlink(pidfile)
+            self._daemon(argv, pidfile)
+
+        return f"nbd+unix:///?socket={sock}", restart
 
     def nbdpp(self, *args, stdin=None, input=None, ok=True):
         """Runs nbdpp; with ok, asserts success.  Returns the CompletedProcess (bytes)."""
@@ -311,6 +360,19 @@ class CliTest(ToolTest):
             (["copy", "--connections", "x", "a", "b"], r"--connections"),
             (["copy", "--request-size", "3000", "a", "b"], r"power of 2"),
             (["copy", "--request-size", "12Q", "a", "b"], r"not a size"),
+            (["copy", "--timeout", "abc", "a", "b"], r"--timeout: expected milliseconds"),
+            (["copy", "--timeout=-1", "a", "b"], r"--timeout: expected milliseconds"),
+            (["copy", "--timeout=", "a", "b"], r"--timeout: expected milliseconds"),
+            (["copy", "--timeout=1s", "a", "b"], r"--timeout: expected milliseconds"),
+            (["copy", "--timeout=99999999999", "a", "b"], r"--timeout: expected milliseconds"),
+            (["copy", "--reconnect-delay=1.5", "a", "b"],
+             r"--reconnect-delay: expected milliseconds"),
+            (["copy", "--reconnect-delay"], r"--reconnect-delay needs a value"),
+            (["copy", "--writer", "--reconnect-delay=100", "a", "b"],
+             r"--writer cannot be combined with --reconnect-delay"),
+            (["info", "--timeout=x", "nbd://x"], r"--timeout: expected milliseconds"),
+            (["info", "--reconnect-delay=-5", "nbd://x"],
+             r"--reconnect-delay: expected milliseconds"),
         ]
         for args, pattern in cases:
             with self.subTest(args=args):
@@ -666,6 +728,126 @@ class CopyTest(ToolTest):
         self.assertRegex(text, r"\rnbdpp: \[#{30}\] 100% +[0-9.]+ MiB/s \r?\n")
         self.assertNotIn("nbdpp: copy ", text)
         self.assertRegex(text, r"nbdpp: copied 67108864 bytes")
+
+
+class CopyRecoveryTest(ToolTest):
+    """--reconnect-delay and --timeout: a server killed under a copy, and one that stalls."""
+
+    SIZE = 32 * MiB
+
+    def finish(self, p):
+        try:
+            out, err = p.communicate(timeout=TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.fail(f"nbdpp copy hung:\n{stacks(p.pid)}\n{self.server_logs()}")
+        return subprocess.CompletedProcess(p.args, p.returncode, out, err)
+
+    def copy_through_restart(self, src, dst, restart, written, *args):
+        """Runs nbdpp copy ARGS SRC DST and, half a second in, once the file WRITTEN holds
+        data, restart()s the server; the copy must still be running then.  Returns the
+        CompletedProcess of the copy."""
+        p = subprocess.Popen([NBDPP, "copy", "-C", "4", "-R", "2", "--request-size", "64K",
+                              *args, src, dst], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+        def reap():
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
+        self.addCleanup(reap)
+        time.sleep(0.5)  # not to synchronise: the kill should come in the middle of the copy
+        deadline = time.monotonic() + TIMEOUT
+        while not (os.path.exists(written) and allocated(written) > 0):
+            self.assertLess(time.monotonic(), deadline, f"nothing reached {written}")
+            time.sleep(0.01)
+        if p.poll() is not None:
+            self.fail("the copy ended before the server was killed: "
+                      f"{p.communicate()[1].decode(errors='replace')}")
+        restart()
+        return self.finish(p)
+
+    def assert_copied(self, r, src, dst):
+        self.assertEqual(r.returncode, 0, r.stderr.decode(errors="replace") + self.server_logs())
+        # Every connection was lost and made again, once.
+        self.assertRegex(r.stderr.decode(), r"nbdpp: nbd\+unix:.*: connected again 4 times\n")
+        self.assertIn(f"nbdpp: copied {self.SIZE} bytes".encode(), r.stderr)
+        self.assertEqual(sha256(dst), sha256(src))
+
+    def random_image(self, name):
+        path = self.path(name)
+        with open(path, "wb") as f:
+            f.write(os.urandom(self.SIZE))
+        return path
+
+    def empty_image(self, name):
+        path = self.path(name)
+        with open(path, "wb") as f:
+            f.truncate(self.SIZE)
+        return path
+
+    def slow_file_export(self, disk):
+        # 20 ms per write, 8 writes in flight (4 connections of 2): about 1.5 s in all.
+        return self.restartable_nbdkit("file", disk, "wdelay=20ms", filters=["delay"])
+
+    def test_file_to_nbdkit_survives_a_restart(self):
+        src = self.random_image("in.img")
+        disk = self.empty_image("disk.img")
+        uri, restart = self.slow_file_export(disk)
+        r = self.copy_through_restart(src, uri, restart, disk, "--reconnect-delay=20000")
+        self.assert_copied(r, src, disk)
+
+    def test_nbdkit_to_file_survives_a_restart(self):
+        # The source side: reads, and the base:allocation context negotiated again.
+        disk = self.random_image("disk.img")
+        uri, restart = self.restartable_nbdkit("file", disk, "rdelay=20ms", filters=["delay"])
+        out = self.path("out.img")
+        r = self.copy_through_restart(uri, out, restart, out, "--reconnect-delay=20000")
+        self.assert_copied(r, disk, out)
+
+    def test_qemu_nbd_to_file_survives_a_restart(self):
+        disk = self.random_image("disk.img")
+        # qemu's throttle driver reads 16 MB/s: about 2 s for the image.
+        uri, restart = self.restartable_qemu_nbd(
+            "--object", "throttle-group,id=tg0,x-bps-read=16000000", "--image-opts",
+            f"driver=throttle,throttle-group=tg0,file.driver=raw,file.file.driver=file,"
+            f"file.file.filename={disk}")
+        out = self.path("out.img")
+        r = self.copy_through_restart(uri, out, restart, out, "--reconnect-delay=20000")
+        self.assert_copied(r, disk, out)
+
+    def test_without_reconnect_delay_a_restart_fails_the_copy(self):
+        src = self.random_image("in.img")
+        disk = self.empty_image("disk.img")
+        uri, restart = self.slow_file_export(disk)
+        r = self.copy_through_restart(src, uri, restart, disk)
+        self.assert_one_error_line(r, 1, r"^nbdpp: nbd\+unix:.*: connection \d+ lost: "
+                                         r"nbd_aio_notify_\w+: ")
+
+    def test_timeout_fails_a_stalled_copy_quickly(self):
+        uri = self.nbdkit("pattern", "16M", "rdelay=5", filters=["delay"])
+        t0 = time.monotonic()
+        r = self.nbdpp("copy", "--timeout=300", uri, self.path("out.img"), ok=False)
+        elapsed = time.monotonic() - t0
+        self.assert_one_error_line(r, 1, r"^nbdpp: nbd\+unix:.*: no reply for 300 ms: "
+                                         r"Connection timed out$")
+        self.assertLess(elapsed, 3.0, r.stderr.decode(errors="replace"))
+
+    def test_info_with_both_options(self):
+        uri = self.nbdkit("memory", "1M")
+        r = self.nbdpp("info", "--timeout=5000", "--reconnect-delay=1000", "--size", uri)
+        self.assertEqual(r.stdout, b"1048576\n")
+
+    def test_timeout_bounds_info(self):
+        # The handshake itself stalls: nbdkit's delay filter has no delay for it, but a server
+        # that never accepts does (a listening socket nobody serves).
+        path = self.path("silent.sock")
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(path)
+        listener.listen(4)
+        self.addCleanup(listener.close)
+        t0 = time.monotonic()
+        r = self.nbdpp("info", "--timeout=300", f"nbd+unix:///?socket={path}", ok=False)
+        self.assertLess(time.monotonic() - t0, 3.0)
+        self.assert_one_error_line(r, 1, r"timed out after 300 ms")
 
 
 def main():
