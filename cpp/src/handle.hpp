@@ -241,6 +241,12 @@ struct nbd_handle {
 
 namespace nbd {
 
+// The state group the API sees: a reconnecting handle stays connected, whichever handshake
+// state its attempt is in.
+inline uint32_t public_group(const nbd_handle& h) {
+  return h.reconnect.active ? kConnected : state_group(h.state);
+}
+
 // The name a TLS session checks the server's certificate against and sends as SNI, as
 // nbd_get_tls_hostname reports it: the one set with nbd_set_tls_hostname (or tls-hostname= in
 // a URI), else the TCP host connected to; empty (the chain alone is checked) on a Unix

@@ -110,7 +110,22 @@ class Reconnect : public ::testing::Test {
   }
   void TearDown() override { nbd_close(h_); }
 
+  enum class Serve { NbdkitFile, QemuNbd };
+  // nbdkit's file plugin or qemu-nbd serving a fresh image_ of size, and h_ connected to it
+  // with a long reconnect delay; nullptr (after a failure) if it did not start.
+  std::unique_ptr<nbd_test::Server> connect_to(Serve how, const char* size, bool tcp = false) {
+    image_ = make_image(dir_.path(), size);
+    auto server = how == Serve::QemuNbd ? nbd_test::start_qemu_nbd(image_, "raw", {}, tcp)
+                                        : nbd_test::start_nbdkit({"file", image_}, tcp);
+    if (!server)
+      return nullptr;
+    EXPECT_EQ(nbd_set_reconnect_delay(h_, kDelayMs), 0);
+    EXPECT_EQ(nbd_connect_uri(h_, server->uri().c_str()), 0) << nbd_get_error();
+    return server;
+  }
+
   nbd_handle* h_ = nullptr;
+  std::string image_;
   nbd_test::TmpDir dir_;
 };
 
@@ -149,22 +164,16 @@ TEST_F(Reconnect, AConcurrentWriterAndADelayExcludeEachOther) {
 
 TEST_F(Reconnect, QemuNbdKilledAndRestartedOnTheSameSocket) {
   NBD_TEST_REQUIRE_PROGRAM("qemu-nbd");
-  const std::string image = make_image(dir_.path(), "8M");
-  auto server = nbd_test::start_qemu_nbd(image, "raw");
+  auto server = connect_to(Serve::QemuNbd, "8M");
   ASSERT_TRUE(server);
-  ASSERT_EQ(nbd_set_reconnect_delay(h_, kDelayMs), 0);
-  ASSERT_EQ(nbd_connect_uri(h_, server->uri().c_str()), 0) << nbd_get_error();
   stream_across_restart(h_, *server);
 }
 
 TEST_F(Reconnect, NbdkitFileKilledAndRestartedOnTheSamePort) {
   NBD_TEST_REQUIRE_PROGRAM("nbdkit");
   NBD_TEST_REQUIRE_PROGRAM("qemu-img");
-  const std::string image = make_image(dir_.path(), "8M");
-  auto server = nbd_test::start_nbdkit({"file", image}, true);
+  auto server = connect_to(Serve::NbdkitFile, "8M", true);  // nbd://127.0.0.1:PORT/
   ASSERT_TRUE(server);
-  ASSERT_EQ(nbd_set_reconnect_delay(h_, kDelayMs), 0);
-  ASSERT_EQ(nbd_connect_tcp(h_, server->host().c_str(), server->port().c_str()), 0) << nbd_get_error();
   stream_across_restart(h_, *server);
 }
 
@@ -206,13 +215,10 @@ TEST_F(Reconnect, AServerAwayLongerThanTheDelayLeavesTheHandleDead) {
 
 TEST_F(Reconnect, ASmallerExportIsRefused) {
   NBD_TEST_REQUIRE_PROGRAM("qemu-nbd");
-  const std::string image = make_image(dir_.path(), "8M");
-  auto server = nbd_test::start_qemu_nbd(image, "raw");
+  auto server = connect_to(Serve::QemuNbd, "8M");
   ASSERT_TRUE(server);
-  ASSERT_EQ(nbd_set_reconnect_delay(h_, kDelayMs), 0);
-  ASSERT_EQ(nbd_connect_uri(h_, server->uri().c_str()), 0) << nbd_get_error();
   server->kill_now();
-  ASSERT_EQ(truncate(image.c_str(), 4 << 20), 0);
+  ASSERT_EQ(truncate(image_.c_str(), 4 << 20), 0);
   ASSERT_TRUE(server->restart());
   std::vector<char> buf(4096);
   EXPECT_EQ(nbd_pread(h_, buf.data(), buf.size(), 0, 0), -1);
@@ -223,11 +229,8 @@ TEST_F(Reconnect, ASmallerExportIsRefused) {
 TEST_F(Reconnect, AnInterruptedReadLeavesTheReconnectionGoing) {
   NBD_TEST_REQUIRE_PROGRAM("nbdkit");
   NBD_TEST_REQUIRE_PROGRAM("qemu-img");
-  const std::string image = make_image(dir_.path(), "1M");
-  auto server = nbd_test::start_nbdkit({"file", image});
+  auto server = connect_to(Serve::NbdkitFile, "1M");
   ASSERT_TRUE(server);
-  ASSERT_EQ(nbd_set_reconnect_delay(h_, kDelayMs), 0);
-  ASSERT_EQ(nbd_connect_uri(h_, server->uri().c_str()), 0) << nbd_get_error();
   server->kill_now();
   // The read blocks while the handle tries to reconnect; another thread interrupts it.
   std::vector<char> buf(4096, '\xaa');
@@ -319,11 +322,8 @@ TEST_F(Reconnect, OptModeAndMetaContextsAreNegotiatedAgain) {
 TEST_F(Reconnect, AnEventLoopFollowsTheDescriptor) {
   NBD_TEST_REQUIRE_PROGRAM("nbdkit");
   NBD_TEST_REQUIRE_PROGRAM("qemu-img");
-  const std::string image = make_image(dir_.path(), "1M");
-  auto server = nbd_test::start_nbdkit({"file", image});
+  auto server = connect_to(Serve::NbdkitFile, "1M");
   ASSERT_TRUE(server);
-  ASSERT_EQ(nbd_set_reconnect_delay(h_, kDelayMs), 0);
-  ASSERT_EQ(nbd_connect_uri(h_, server->uri().c_str()), 0) << nbd_get_error();
   server->kill_now();
   std::vector<char> data(8192, 'e');
   Write w;

@@ -183,20 +183,29 @@ void append_filter(nbd_handle& h, uint64_t count, const std::vector<uint32_t>& i
   }
 }
 
-// check_request, against the export as the lost connection had it while the handle
-// reconnects.
-int checked_request(nbd_handle& h, CommandSpec& s, std::vector<uint32_t>& ids) {
-  if (!h.reconnect.active)
-    return check_request(h, s, ids);
-  swap_export_facts(h, h.reconnect.before);
-  const int r = check_request(h, s, ids);
-  swap_export_facts(h, h.reconnect.before);
-  return r;
-}
+// While the handle reconnects, what it knows of the export is what the lost connection had
+// (h.reconnect.before), for the checks of the commands issued meanwhile: swapped in for the
+// scope of this object.  Costs a test otherwise.
+class FactsOfLostConnection {
+ public:
+  explicit FactsOfLostConnection(nbd_handle& h) : h_(h), swapped_(h.reconnect.active) {
+    if (swapped_) [[unlikely]]
+      swap_export_facts(h_, h_.reconnect.before);
+  }
+  ~FactsOfLostConnection() {
+    if (swapped_) [[unlikely]]
+      swap_export_facts(h_, h_.reconnect.before);
+  }
+  FactsOfLostConnection(const FactsOfLostConnection&) = delete;
+  FactsOfLostConnection& operator=(const FactsOfLostConnection&) = delete;
 
-}  // namespace
+ private:
+  nbd_handle& h_;
+  bool swapped_;
+};
 
-void queue_request(nbd_handle& h, Command& c) {
+// Queues c's request and payload (queue_request), inlined into issue_command.
+[[gnu::always_inline]] inline void encode_request(nbd_handle& h, Command& c) {
   c.wire_offset = h.out.end_offset();
   // With PAYLOAD_LEN (extended headers only) the length is the payload's.
   const bool payload_len = (c.flags & kCmdFlagPayloadLen) != 0 && h.extended_headers;
@@ -211,6 +220,10 @@ void queue_request(nbd_handle& h, Command& c) {
   c.wire_end = h.out.end_offset();
 }
 
+}  // namespace
+
+void queue_request(nbd_handle& h, Command& c) { encode_request(h, c); }
+
 void update_connected_state(nbd_handle& h) {
   // As in libnbd, "processing" means in the middle of sending requests or receiving a reply;
   // commands merely waiting for their replies leave the handle ready.
@@ -221,11 +234,16 @@ void update_connected_state(nbd_handle& h) {
 }
 
 int64_t issue_command(nbd_handle& h, CommandSpec spec, const CommandClosures& closures) {
-  std::vector<uint32_t> ids;
-  if (checked_request(h, spec, ids) == -1)
-    return -1;
+  // A filtered block status's context ids go straight into the command.
   std::unique_ptr<Command> cmd = h.cmd_pool.get();
   Command& c = *cmd;
+  {
+    FactsOfLostConnection facts(h);
+    if (check_request(h, spec, c.filter_ids) == -1) {
+      h.cmd_pool.put(std::move(cmd));
+      return -1;
+    }
+  }
   c.cookie = h.next_cookie++;
   c.type = spec.type;
   c.flags = static_cast<uint16_t>(spec.flags);
@@ -244,10 +262,9 @@ int64_t issue_command(nbd_handle& h, CommandSpec spec, const CommandClosures& cl
     c.extent64 = std::move(*closures.extent64);
 
   c.filtered = spec.contexts != nullptr;
-  c.filter_ids = std::move(ids);
   // While the handle reconnects the request waits: the reconnection sends every command.
-  if (!h.reconnect.active)
-    queue_request(h, c);
+  if (!h.reconnect.active) [[likely]]
+    encode_request(h, c);
   const auto cookie = static_cast<int64_t>(c.cookie);
   h.cmds.insert(std::move(cmd));  // c may be retired (and recycled) from here on
   // Send now, as far as the socket takes it; replies wait for the caller's next poll or

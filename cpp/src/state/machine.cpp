@@ -215,10 +215,6 @@ int watched_fd(const nbd_handle& h) {
   return h.state == State::Reconnect ? h.reconnect.timer.get() : -1;
 }
 
-uint32_t public_group(const nbd_handle& h) {
-  return h.reconnect.active ? kConnected : state_group(h.state);
-}
-
 void kill_connection(nbd_handle& h, int err) {
   if (h.debug_enabled())
     debug(h, "connection dead: %s", std::strerror(err));

@@ -109,9 +109,6 @@ void swap_export_facts(nbd_handle& h, ExportFacts& f);
 // delay has passed in the middle of an attempt.
 int reconnect_poll_ms(const nbd_handle& h, int timeout_ms);
 bool reconnect_overdue(const nbd_handle& h);
-// The state group the API sees: a reconnecting handle stays connected, whichever handshake
-// state its attempt is in.
-uint32_t public_group(const nbd_handle& h);
 // The descriptor the handle waits on (nbd_aio_get_fd): the socket, the timer of the next
 // attempt of a reconnection, or -1.
 int watched_fd(const nbd_handle& h);

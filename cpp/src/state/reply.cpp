@@ -307,7 +307,9 @@ Io send_step(nbd_handle& h) {
 }  // namespace
 
 int send_queued(nbd_handle& h) {
-  if (state_group(h.state) != kConnected || h.reconnect.active)
+  // While the handle reconnects nothing is queued (State::Reconnect) or the handshake's
+  // states are not kConnected.
+  if (state_group(h.state) != kConnected)
     return 0;
   if (h.send_full || send_step(h) != Io::Error) {
     update_connected_state(h);  // processing only while bytes still wait for the socket
