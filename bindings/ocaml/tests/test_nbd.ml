@@ -14,4 +14,5 @@ let () =
       ("09-errors", T09_errors.tests);
       ("10-lifetimes", T10_lifetimes.tests);
       ("11-concurrent-writer", T11_writer.tests);
+      ("12-timeouts", T12_timeouts.tests);
     ]

@@ -1,5 +1,6 @@
 // common/mod.rs: what every numbered test uses: temporary directories, nbdkit started as a child
-// on a private Unix socket (or a free TCP port) and stopped by its pid, and closure counters.
+// on a private Unix socket (or a free TCP port) and stopped by its pid, one that can be killed
+// and started again on the same socket, and closure counters.
 #![allow(dead_code)]
 
 use std::ffi::c_int;
@@ -16,6 +17,7 @@ pub const EBUSY: i32 = 16;
 pub const EINVAL: i32 = 22;
 pub const ERANGE: i32 = 34;
 pub const ENOTCONN: i32 = 107;
+pub const ETIMEDOUT: i32 = 110;
 pub const ECANCELED: i32 = 125;
 
 pub const MIB: u64 = 1024 * 1024;
@@ -63,6 +65,7 @@ impl Drop for TempDir {
 extern "C" {
     fn kill(pid: c_int, sig: c_int) -> c_int;
 }
+const SIGKILL: c_int = 9;
 const SIGTERM: c_int = 15;
 
 /// An nbdkit child serving one export.  It reports readiness through a pipe: `--run` starts a
@@ -149,6 +152,89 @@ impl Drop for Nbdkit {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// nbdkit serving a file of its own on a Unix socket, without `--run`, so that the test can
+/// kill it with SIGKILL and start it again on the same socket with the same data: for tests of
+/// reconnection (nbd_set_reconnect_delay).
+pub struct Restartable {
+    child: Option<Child>,
+    args: Vec<String>,
+    pub uri: String,
+    dir: TempDir,
+}
+
+impl Restartable {
+    /// `nbdkit [FILTERS...] file DISK [PARAMS...]` on a zeroed disk of `size` bytes: `filters`
+    /// go before the plugin, `params` after it.
+    pub fn file(size: u64, filters: &[&str], params: &[&str]) -> Restartable {
+        let dir = TempDir::new();
+        let disk = dir.path().join("disk");
+        std::fs::File::create(&disk).and_then(|f| f.set_len(size)).expect("create the disk");
+        let socket = dir.path().join("sock");
+        let mut args: Vec<String> =
+            ["-f", "--exit-with-parent", "-P"].iter().map(|a| a.to_string()).collect();
+        args.push(dir.path().join("pid").display().to_string());
+        args.extend(["-U".to_owned(), socket.display().to_string()]);
+        args.extend(filters.iter().map(|a| a.to_string()));
+        args.extend(["file".to_owned(), disk.display().to_string()]);
+        args.extend(params.iter().map(|a| a.to_string()));
+        let uri = format!("nbd+unix:///?socket={}", socket.display());
+        let mut s = Restartable { child: None, args, uri, dir };
+        s.start();
+        s
+    }
+
+    /// Starts the server (again), once the old one is gone; returns once it listens, that is
+    /// once it has written its pidfile.
+    pub fn start(&mut self) {
+        assert!(self.child.is_none(), "the server still runs");
+        // nbdkit leaves both behind when killed, and binds the socket anew.
+        let pidfile = self.dir.path().join("pid");
+        let _ = std::fs::remove_file(&pidfile);
+        let _ = std::fs::remove_file(self.dir.path().join("sock"));
+        let mut child = Command::new("nbdkit")
+            .args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("cannot run nbdkit");
+        for _ in 0..1000 {
+            if std::fs::read_to_string(&pidfile).is_ok_and(|p| !p.trim().is_empty()) {
+                self.child = Some(child);
+                return;
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("nbdkit {} exited ({status}) before it was ready", self.args.join(" "));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("nbdkit {} wrote no pidfile within 5 s", self.args.join(" "));
+    }
+
+    /// Kills the server with SIGKILL and reaps it: its clients see their connection reset.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // SAFETY: kill has no memory-safety preconditions; the pid is our unreaped child.
+            unsafe { kill(child.id() as c_int, SIGKILL) };
+            let _ = child.wait();
+        }
+    }
+
+    /// Kills the server and starts it again at once.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.start();
+    }
+}
+
+impl Drop for Restartable {
+    fn drop(&mut self) {
+        self.kill();
     }
 }
 

@@ -23,10 +23,12 @@ use crate::handle::{Phase, Shared};
 /// Events handled in one poll before the task yields to the others on its thread.
 const STEPS_PER_POLL: usize = 64;
 
-/// The driver's watch on the handle's socket: a duplicate of the descriptor, so that closing
-/// the registration never touches a descriptor of the same number that the library may have
-/// opened after closing its own; and which socket it is, to notice the library replacing it
-/// (connecting to the next address of a host name).
+/// The driver's watch on the handle's descriptor: a duplicate of it, so that closing the
+/// registration never touches a descriptor of the same number that the library may have
+/// opened after closing its own; and which file it is, to notice the library replacing it
+/// under the same number (connecting to the next address of a host name, or connecting again
+/// after a lost connection, where the descriptor is a timer between attempts and then the new
+/// socket, which often takes the old one's number).
 pub(crate) struct Registration {
     afd: AsyncFd<OwnedFd>,
     fd: RawFd,
@@ -97,7 +99,7 @@ fn step(shared: &Shared, cx: &mut Context<'_>) -> Step {
         return Step::Wait; // created, or negotiating with no option request in flight
     }
     let mut reg = shared.reg.lock().unwrap_or_else(PoisonError::into_inner);
-    let afd = match register(&mut reg, h, phase) {
+    let afd = match register(&mut reg, h) {
         Ok(afd) => afd,
         Err(e) => {
             drop(reg);
@@ -177,11 +179,11 @@ fn notify(shared: &Shared, call: fn(&Handle) -> nbd::Result<()>) {
 fn register<'a>(
     reg: &'a mut Option<Registration>,
     h: &Handle,
-    phase: Phase,
 ) -> io::Result<&'a AsyncFd<OwnedFd>> {
     let fd = h.aio_get_fd().map_err(io::Error::from)?;
+    // Asked after every step: a step may have replaced the descriptor (nbd_aio_get_fd(3)).
     let same = match reg {
-        Some(r) if r.fd == fd => phase != Phase::Connecting || r.socket == socket_of(fd)?,
+        Some(r) if r.fd == fd => r.socket == socket_of(fd)?,
         _ => false,
     };
     if !same {
@@ -201,7 +203,7 @@ fn register<'a>(
     Ok(&reg.as_ref().expect("registered just now").afd)
 }
 
-/// Which socket fd is: its device and inode numbers.
+/// Which file fd is: its device and inode numbers.
 fn socket_of(fd: RawFd) -> io::Result<(u64, u64)> {
     // SAFETY: fd is open; ManuallyDrop leaves it open.
     let file = ManuallyDrop::new(unsafe { File::from_raw_fd(fd) });

@@ -83,6 +83,8 @@ impl Shared {
         } else if h.aio_is_negotiating() {
             Phase::Negotiating
         } else {
+            // Ready or processing, which includes connecting again after a lost connection
+            // (nbd_set_reconnect_delay): the commands in flight wait for the new connection.
             Phase::Connected
         }
     }

@@ -28,7 +28,11 @@
 //! the direction may have changed.  Nothing polls in a loop: between events the task sleeps.
 //! The task watches a duplicate of the descriptor, so that the socket the library closes or
 //! replaces (while connecting to another address, or when the connection ends) can never take
-//! another registration of the same number with it.
+//! another registration of the same number with it.  After every step it checks which file the
+//! handle's descriptor is and registers it again if the library replaced it: a handle with a
+//! reconnect delay ([`nbd::Handle::set_reconnect_delay`]) that lost its connection watches a
+//! timer between attempts, then the new socket, which often has the lost one's number.  The
+//! futures in flight wait through the reconnection and resolve with their commands' outcomes.
 //!
 //! Each command gets a completion callback that hands its error code to the command's own
 //! future through a oneshot channel: a result reaches exactly one future.  Calls that have no
@@ -50,6 +54,11 @@
 //!   call took (an extent callback, say) may still run until then.
 //!   [`AsyncHandle::drain`] waits until no command is in flight, abandoned ones included.
 //! - A future does nothing until it is first polled; the call is issued by that first poll.
+//!
+//! Dropping a future is therefore how one command is interrupted, with `tokio::time::timeout`
+//! or `select!`: it is abandoned as a synchronous command that timed out is, and the handle and
+//! the other commands go on.  [`nbd::Handle::set_timeout`] and [`nbd::Handle::interrupt`] bound
+//! only calls that block, which the methods of `AsyncHandle` never do.
 //!
 //! # Errors and the end of a connection
 //!

@@ -1,6 +1,7 @@
 // async_test.rs: nbd_tokio::AsyncHandle against nbdkit: hundreds of reads and writes in flight
 // with their data checked, futures dropped mid-read (the buffer stays leased, the handle goes
-// on), the server killed mid-request (every future resolves with a fatal error), connect errors,
+// on), the server killed mid-request (every future resolves with a fatal error) or killed and
+// started again under a handle that reconnects (every future resolves Ok), connect errors,
 // option mode, and the handle dropped with commands in flight.  The ctest rust_tokio_valgrind
 // runs the same tests under memcheck.
 #[path = "../../tests/common/mod.rs"]
@@ -13,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::Duration;
 
-use common::{have_nbdkit, pattern, DropCounter, Nbdkit, EINVAL, EIO, ENOTCONN, MIB};
+use common::{have_nbdkit, pattern, DropCounter, Nbdkit, Restartable, EINVAL, EIO, ENOTCONN, MIB};
 use nbd::{AioBuffer, CmdFlags, Error, NbdExtent};
 use nbd_tokio::AsyncHandle;
 
@@ -557,4 +558,71 @@ async fn dropping_the_handle_with_commands_in_flight() {
     drop(h);
     assert_eq!(freed.dropped(), 1);
     assert!(!buf.is_busy());
+}
+
+#[tokio::test]
+async fn many_in_flight_across_server_restarts() {
+    if !have_nbdkit() {
+        return;
+    }
+    const N: usize = 64;
+    const BS: usize = 4096;
+    const ROUNDS: usize = 2;
+    // Every request is held 50 ms, so that all of them are in flight when the server dies.
+    let mut server = Restartable::file(MIB, &["--filter=delay"], &["rdelay=50ms", "wdelay=50ms"]);
+    let h = AsyncHandle::new().unwrap();
+    h.handle().set_reconnect_delay(10_000).unwrap();
+    h.connect_uri(&server.uri).await.unwrap();
+    let h = &h;
+    h.pwrite(&AioBuffer::from(pattern(0, N * BS)), 0, None).await.unwrap();
+
+    // Each round: reads of the region written last and writes of the next one, in flight
+    // together; the server is killed and started again on the same socket once all are
+    // issued.  The descriptor the driver watches changes underneath it: a timer perhaps, then
+    // a new socket, which the second time takes the number of the one it replaces (the timer
+    // keeps its own).
+    for round in 0..ROUNDS {
+        let (from, to) = (round * N * BS, (round + 1) * N * BS);
+        let bufs: Vec<AioBuffer> =
+            (0..N).map(|i| AioBuffer::from(pattern((to + i * BS) as u64, BS))).collect();
+        type Job<'a> = Pin<Box<dyn Future<Output = nbd::Result<Option<Vec<u8>>>> + 'a>>;
+        let mut jobs: Vec<Job> = Vec::new();
+        for (i, b) in bufs.iter().enumerate() {
+            let at = (from + i * BS) as u64;
+            jobs.push(Box::pin(async move { h.pread_vec(BS, at, None).await.map(Some) }));
+            let at = (to + i * BS) as u64;
+            jobs.push(Box::pin(async move { h.pwrite(b, at, None).await.map(|_| None) }));
+        }
+        let mut in_flight = 0;
+        let all = join_all(jobs, || {
+            in_flight = h.handle().aio_in_flight().unwrap();
+            server.restart();
+        });
+        let results = tokio::time::timeout(PATIENCE, all).await.expect("a future never resolved");
+        assert_eq!(in_flight, 2 * N as u32);
+        for (j, r) in results.into_iter().enumerate() {
+            if let Some(v) = r.unwrap_or_else(|e| panic!("round {round}, command {j}: {e:?}")) {
+                assert_eq!(v, pattern((from + j / 2 * BS) as u64, BS), "read {}", j / 2);
+            }
+        }
+        assert_eq!(h.handle().stats_reconnections(), round as u64 + 1);
+        assert!(driver_watches_the_socket(h), "round {round}: the driver watches a stale socket");
+    }
+    let all = (ROUNDS + 1) * N * BS;
+    assert_eq!(h.pread_vec(all, 0, None).await.unwrap(), pattern(0, all));
+    h.disconnect(None).await.unwrap();
+}
+
+/// Whether the driver watches the handle's socket now: some descriptor of this process other
+/// than the handle's own is the same socket (the driver's duplicate).  A driver that kept the
+/// duplicate of a lost socket whose number the new one took would wait on a dead socket (which
+/// is ready at every poll, so that the driver would spin rather than hang).
+fn driver_watches_the_socket(h: &AsyncHandle) -> bool {
+    let fd = h.handle().aio_get_fd().unwrap().to_string();
+    let socket = std::fs::read_link(format!("/proc/self/fd/{fd}")).unwrap();
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_str() != Some(fd.as_str()))
+        .any(|e| std::fs::read_link(e.path()).is_ok_and(|t| t == socket))
 }
