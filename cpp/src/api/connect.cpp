@@ -1,5 +1,4 @@
 // connect.cpp: the connect calls.  Each sync call is its aio form plus a wait for the handshake.
-#include <fcntl.h>
 #include <linux/vm_sockets.h>
 #include <netdb.h>
 #include <signal.h>
@@ -11,9 +10,7 @@
 #include <cerrno>
 #include <cstddef>
 #include <cstring>
-#include <iterator>
 #include <string>
-#include <string_view>
 #include <vector>
 
 #include "error.hpp"

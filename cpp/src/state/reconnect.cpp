@@ -51,7 +51,6 @@ bool lost_connection(int err) {
   }
 }
 
-
 // The last error's message without the name of the call it was recorded in.
 std::string last_error_text() {
   const char* e = last_error();
