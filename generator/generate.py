@@ -24,11 +24,15 @@ from nbdgen.validate import validate  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 BANNER = "GENERATED from api.yaml by generator/generate.py: DO NOT EDIT."
 # The language modules; each has KIND_TABLES, its per-kind tables checked before rendering.
-# (lang_rust_async has none: nbd-tokio's methods take the nbd crate's parameters, lang_rust's.)
-LANGUAGES = (lang_c, lang_cpp, lang_man, lang_rust, lang_rust_compat, lang_ocaml)
-# The language whose helpers render each target's templates (lang_rust's serve the nbd crate,
-# the libnbd compatibility crate and nbd-tokio alike).
+# (lang_rust_async's covers argument kinds only: nbd-tokio's methods take the nbd crate's
+# parameters, lang_rust's, and discard the result of the nbd method they call.)
+LANGUAGES = (lang_c, lang_cpp, lang_man, lang_rust, lang_rust_async, lang_rust_compat,
+             lang_ocaml)
+# The language whose helpers render each target's templates (lang_rust's serve the nbd crate and
+# the libnbd compatibility crate) ...
 TARGETS = {"c": lang_c, "cpp": lang_cpp, "man": lang_man, "rust": lang_rust, "ocaml": lang_ocaml}
+# ... but for the templates of a language with helpers of its own (nbd-tokio's, in target rust).
+OWN_HELPERS = {"rust/async_api.rs.j2": lang_rust_async}
 
 
 def environment(language):
@@ -111,12 +115,14 @@ def main(argv=None):
         return 0
     if not args.outdir:
         ap.error("OUTDIR is required unless --check is given")
-    envs = {target: environment(language) for target, language in TARGETS.items()}
+    envs = {language: environment(language)
+            for language in set(TARGETS.values()) | set(OWN_HELPERS.values())}
     written, rendered = 0, set()
     for target, rel, template, extra in outputs(api):
         if args.only and target not in args.only:
             continue
-        text = envs[target].get_template(template).render(api=api, banner=BANNER, **extra)
+        env = envs[OWN_HELPERS.get(template, TARGETS[target])]
+        text = env.get_template(template).render(api=api, banner=BANNER, **extra)
         written += write_if_changed(os.path.join(args.outdir, rel), text)
         rendered.add(rel)
     if not args.only or "man" in args.only:

@@ -11,7 +11,7 @@ argument and result becomes is declared once per kind in KindTables (RustArg, Ru
 CallbackArg entries of format strings); method() turns a call into a view by looking its kinds
 up, for this crate and for lang_rust_compat's (a Crate names the tables), and the templates
 under templates/rust/ lay the views out with the helpers in HELPERS (wrap, let_lines,
-unsafe_call) -- the same for the nbd, libnbd and nbd-tokio crates.
+unsafe_call) -- the same for the nbd and libnbd crates (nbd-tokio's are lang_rust_async's).
 
 Type map, Rust side (the C side is in lang_c):
   bool -> bool; int -> i32; uint32 -> u32; uint64 -> u64; size, uintptr -> usize;
@@ -700,5 +700,5 @@ def _unsafe_call(head, fn, args):
     return [f"{head}unsafe {{"] + _wrap(fn, args, 4, width=WIDTH - 8) + ["};"]
 
 
-# What the templates under templates/rust/ call (for all three crates).
+# What the templates of the nbd and libnbd crates under templates/rust/ call.
 HELPERS = {"wrap": _wrap, "let_lines": _let, "unsafe_call": _unsafe_call}

@@ -14,12 +14,15 @@ of api.yaml, named without the `aio_` prefix (as libnbd's own crate names them):
 An asynchronous call that fits none of these fails generation by name.  A call with a
 persistent read buffer also gets a `<name>_vec` form that allocates the buffer and returns its
 bytes.  Arguments have the types of the nbd crate's methods (lang_rust.param, from lang_rust's
-per-kind tables: this module has none of its own), and the method passes them to the nbd method
-of the same call unchanged.
+per-kind tables), and the method passes them to the nbd method of the same call unchanged; what
+else an argument of each kind needs (it is the completion, or the `_vec` form's buffer) is this
+module's KindTable.  view() gives each call's names, parameters and each argument's handling;
+templates/rust/async_api.rs.j2 lays the methods out with the helpers in HELPERS.
 """
 from types import SimpleNamespace
 
 from . import lang_rust as rs
+from .model import ARG_KINDS, KindTable
 
 # Calls without a completion closure, and the handle state that ends them (a variant of the
 # runtime's `Until`, bindings/rust/tokio/src/handle.rs): Connected once the handle has left the
@@ -48,10 +51,28 @@ _HAND_WRITTEN = {"new", "from_handle", "handle", "drain", "completion", "until",
 # Locals of the generated bodies (a `_vec` form names its buffer after the argument it replaces).
 _LOCALS = {"done", "done_callback"}
 
+# ---- Per-kind table (a KindTable: it covers the model's argument kinds exactly) ---------------
 
-def _completion(call):
-    return next((a for a in call.optargs + call.args
-                 if a.kind == "closure" and a.closure == "completion"), None)
+# What the async forms of a call do with an argument of each kind (the template spells each):
+PASSED = "passed"          # taken as the nbd crate's parameter, passed on unchanged
+COMPLETION = "completion"  # made by the method: the completion whose outcome it awaits
+VEC_BUFFER = "vec_buffer"  # passed on; the `_vec` form takes its length and allocates it
+# Variants (_handling): "completion" for the completion closure, "persist" for a persistent buffer.
+_ARG = KindTable("lang_rust_async", "async arguments", ARG_KINDS, {
+    **dict.fromkeys(("bool", "int", "uint32", "uint64", "size", "uintptr", "string", "path",
+                     "string_list", "fd", "enum", "flags", "bytes_in", "sockaddr"), PASSED),
+    "closure": {"": PASSED, "completion": COMPLETION},
+    "bytes_out": {"": PASSED, "persist": VEC_BUFFER},
+})
+KIND_TABLES = [_ARG]
+
+
+def _handling(arg):
+    entry = _ARG[arg.kind]
+    if isinstance(entry, dict):
+        entry = entry["completion" if arg.kind == "closure" and arg.closure == "completion"
+                      else "persist" if arg.persist else ""]
+    return entry
 
 
 def _async_name(call):
@@ -101,54 +122,36 @@ def _check(call):
 
 
 def _method(call, api):
+    """The view of a call's async form, and of its `_vec` form if it has one (vec)."""
     _check(call)
-    completion = _completion(call)
-    if completion is not None:
-        kind = "completion"
+    handling = {a.name: _handling(a) for a in call.all_args}
+    for h in (COMPLETION, VEC_BUFFER):
+        if list(handling.values()).count(h) > 1:
+            raise ValueError(f"call {call.name}: two arguments of {h} handling have no async "
+                             "form")
+    args = [SimpleNamespace(ident=rs._ident(a.name), handling=handling[a.name],
+                            param=rs.param(a, call, api) if handling[a.name] != COMPLETION
+                            else None)
+            for a in call.all_args]
+    if COMPLETION in handling.values():
+        until = None
     elif call.name in _WAIT_FOR:
-        kind = _WAIT_FOR[call.name]
+        until = _WAIT_FOR[call.name]
     else:
         raise ValueError(f"call {call.name}: an asynchronous call without a completion closure "
                          "has no async form: name the state that ends it in _WAIT_FOR, or "
                          "list it in _DRIVER_CALLS (lang_rust_async.py)")
-    params, passed = [], []
-    for a in call.all_args:
-        if a is completion:
-            passed.append("done_callback")
-            continue
-        params.append(rs.param(a, call, api))
-        passed.append(rs._ident(a.name))
     name = _async_name(call)
-    if kind == "completion":
-        prelude = f'let (done_callback, done) = self.completion("{call.c_name}");'
-    else:
-        prelude = f'let done = self.until(Until::{kind}, "{call.c_name}");'
-    methods = [SimpleNamespace(
-        name=name, doc=_doc(call, api, kind),
-        sig=rs._wrap(f"pub async fn {rs._ident(name)}", ["&self"] + params, 4,
-                     " -> Result<()> {"),
-        body=(rs._let(prelude)
-              + _statement(f"self.issue(self.handle().{call.name}", passed, ")?;")
-              + ["done.await"]))]
-    out = next((a for a in call.args if a.persist and a.kind == "bytes_out"), None)
-    if out is not None:
-        vec_params = [f"{rs._ident(out.len)}: usize" if p == rs.param(out, call, api) else p
-                      for p in params]
-        buf = rs._ident(out.name)
-        inner = [("&" + buf if a is out else rs._ident(a.name)) for a in call.all_args
-                 if a is not completion]
-        methods.append(SimpleNamespace(
-            name=name + "_vec",
-            doc=rs._doc([rs._sentence(_vec_short(call, api)), ""] + rs._fill(
-                f"[`Self::{name}`] into a new buffer of `{out.len}` bytes, returned once the "
-                "command has completed; dropping the future frees the buffer when the command "
-                "retires.", rs.WIDTH - 8), 4),
-            sig=rs._wrap(f"pub async fn {name}_vec", ["&self"] + vec_params, 4,
-                         " -> Result<Vec<u8>> {"),
-            body=[f"let {buf} = AioBuffer::new({rs._ident(out.len)});"]
-            + _statement(f"self.{rs._ident(name)}", inner, ".await?;")
-            + [f"Ok(crate::handle::bytes_of(&{buf}))"]))
-    return methods
+    out = next((a for a in call.all_args if handling[a.name] == VEC_BUFFER), None)
+    vec = None if out is None else SimpleNamespace(
+        name=name + "_vec", buf=rs._ident(out.name), len=rs._ident(out.len),
+        doc=rs._doc([rs._sentence(_vec_short(call, api)), ""] + rs._fill(
+            f"[`Self::{name}`] into a new buffer of `{out.len}` bytes, returned once the "
+            "command has completed; dropping the future frees the buffer when the command "
+            "retires.", rs.WIDTH - 8), 4))
+    return SimpleNamespace(name=name, ident=rs._ident(name), call=call.name, c_name=call.c_name,
+                           doc=_doc(call, api, until or "completion"), args=args, until=until,
+                           vec=vec)
 
 
 def _vec_short(call, api):
@@ -167,15 +170,21 @@ def view(api):
     for call in api.calls:
         if not call.name.startswith("aio_") or call.name in _DRIVER_CALLS:
             continue
-        for m in _method(call, api):
-            if m.name in names:
-                raise ValueError(f"call {call.name}: its async form {m.name} clashes with "
+        m = _method(call, api)
+        for name in [m.name] + ([m.vec.name] if m.vec else []):
+            if name in names:
+                raise ValueError(f"call {call.name}: its async form {name} clashes with "
                                  "another method of AsyncHandle")
-            names.add(m.name)
-            methods.append(m)
+            names.add(name)
+        methods.append(m)
     return SimpleNamespace(methods=methods)
 
 
 def outputs(api, common):
     """(target, relative path, template, extra context): the file nbd-tokio includes."""
     yield "rust", "rust/async_api.rs", "rust/async_api.rs.j2", {"rsa": view(api)}
+
+
+# What templates/rust/async_api.rs.j2 calls: lang_rust's layout of a parameter list and of a
+# `let`, and a call statement in a method body.
+HELPERS = {"wrap": rs._wrap, "let_lines": rs._let, "statement": _statement}

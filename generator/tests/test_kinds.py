@@ -1,5 +1,6 @@
 # test_kinds.py: every language module covers every argument, closure argument and result kind
-# of the model, and a missing entry stops generation naming the language and the kind.
+# of the model (or the kind lists NOT_COVERED names for it), and a missing entry stops generation
+# naming the language and the kind.
 import contextlib
 import io
 import os
@@ -8,9 +9,15 @@ import unittest
 from unittest import mock
 
 import generate
+from nbdgen import lang_rust_async
 from nbdgen.model import ARG_KINDS, CLOSURE_ARG_KINDS, RET_KINDS, check_kind_tables
 
 MINI = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "mini.yaml")
+
+
+# The kind lists a language has no per-kind decisions for: nbd-tokio's methods take the nbd
+# crate's parameters (closures whole) and discard the result of the nbd method they call.
+NOT_COVERED = {lang_rust_async: {CLOSURE_ARG_KINDS.what, RET_KINDS.what}}
 
 
 class KindCoverage(unittest.TestCase):
@@ -20,7 +27,8 @@ class KindCoverage(unittest.TestCase):
             covered = {t.kinds.what for t in module.KIND_TABLES}
             with self.subTest(language=module.__name__):
                 self.assertEqual(covered, {k.what for k in (ARG_KINDS, CLOSURE_ARG_KINDS,
-                                                             RET_KINDS)})
+                                                             RET_KINDS)}
+                                 - NOT_COVERED.get(module, set()))
 
     def test_a_missing_entry_fails_generation_by_name(self):
         for module in generate.LANGUAGES:

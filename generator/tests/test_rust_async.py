@@ -1,6 +1,7 @@
 # test_rust_async.py: lang_rust_async refuses, by name, an asynchronous call it cannot give an
 # async form, and an argument that would clash with a local of the generated method; a call
-# without a completion waits for the state _WAIT_FOR names.
+# without a completion waits for the state _WAIT_FOR names; each argument's handling comes from
+# the module's KindTable.
 import os
 import tempfile
 import unittest
@@ -42,19 +43,39 @@ class RustAsync(unittest.TestCase):
     def test_forms_of_each_call(self):
         methods = {m.name: m for m in view_of().methods}
         # A read with a persistent buffer gets a _vec form; a connect waits for its state.
-        self.assertEqual(list(methods), ["pread", "pread_vec", "connect", "pwrite"])
-        self.assertIn('let done = self.until(Until::Connected, "nbd_aio_connect");',
-                      methods["connect"].body)
+        self.assertEqual(list(methods), ["pread", "connect", "pwrite"])
+        self.assertEqual([m.vec and m.vec.name for m in methods.values()],
+                         ["pread_vec", None, None])
+        self.assertEqual((methods["pread"].vec.buf, methods["pread"].vec.len), ("buf", "count"))
+        self.assertEqual(methods["connect"].until, "Connected")
+        self.assertIsNone(methods["pread"].until)
+
+    def test_handling_of_each_argument(self):
+        pread = view_of().methods[0]
+        self.assertEqual([(a.ident, a.handling) for a in pread.args], [
+            ("buf", lang_rust_async.VEC_BUFFER), ("offset", lang_rust_async.PASSED),
+            ("chunk_callback", lang_rust_async.PASSED),
+            ("completion_callback", lang_rust_async.COMPLETION),
+            ("flags", lang_rust_async.PASSED)])
+        # The completion is made by the method: it is no parameter.
+        self.assertEqual([a.param for a in pread.args][2:4],
+                         ["chunk_callback: impl FnMut(&[u8], u64, u32, &mut i32) -> i32 + Send "
+                          "+ 'static", None])
 
     def test_call_without_completion_waits_for_its_state(self):
         methods = {m.name: m for m in view_of(extra=AIO_ABORT).methods}
-        self.assertIn('let done = self.until(Until::Closed, "nbd_aio_opt_abort");',
-                      methods["opt_abort"].body)
+        self.assertEqual(methods["opt_abort"].until, "Closed")
 
     def test_unknown_call_without_completion_is_refused_by_name(self):
         with self.assertRaisesRegex(ValueError, "call aio_opt_bogus: an asynchronous call without "
                                     "a completion closure has no async form"):
             view_of(extra=AIO_ABORT.replace("aio_opt_abort", "aio_opt_bogus"))
+
+    def test_second_completion_is_refused_by_name(self):
+        with self.assertRaisesRegex(ValueError, "call aio_pread: two arguments of completion "
+                                    "handling have no async form"):
+            view_of("{name: chunk_callback, kind: closure, closure: chunk,",
+                    "{name: done_first, kind: closure, closure: completion,")
 
     def test_argument_clashing_with_a_local_is_refused(self):
         with self.assertRaisesRegex(ValueError, "call aio_pread: argument done clashes"):
