@@ -72,15 +72,27 @@ Transition finish_chunk(nbd_handle& h) {
 
 namespace {
 
+// Makes the command a reply names h.rcmd: true, or false with a protocol error recorded if no
+// command in flight has that cookie or its request has not all been sent yet.
+[[gnu::always_inline]] inline bool find_replied_command(nbd_handle& h, uint64_t cookie) {
+  h.rcmd = find_command(h, cookie);
+  if (h.rcmd == nullptr) [[unlikely]] {
+    reply_protocol_error("reply for unknown cookie %" PRIu64, cookie);
+    return false;
+  }
+  if (!request_sent(h, *h.rcmd)) [[unlikely]] {
+    reply_protocol_error("reply for cookie %" PRIu64 " before its request was sent", cookie);
+    return false;
+  }
+  return true;
+}
+
 // A chunk header has been parsed into h.rflags, h.rtype and h.rlength: finds its command and
 // decides where the payload goes.  offset_ok is false when an extended header names another
 // offset than the request's: the chunk is then read and dropped, failing the command.
 Transition chunk_header(nbd_handle& h, uint64_t cookie, bool offset_ok) {
-  h.rcmd = find_command(h, cookie);
-  if (h.rcmd == nullptr)
-    return reply_protocol_error("reply for unknown cookie %" PRIu64, cookie);
-  if (!request_sent(h, *h.rcmd))
-    return reply_protocol_error("reply for cookie %" PRIu64 " before its request was sent", cookie);
+  if (!find_replied_command(h, cookie))
+    return Transition::Fail;
   nbd::Command& c = *h.rcmd;
   if (h.rtype == kReplyTypeNone && h.rlength != 0)
     return reply_protocol_error("NBD_REPLY_TYPE_NONE with a payload (cookie %" PRIu64 ")", cookie);
@@ -169,11 +181,8 @@ Transition simple_header(nbd_handle& h) {
   const SimpleReply reply = SimpleReply::decode(h.scratch);
   const uint32_t error = reply.error;
   const uint64_t cookie = reply.cookie;
-  h.rcmd = find_command(h, cookie);
-  if (h.rcmd == nullptr)
-    return reply_protocol_error("reply for unknown cookie %" PRIu64, cookie);
-  if (!request_sent(h, *h.rcmd))
-    return reply_protocol_error("reply for cookie %" PRIu64 " before its request was sent", cookie);
+  if (!find_replied_command(h, cookie))
+    return Transition::Fail;
   nbd::Command& c = *h.rcmd;
   h.rflags = kReplyFlagDone;
   h.rtype = kReplyTypeNone;
