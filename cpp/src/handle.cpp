@@ -63,6 +63,14 @@ void nbd_handle::release_idle_memory() {
   cmd_pool.trim();
 }
 
+void nbd_handle::forget_negotiation() {
+  structured_replies = false;
+  extended_headers = false;
+  meta_valid = false;
+  meta_contexts.clear();
+  have_info = false;
+}
+
 void nbd_handle::forget_export_info() {
   have_info = false;
   exportsize = 0;

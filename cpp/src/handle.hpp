@@ -145,6 +145,9 @@ struct nbd_handle {
   // Forgets what the server said of an export (size, flags, block sizes, names): before
   // asking again (NBD_OPT_GO, NBD_OPT_INFO), or when the export name changes.
   void forget_export_info();
+  // Forgets what options the server agreed to (structured replies, extended headers, meta
+  // contexts, export info): after STARTTLS, where nothing agreed in plaintext survives.
+  void forget_negotiation();
 
   // Sending: the bytes the handle has queued and not yet handed to sock.
   nbd::SendQueue out;

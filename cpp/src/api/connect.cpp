@@ -48,17 +48,23 @@ int failed(nbd_handle& h) {
   return -1;
 }
 
-int check_argv(char** argv) {
-  if (argv[0] == nullptr)
-    return set_error(EINVAL, "argv must not be empty");
-  return 0;
+// Connects to one address (Unix, vsock, or the caller's sockaddr), kept for reconnection.
+int connect_address(nbd_handle& h, const struct sockaddr* addr, socklen_t len) {
+  h.target.set_addresses();
+  h.target.add_address(addr, len);
+  return started(h, connect_target(h));
 }
 
-size_t argv_length(char** argv) {
+// The target of nbd_connect_command or socket activation: argv, kept for reconnection.
+int set_command_target(nbd_handle& h, ConnectTarget::Kind kind, char** argv) {
+  if (argv[0] == nullptr)
+    return set_error(EINVAL, "argv must not be empty");
   size_t n = 0;
   while (argv[n] != nullptr)
     ++n;
-  return n;
+  h.target.kind = kind;
+  h.target.argv.assign(argv, argv + n);
+  return 0;
 }
 
 void remember_uri(nbd_handle& h, ParsedUri u) { h.uri_info = std::move(u); }
@@ -109,9 +115,7 @@ std::optional<ParsedUri> uri_of_address(const struct sockaddr* addr, socklen_t l
 
 int unlocked_aio_connect(nbd_handle& h, const struct sockaddr* addr, socklen_t addrlen) {
   h.uri_info = uri_of_address(addr, addrlen);
-  h.target.set_addresses();
-  h.target.add_address(addr, addrlen);
-  return started(h, connect_target(h));
+  return connect_address(h, addr, addrlen);
 }
 
 int unlocked_aio_connect_unix(nbd_handle& h, const char* unixsocket) {
@@ -123,9 +127,7 @@ int unlocked_aio_connect_unix(nbd_handle& h, const char* unixsocket) {
   u.transport = ParsedUri::Transport::Unix;
   u.socket = unixsocket;
   remember_uri(h, std::move(u));
-  h.target.set_addresses();
-  h.target.add_address(reinterpret_cast<struct sockaddr*>(&sun), len);
-  return started(h, connect_target(h));
+  return connect_address(h, reinterpret_cast<struct sockaddr*>(&sun), len);
 }
 
 int unlocked_aio_connect_tcp(nbd_handle& h, const char* hostname, const char* port) {
@@ -162,9 +164,7 @@ int unlocked_aio_connect_vsock(nbd_handle& h, uint32_t cid, uint32_t port) {
   u.vsock_cid = cid;
   u.vsock_port = port;
   remember_uri(h, std::move(u));
-  h.target.set_addresses();
-  h.target.add_address(reinterpret_cast<struct sockaddr*>(&svm), sizeof svm);
-  return started(h, connect_target(h));
+  return connect_address(h, reinterpret_cast<struct sockaddr*>(&svm), sizeof svm);
 }
 
 int unlocked_aio_connect_socket(nbd_handle& h, int sock) {
@@ -177,18 +177,14 @@ int unlocked_aio_connect_socket(nbd_handle& h, int sock) {
 }
 
 int unlocked_aio_connect_command(nbd_handle& h, char** argv) {
-  if (check_argv(argv) == -1)
+  if (set_command_target(h, ConnectTarget::Kind::Command, argv) == -1)
     return failed(h);
-  h.target.kind = ConnectTarget::Kind::Command;
-  h.target.argv.assign(argv, argv + argv_length(argv));
   return started(h, connect_target(h));
 }
 
 int unlocked_aio_connect_systemd_socket_activation(nbd_handle& h, char** argv) {
-  if (check_argv(argv) == -1)
+  if (set_command_target(h, ConnectTarget::Kind::SocketActivation, argv) == -1)
     return failed(h);
-  h.target.kind = ConnectTarget::Kind::SocketActivation;
-  h.target.argv.assign(argv, argv + argv_length(argv));
   // nbd_get_uri names the socket (made by connect_target, which also starts the server).
   const Transition t = connect_target(h);
   if (!h.sa_dir.empty()) {

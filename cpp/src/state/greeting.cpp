@@ -12,6 +12,15 @@ namespace nbd {
 using namespace nbd::proto;
 
 Transition start_handshake(nbd_handle& h) {
+  // A new connection knows nothing of what an earlier one agreed (a reconnection's, or one
+  // that failed part way through its handshake).
+  h.forget_negotiation();
+  h.forget_export_info();
+  h.protocol = nullptr;
+  h.gflags = 0;
+  h.tls_negotiated = false;
+  h.opt_todo.clear();
+  h.opt_current = 0;
   h.sock->connected();  // before the first byte goes out: the sender may set the socket's mode
   expect(h, Greeting::kSize);
   h.state = State::RecvGreeting;

@@ -89,12 +89,8 @@ void end_connection(nbd_handle& h, int err, int option_err) {
   // The sender takes the socket: closed, or shut down and kept while a writer's thread may
   // still hold its descriptor.  Nothing is sent from the queue's memory afterwards.
   end_reconnect(h);
-  if (h.sock)
-    h.sender->connection_over(std::move(h.sock));
-  h.out.clear();
+  drop_transport(h);
   h.unreleased.clear();  // their commands complete below
-  h.in_pos = h.in_end = 0;  // bytes read ahead are moot now
-  h.inbuf.release();
   fail_all_commands(h, err, option_err);
   h.release_idle_memory();
 }
@@ -207,6 +203,15 @@ Transition h_wait_for_caller(nbd_handle&) { return Transition::Block; }
 unsigned direction(const nbd_handle& h) {
   const Direction& d = run_of(h.state).direction;
   return d.ask != nullptr ? d.ask(h) : d.fixed;
+}
+
+void drop_transport(nbd_handle& h) {
+  if (h.sock)
+    h.sender->connection_over(std::move(h.sock));
+  h.out.clear();
+  h.send_full = false;
+  h.in_pos = h.in_end = 0;  // bytes read ahead are moot now
+  h.inbuf.release();
 }
 
 int watched_fd(const nbd_handle& h) {

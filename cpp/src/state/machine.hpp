@@ -54,6 +54,9 @@ int lost_connection_errno(const nbd_handle& h);
 // The connection failed (the error is recorded): a reconnection takes it from here, or the
 // connection ends (kill_connection).  Returns -1 if it ended.
 int connection_failed(nbd_handle& h);
+// The connection's socket goes (Sender::connection_over takes it) and with it the bytes queued
+// to send and those read ahead; the commands stay.
+void drop_transport(nbd_handle& h);
 // Moves to Dead: the socket is closed and every command in flight completes with err.
 void kill_connection(nbd_handle& h, int err);
 // Moves to Closed after a clean disconnect; commands still in flight complete with ENOTCONN.

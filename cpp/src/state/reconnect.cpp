@@ -215,15 +215,9 @@ bool begin_reconnect(nbd_handle& h, int err) {
     debug(h, "connection lost (%s): reconnecting for up to %" PRIu64 " ms", std::strerror(err),
           h.reconnect_delay_ms);
   // The connection goes, the commands stay: each is sent again whole, its reply read anew.
-  if (h.sock)
-    h.sender->connection_over(std::move(h.sock));
-  h.out.clear();
-  h.send_full = false;
-  h.in_pos = h.in_end = 0;
-  h.inbuf.release();
+  drop_transport(h);
   h.rcmd = nullptr;
   h.rskip = h.peek_headers = h.direct_rest = false;
-  h.tls_negotiated = false;
   std::vector<uint64_t> retired;
   h.cmds.for_each([&](Command& c) {
     if (c.abandoned)
@@ -242,12 +236,7 @@ bool retry_reconnect(nbd_handle& h) {
   Reconnection& r = h.reconnect;
   if (r.refused)
     return false;
-  if (h.sock)
-    h.sender->connection_over(std::move(h.sock));
-  h.out.clear();
-  h.opt_todo.clear();
-  h.opt_current = 0;
-  h.tls_negotiated = false;
+  drop_transport(h);  // the failed attempt's, with anything it read ahead
   const auto now = Clock::now();
   if (now >= r.deadline) {
     // The commands fail with ENOTCONN, as on any lost connection, and so does the call.
@@ -298,17 +287,7 @@ Transition h_reconnect(nbd_handle& h) {
     struct itimerspec off {};
     timerfd_settime(h.reconnect.timer.get(), 0, &off, nullptr);
   }
-  // A new connection knows nothing yet of what the server will agree to.
-  h.connect_errno = 0;
-  h.protocol = nullptr;
-  h.gflags = 0;
-  h.structured_replies = false;
-  h.extended_headers = false;
-  h.tls_negotiated = false;
-  h.meta_valid = false;
-  h.meta_contexts.clear();
-  h.forget_export_info();
-  return connect_target(h);
+  return connect_target(h);  // whose handshake starts from nothing agreed (start_handshake)
 }
 
 int reconnect_poll_ms(const nbd_handle& h, int timeout_ms) {

@@ -45,11 +45,7 @@ Transition start_tls(nbd_handle& h) {
   if (h.tls_negotiated)
     return protocol_error("the server accepted NBD_OPT_STARTTLS a second time");
   // Nothing agreed in plaintext survives the upgrade (proto.md: options are negotiated again).
-  h.structured_replies = false;
-  h.extended_headers = false;
-  h.meta_valid = false;
-  h.meta_contexts.clear();
-  h.have_info = false;
+  h.forget_negotiation();
   TlsSettings s;
   s.certificates = h.tls_certificates;
   s.psk_file = h.tls_psk_file;
