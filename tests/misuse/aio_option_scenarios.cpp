@@ -40,14 +40,7 @@ void aio_option_success(const CallInfo& c) {
   const Outcome o = invoke(c, conn->h, a, saved);
   ASSERT_FALSE(o.failed) << nbd_get_error();
   ASSERT_TRUE(wait_option(conn->h)) << nbd_get_error();
-  const Tally& done = a.tally(static_cast<size_t>(completion_index(c)));
-  EXPECT_EQ(done.calls, 1);
-  EXPECT_EQ(done.error, 0);
-  EXPECT_EQ(done.frees, 1);
-  for (size_t i : other_closures(c)) {
-    EXPECT_EQ(a.tally(i).calls, 1) << c.args[i].name;
-    EXPECT_EQ(a.tally(i).frees, 1) << c.args[i].name;
-  }
+  expect_ended_once(c, a, 0, 1);
   if (c.name == "aio_opt_go") {
     EXPECT_EQ(nbd_aio_is_ready(conn->h), 1);
   } else {
@@ -102,14 +95,7 @@ void aio_option_server_failure(const CallInfo& c) {
   const Outcome o = invoke(c, conn->h, a, saved);
   ASSERT_FALSE(o.failed) << nbd_get_error();
   ASSERT_TRUE(wait_option(conn->h)) << nbd_get_error();
-  const Tally& done = a.tally(static_cast<size_t>(completion_index(c)));
-  EXPECT_EQ(done.calls, 1);
-  EXPECT_EQ(done.error, want) << std::strerror(done.error);
-  EXPECT_EQ(done.frees, 1);
-  for (size_t i : other_closures(c)) {
-    EXPECT_EQ(a.tally(i).calls, 0) << c.args[i].name;
-    EXPECT_EQ(a.tally(i).frees, 1) << c.args[i].name;
-  }
+  expect_ended_once(c, a, want, 0);
   // Still negotiating, and a good export can be chosen and read.
   EXPECT_EQ(nbd_aio_is_negotiating(conn->h), 1) << nbd_connection_state(conn->h);
   ASSERT_EQ(nbd_set_export_name(conn->h, qemu ? "exp" : ""), 0) << nbd_get_error();
@@ -135,14 +121,7 @@ void aio_option_killed(const CallInfo& c) {
     srv->kill_now();
   }
   EXPECT_TRUE(poll_until(conn->h, [&] { return nbd_aio_is_dead(conn->h) == 1; })) << nbd_get_error();
-  const Tally& done = a.tally(static_cast<size_t>(completion_index(c)));
-  EXPECT_EQ(done.calls, 1);
-  EXPECT_EQ(done.error, ECONNRESET) << std::strerror(done.error);
-  EXPECT_EQ(done.frees, 1);
-  for (size_t i : other_closures(c)) {
-    EXPECT_EQ(a.tally(i).calls, 0);
-    EXPECT_EQ(a.tally(i).frees, 1);
-  }
+  expect_ended_once(c, a, ECONNRESET, 0);
 }
 
 }  // namespace misuse

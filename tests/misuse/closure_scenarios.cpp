@@ -2,6 +2,7 @@
 #include "misuse/closure_scenarios.hpp"
 
 #include <cerrno>
+#include <cstring>
 #include <string>
 
 #include "common/io_helpers.hpp"
@@ -53,6 +54,17 @@ std::vector<size_t> other_closures(const CallInfo& c) {
   for (size_t i : closure_indexes(c))
     if (static_cast<int>(i) != completion_index(c)) out.push_back(i);
   return out;
+}
+
+void expect_ended_once(const CallInfo& c, const Args& a, int err, int other_calls) {
+  const Tally& done = a.tally(static_cast<size_t>(completion_index(c)));
+  EXPECT_EQ(done.calls, 1);
+  EXPECT_EQ(done.error, err) << std::strerror(done.error);
+  EXPECT_EQ(done.frees, 1);
+  for (size_t i : other_closures(c)) {
+    EXPECT_EQ(a.tally(i).calls, other_calls) << c.args[i].name;
+    EXPECT_EQ(a.tally(i).frees, 1) << c.args[i].name;
+  }
 }
 
 std::vector<char> pattern(unsigned seed) { return nbd_test::random_bytes(Args::kBufferSize, seed); }

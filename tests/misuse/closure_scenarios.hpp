@@ -49,6 +49,10 @@ int completion_index(const CallInfo& c);
 // The closures other than the completion (chunk, extent, list, context).
 std::vector<size_t> other_closures(const CallInfo& c);
 
+// Once c's command or option has ended and been retired: its completion ran once, with err,
+// and was freed once; every other closure ran other_calls times and was freed once.
+void expect_ended_once(const CallInfo& c, const Args& a, int err, int other_calls);
+
 std::vector<char> pattern(unsigned seed);
 void write_pattern(nbd_handle* h, uint64_t off, unsigned seed);
 
